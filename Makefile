@@ -1,0 +1,63 @@
+# specdeploy — developer entry points. `make demo` and `make test` are the README's two commands.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+CLUSTER_DIR := .cluster
+PYTEST := $(PY) -m pytest
+
+.PHONY: install lint types unit integration chart-check e2e test demo cluster-up cluster-down controlplane bench crd clean
+
+## install: create .venv with the package and every test dependency (idempotent; a no-op when up to date)
+install: $(STAMP)
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[validator,test,dev]'
+	touch $(STAMP)
+
+## controlplane: build (once) the pinned Kubernetes control plane from Go modules into the cache
+controlplane:
+	@bash hack/build-controlplane.sh
+
+lint: install
+	$(VENV)/bin/ruff check operator tests bench
+	$(VENV)/bin/ruff format --check operator tests bench
+
+types: install
+	$(VENV)/bin/mypy
+
+unit: install
+	$(PYTEST) tests/unit -q
+
+integration: install controlplane
+	$(PYTEST) tests/integration -q
+
+chart-check: install controlplane
+	$(PYTEST) tests/chart -q
+
+## test: everything CI runs
+test: install lint types controlplane
+	$(PYTEST) tests -q
+
+cluster-up: install controlplane
+	$(PY) -m tests.harness.localcluster up --dir $(CLUSTER_DIR)
+
+cluster-down:
+	@if [ -x $(PY) ]; then $(PY) -m tests.harness.localcluster down --dir $(CLUSTER_DIR); fi
+
+## demo: the local control plane, the CRDs, the operator and an example; Ctrl-C stops everything it started
+demo: install controlplane
+	@bash hack/demo.sh
+
+bench: install controlplane
+	$(PY) -m bench.run_all
+
+crd: install
+	$(VENV)/bin/specdeploy crd > crds/specdeploy.io_speculativedeployments.yaml
+	cp crds/*.yaml charts/specdeploy/crds/
+
+clean: cluster-down
+	rm -rf $(VENV) $(CLUSTER_DIR) .mypy_cache .ruff_cache .pytest_cache

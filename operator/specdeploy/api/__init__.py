@@ -1,0 +1,108 @@
+"""The SpeculativeDeployment API (specdeploy.io/v1alpha1): pydantic models that are the single source of truth.
+
+The CRD (``api.crd.build_crd``), the renderers, the operator and ``specdeploy render`` all read these models, so
+what the API server accepts, what Python accepts and what gets rendered cannot disagree. Parse a spec with
+``SpeculativeDeploymentSpec.model_validate(obj["spec"])`` and dump it with
+``model_dump(by_alias=True, exclude_none=True)`` (camelCase, as on the wire).
+"""
+
+from specdeploy.api.constants import (
+    API_VERSION,
+    CATEGORIES,
+    CRD_NAME,
+    DEFAULT_VALIDATOR_IMAGE,
+    DEFAULT_VLLM_IMAGE,
+    GROUP,
+    KIND,
+    MAX_NAME_LENGTH,
+    PLURAL,
+    SHORT_NAMES,
+    SINGULAR,
+    VERSION,
+)
+from specdeploy.api.resource import SpeculativeDeployment, check_name
+from specdeploy.api.serving import (
+    Affinity,
+    EnvVar,
+    EnvVarSource,
+    HfTokenSecretRef,
+    KeySelector,
+    LocalObjectReference,
+    ModelCache,
+    Resources,
+    Serving,
+    Toleration,
+)
+from specdeploy.api.spec import (
+    Draft,
+    Dtype,
+    Method,
+    Metrics,
+    MetricsSource,
+    Prometheus,
+    Rollback,
+    RollbackAction,
+    Speculation,
+    SpeculativeDeploymentSpec,
+    Target,
+    Validation,
+    ValidationPolicy,
+)
+from specdeploy.api.status import (
+    AcceptanceStatus,
+    Condition,
+    FailedRevision,
+    Phase,
+    RevisionStatus,
+    SpeculativeDeploymentStatus,
+    ValidationCheck,
+    ValidationStatus,
+)
+
+__all__ = [
+    "API_VERSION",
+    "CATEGORIES",
+    "CRD_NAME",
+    "DEFAULT_VALIDATOR_IMAGE",
+    "DEFAULT_VLLM_IMAGE",
+    "GROUP",
+    "KIND",
+    "MAX_NAME_LENGTH",
+    "PLURAL",
+    "SHORT_NAMES",
+    "SINGULAR",
+    "VERSION",
+    "AcceptanceStatus",
+    "Affinity",
+    "Condition",
+    "Draft",
+    "Dtype",
+    "EnvVar",
+    "EnvVarSource",
+    "FailedRevision",
+    "HfTokenSecretRef",
+    "KeySelector",
+    "LocalObjectReference",
+    "Method",
+    "Metrics",
+    "MetricsSource",
+    "ModelCache",
+    "Phase",
+    "Prometheus",
+    "Resources",
+    "RevisionStatus",
+    "Rollback",
+    "RollbackAction",
+    "Serving",
+    "Speculation",
+    "SpeculativeDeployment",
+    "SpeculativeDeploymentSpec",
+    "SpeculativeDeploymentStatus",
+    "Target",
+    "Toleration",
+    "Validation",
+    "ValidationCheck",
+    "ValidationPolicy",
+    "ValidationStatus",
+    "check_name",
+]

@@ -1,0 +1,373 @@
+"""``spec`` of a SpeculativeDeployment: what to serve, how to speculate, and when to roll back.
+
+Every bound and cross-field rule is declared here once. Field constraints become OpenAPI bounds and the
+``x-kubernetes-validations`` entries become CEL rules in the CRD (the API server refuses a bad object at
+``kubectl apply``); the ``model_validator`` methods apply the same rules when Python parses an object, so
+``specdeploy render`` refuses exactly what the cluster would refuse, with messages that name the field.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import ConfigDict, Field, model_validator
+
+from specdeploy.api.base import SpecModel
+from specdeploy.api.constants import DEFAULT_VALIDATOR_IMAGE
+from specdeploy.api.serving import Serving
+from specdeploy.api.types import URL_PATTERN, ModelId, QuantizationName, Revision
+
+MAX_TENSOR_PARALLEL = 64
+MAX_SPECULATIVE_TOKENS = 16
+
+
+class Method(StrEnum):
+    """vLLM speculative decoding methods (the ``method`` key of ``--speculative-config``)."""
+
+    DRAFT_MODEL = "draft_model"
+    EAGLE = "eagle"
+    EAGLE3 = "eagle3"
+    NGRAM = "ngram"
+    MTP = "mtp"
+    MEDUSA = "medusa"
+    MLP_SPECULATOR = "mlp_speculator"
+
+
+# n-gram speculation looks tokens up in the prompt: there is no draft model to name.
+METHODS_WITHOUT_DRAFT = frozenset({Method.NGRAM})
+# MTP drafts with the target's own multi-token-prediction layers unless a separate checkpoint is named.
+METHODS_WITH_OPTIONAL_DRAFT = frozenset({Method.MTP})
+
+
+class Dtype(StrEnum):
+    """Weight and activation precision (vLLM ``--dtype``)."""
+
+    AUTO = "auto"
+    FLOAT16 = "float16"
+    BFLOAT16 = "bfloat16"
+    FLOAT32 = "float32"
+
+
+class ValidationPolicy(StrEnum):
+    """What a failed draft/target compatibility check does."""
+
+    ENFORCE = "Enforce"
+    WARN = "Warn"
+    SKIP = "Skip"
+
+
+class RollbackAction(StrEnum):
+    """What the operator serves when the acceptance rate stays too low."""
+
+    ROLLBACK_TO_LAST_GOOD = "RollbackToLastGood"
+    DISABLE_SPECULATION = "DisableSpeculation"
+    NONE = "None"
+
+
+class MetricsSource(StrEnum):
+    """Where the acceptance-rate counters are read."""
+
+    PODS = "Pods"
+    PROMETHEUS = "Prometheus"
+
+
+class Target(SpecModel):
+    """The model that answers requests; speculation never changes its output distribution."""
+
+    model: ModelId = Field(
+        description=(
+            "Hugging Face repo id (org/name) or absolute path inside the pod (/models/name). Letters, digits, "
+            "'.', '_', '-' and '/' only; no '..' segments and no leading '-'."
+        )
+    )
+    revision: Revision | None = Field(None, description="Branch, tag or commit of the model repo. Default: main.")
+    tensor_parallel_size: int = Field(
+        1,
+        ge=1,
+        le=MAX_TENSOR_PARALLEL,
+        description="GPUs per replica the target is sharded over; also each pod's GPU request. Default: 1.",
+    )
+    max_model_len: int | None = Field(
+        None,
+        ge=1,
+        le=100_000_000,
+        description="Context length in tokens (prompt plus output). Default: the model's own maximum.",
+    )
+    dtype: Dtype = Field(Dtype.AUTO, description="Precision of weights and activations. Default: auto.")
+    quantization: QuantizationName | None = Field(
+        None, description="vLLM quantization method of the target (awq, gptq, fp8, ...). Default: from the model."
+    )
+
+
+class Draft(SpecModel):
+    """The model that proposes tokens for the target to verify (a small LM, or EAGLE/Medusa/MTP heads)."""
+
+    model: ModelId = Field(
+        description="Hugging Face repo id (org/name) or absolute path inside the pod, as for spec.target.model."
+    )
+    revision: Revision | None = Field(None, description="Branch, tag or commit of the draft repo. Default: main.")
+    tensor_parallel_size: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_TENSOR_PARALLEL,
+        description="GPUs the draft is sharded over: 1 or spec.target.tensorParallelSize. Default: the target's.",
+    )
+    quantization: QuantizationName | None = Field(
+        None, description="vLLM quantization method of the draft. Default: from the draft model."
+    )
+
+
+class Speculation(SpecModel):
+    """How tokens are proposed and how many per step."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self.method == 'ngram' || (!has(self.promptLookupMax) && !has(self.promptLookupMin))",
+                    "message": "spec.speculation.promptLookupMax and promptLookupMin are only for method ngram",
+                },
+                {
+                    "rule": "!has(self.promptLookupMax) || !has(self.promptLookupMin) || "
+                    "self.promptLookupMin <= self.promptLookupMax",
+                    "message": "spec.speculation.promptLookupMin must not exceed spec.speculation.promptLookupMax",
+                },
+            ]
+        }
+    )
+
+    method: Method = Field(
+        Method.DRAFT_MODEL,
+        description=(
+            "draft_model (a smaller LM with the same tokenizer), eagle, eagle3, medusa, mlp_speculator (heads "
+            "trained for the target), mtp (the target's multi-token-prediction layers) or ngram (prompt "
+            "lookup, no draft model). Default: draft_model."
+        ),
+    )
+    num_speculative_tokens: int = Field(
+        4,
+        ge=1,
+        le=MAX_SPECULATIVE_TOKENS,
+        description="Tokens proposed per step (k). Higher pays off only with a high acceptance rate. Default: 4.",
+    )
+    prompt_lookup_max: int | None = Field(
+        None, ge=1, le=32, description="ngram only: longest n-gram matched in the prompt. vLLM default: 5."
+    )
+    prompt_lookup_min: int | None = Field(
+        None, ge=1, le=32, description="ngram only: shortest n-gram matched in the prompt. vLLM default: 5."
+    )
+
+    @model_validator(mode="after")
+    def _ngram_fields(self) -> Speculation:
+        lookup_set = self.prompt_lookup_max is not None or self.prompt_lookup_min is not None
+        if self.method != Method.NGRAM and lookup_set:
+            raise ValueError("spec.speculation.promptLookupMax and promptLookupMin are only for method ngram")
+        if (
+            self.prompt_lookup_max is not None
+            and self.prompt_lookup_min is not None
+            and self.prompt_lookup_min > self.prompt_lookup_max
+        ):
+            raise ValueError("spec.speculation.promptLookupMin must not exceed spec.speculation.promptLookupMax")
+        return self
+
+
+class Validation(SpecModel):
+    """The draft/target compatibility check that runs as a Job before a revision is served."""
+
+    policy: ValidationPolicy = Field(
+        ValidationPolicy.ENFORCE,
+        description=(
+            "Enforce: an incompatible draft blocks the rollout. Warn: report and serve anyway. Skip: run no "
+            "check. Default: Enforce."
+        ),
+    )
+    image: str = Field(
+        DEFAULT_VALIDATOR_IMAGE,
+        min_length=1,
+        max_length=512,
+        pattern=r"^\S+$",
+        description=f"Image of the validation Job. Default: {DEFAULT_VALIDATOR_IMAGE}.",
+    )
+    active_deadline_seconds: int = Field(
+        600, ge=30, le=86_400, description="The Job is stopped (and the check fails) after this long. Default: 600."
+    )
+    gpu_memory_gib: int | None = Field(
+        None,
+        alias="gpuMemoryGiB",
+        ge=1,
+        le=4096,
+        description="Memory of one GPU in GiB; enables the check that target and draft weights fit. Default: off.",
+    )
+
+
+class Rollback(SpecModel):
+    """When a low draft acceptance rate makes the operator stop serving a revision."""
+
+    min_acceptance_rate: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Accepted draft tokens / proposed draft tokens below this is a bad window. Default: 0.5.",
+    )
+    window_seconds: int = Field(
+        60, ge=10, le=86_400, description="Length of one measurement window, in seconds. Default: 60."
+    )
+    consecutive_windows: int = Field(
+        3, ge=1, le=100, description="Bad windows in a row that trigger the action. Default: 3."
+    )
+    min_draft_tokens: int = Field(
+        1000,
+        ge=0,
+        le=1_000_000_000_000,
+        description="A window with fewer proposed draft tokens is inconclusive (no verdict). Default: 1000.",
+    )
+    warmup_seconds: int = Field(
+        120,
+        ge=0,
+        le=86_400,
+        description="Windows are not judged until a revision has been ready this long. Default: 120.",
+    )
+    action: RollbackAction = Field(
+        RollbackAction.ROLLBACK_TO_LAST_GOOD,
+        description=(
+            "RollbackToLastGood: serve the last stable revision (or, without one, the target alone). "
+            "DisableSpeculation: serve the target alone. None: only report. Default: RollbackToLastGood."
+        ),
+    )
+    stable_after_seconds: int = Field(
+        300,
+        ge=0,
+        le=604_800,
+        description="A revision healthy for this long becomes stable: the target of later rollbacks. Default: 300.",
+    )
+
+
+class Prometheus(SpecModel):
+    """A Prometheus server that scrapes the vLLM pods."""
+
+    url: str = Field(
+        min_length=8,
+        max_length=2048,
+        pattern=URL_PATTERN,
+        description="Base URL, e.g. http://prometheus.monitoring:9090.",
+    )
+
+
+class Metrics(SpecModel):
+    """Where and how often the acceptance-rate counters are read."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self.source != 'Prometheus' || has(self.prometheus)",
+                    "message": "spec.metrics.prometheus.url is required when spec.metrics.source is Prometheus",
+                }
+            ]
+        }
+    )
+
+    source: MetricsSource = Field(
+        MetricsSource.PODS,
+        description="Pods: the operator scrapes each ready pod's /metrics. Prometheus: query spec.metrics.prometheus. "
+        "Default: Pods.",
+    )
+    scrape_interval_seconds: int = Field(
+        15, ge=1, le=3600, description="Seconds between two reads of the counters. Default: 15."
+    )
+    timeout_seconds: int = Field(5, ge=1, le=300, description="Timeout of one scrape or query. Default: 5.")
+    prometheus: Prometheus | None = Field(None, description="Required when source is Prometheus.")
+
+    @model_validator(mode="after")
+    def _prometheus_url(self) -> Metrics:
+        if self.source == MetricsSource.PROMETHEUS and self.prometheus is None:
+            raise ValueError("spec.metrics.prometheus.url is required when spec.metrics.source is Prometheus")
+        return self
+
+
+DRAFT_REQUIRED_MESSAGE = "spec.draft is required unless spec.speculation.method is ngram or mtp"
+DRAFT_FORBIDDEN_MESSAGE = (
+    "spec.draft must not be set when spec.speculation.method is ngram (n-gram speculation proposes tokens "
+    "from the prompt, not from a model)"
+)
+DRAFT_TP_MESSAGE = "spec.draft.tensorParallelSize must be 1 or equal to spec.target.tensorParallelSize"
+WINDOW_MESSAGE = (
+    "spec.rollback.windowSeconds must be at least spec.metrics.scrapeIntervalSeconds (a window needs a scrape)"
+)
+
+
+class SpeculativeDeploymentSpec(SpecModel):
+    """Desired state: a target model served by vLLM with speculative decoding, checked and watched."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "has(self.draft) || (has(self.speculation) && self.speculation.method in ['ngram', 'mtp'])",
+                    "message": DRAFT_REQUIRED_MESSAGE,
+                },
+                {
+                    "rule": "!has(self.draft) || !has(self.speculation) || self.speculation.method != 'ngram'",
+                    "message": DRAFT_FORBIDDEN_MESSAGE,
+                },
+                {
+                    "rule": "!has(self.draft) || !has(self.draft.tensorParallelSize) || "
+                    "self.draft.tensorParallelSize == 1 || self.draft.tensorParallelSize == "
+                    "(has(self.target.tensorParallelSize) ? self.target.tensorParallelSize : 1)",
+                    "message": DRAFT_TP_MESSAGE,
+                },
+                {
+                    "rule": "!has(self.rollback) || !has(self.metrics) || "
+                    "self.rollback.windowSeconds >= self.metrics.scrapeIntervalSeconds",
+                    "message": WINDOW_MESSAGE,
+                },
+            ]
+        }
+    )
+
+    target: Target = Field(description="The model that answers requests.")
+    draft: Draft | None = Field(
+        None,
+        description="The model that proposes tokens. Required unless speculation.method is ngram (forbidden there) "
+        "or mtp (optional there).",
+    )
+    speculation: Speculation = Field(
+        default_factory=Speculation,
+        description="Speculative decoding method and depth.",
+        json_schema_extra={"default": {}},
+    )
+    replicas: int = Field(1, ge=0, le=1000, description="Number of vLLM pods. Default: 1.")
+    serving: Serving = Field(
+        default_factory=Serving,
+        description="Image, port, resources, scheduling and secrets of the vLLM pods.",
+        json_schema_extra={"default": {}},
+    )
+    validation: Validation = Field(
+        default_factory=Validation,
+        description="Draft/target compatibility check run before a revision is served.",
+        json_schema_extra={"default": {}},
+    )
+    rollback: Rollback = Field(
+        default_factory=Rollback,
+        description="Automatic rollback when the draft acceptance rate stays low.",
+        json_schema_extra={"default": {}},
+    )
+    metrics: Metrics = Field(
+        default_factory=Metrics,
+        description="Where and how often the acceptance rate is measured.",
+        json_schema_extra={"default": {}},
+    )
+
+    @model_validator(mode="after")
+    def _cross_field(self) -> SpeculativeDeploymentSpec:
+        method = self.speculation.method
+        if self.draft is None and method not in METHODS_WITHOUT_DRAFT | METHODS_WITH_OPTIONAL_DRAFT:
+            raise ValueError(DRAFT_REQUIRED_MESSAGE)
+        if self.draft is not None and method in METHODS_WITHOUT_DRAFT:
+            raise ValueError(DRAFT_FORBIDDEN_MESSAGE)
+        draft_tp = self.draft.tensor_parallel_size if self.draft is not None else None
+        if draft_tp is not None and draft_tp not in (1, self.target.tensor_parallel_size):
+            raise ValueError(DRAFT_TP_MESSAGE)
+        if self.rollback.window_seconds < self.metrics.scrape_interval_seconds:
+            raise ValueError(WINDOW_MESSAGE)
+        return self

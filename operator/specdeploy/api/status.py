@@ -1,0 +1,154 @@
+"""``status`` of a SpeculativeDeployment: what the operator observed and decided, for people and tools.
+
+``kubectl get sd`` reads its printer columns from here, ``kubectl wait --for=condition=Ready`` and Argo CD
+read the conditions, and the operator reads back ``revision`` after a restart. Everything is optional: the
+operator fills fields in as it learns them. Lists are capped so one object can never outgrow etcd's limits.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from specdeploy.api.base import StatusModel
+from specdeploy.api.types import QUALIFIED_NAME_PATTERN, REASON_PATTERN, RevisionId, Timestamp
+
+MAX_FAILED_REVISIONS = 10
+MAX_CHECKS = 64
+MAX_CONDITIONS = 16
+
+
+class Phase(StrEnum):
+    """One word for the STATUS column, derived from the conditions."""
+
+    PENDING = "Pending"
+    VALIDATING = "Validating"
+    PROGRESSING = "Progressing"
+    READY = "Ready"
+    DEGRADED = "Degraded"
+    ROLLED_BACK = "RolledBack"
+    FAILED = "Failed"
+
+
+class Condition(StatusModel):
+    """One aspect of the object's state (the metav1.Condition shape)."""
+
+    type: str = Field(
+        min_length=1,
+        max_length=316,
+        pattern=QUALIFIED_NAME_PATTERN,
+        description="Validated, Ready, Progressing, Degraded or RolledBack.",
+    )
+    status: Literal["True", "False", "Unknown"] = Field(description="True, False or Unknown.")
+    reason: str = Field(
+        min_length=1, max_length=1024, pattern=REASON_PATTERN, description="Why, in one CamelCase word."
+    )
+    message: str = Field("", max_length=32_768, description="Why, in a sentence a person can act on.")
+    last_transition_time: Timestamp = Field(description="When status last changed.")
+    observed_generation: int | None = Field(
+        None, ge=0, description="metadata.generation of the spec this condition was computed from."
+    )
+
+
+class FailedRevision(StatusModel):
+    """A revision the operator stopped serving; it is not retried until the spec changes."""
+
+    id: RevisionId = Field(description="The revision id.")
+    reason: str = Field(
+        min_length=1, max_length=1024, pattern=REASON_PATTERN, description="Why, in one CamelCase word."
+    )
+    message: str | None = Field(None, max_length=4096, description="What was measured or found.")
+    at: Timestamp = Field(description="When it failed.")
+
+
+class RevisionStatus(StatusModel):
+    """Which revisions exist and which one serves."""
+
+    current: RevisionId | None = Field(None, description="Revision id of the current spec.")
+    serving: RevisionId | None = Field(
+        None, description="Revision the pods run; differs from current after a rollback."
+    )
+    stable: RevisionId | None = Field(None, description="Last revision that stayed healthy; the rollback target.")
+    failed: list[FailedRevision] = Field(
+        default_factory=list,
+        max_length=MAX_FAILED_REVISIONS,
+        description=f"Revisions that failed, newest first (at most {MAX_FAILED_REVISIONS}).",
+    )
+
+
+class ValidationCheck(StatusModel):
+    """The result of one compatibility check."""
+
+    name: str = Field(min_length=1, max_length=128, description="Check name, e.g. vocabulary.")
+    status: str = Field(min_length=1, max_length=16, pattern=r"^[A-Za-z]+$", description="Pass, Warn, Fail or Skip.")
+    message: str | None = Field(None, max_length=2048, description="What was compared and found.")
+
+
+class ValidationStatus(StatusModel):
+    """Outcome of the draft/target compatibility Job."""
+
+    revision: RevisionId | None = Field(None, description="Revision this result belongs to.")
+    compatible: bool | None = Field(None, description="True when no check failed.")
+    policy: str | None = Field(None, max_length=16, description="Policy the result was judged under.")
+    summary: str | None = Field(None, max_length=4096, description="One-paragraph summary of the findings.")
+    checks: list[ValidationCheck] = Field(
+        default_factory=list, max_length=MAX_CHECKS, description="Each check and its result."
+    )
+    completed_at: Timestamp | None = Field(None, description="When the Job finished.")
+    job_name: str | None = Field(None, max_length=63, description="Name of the validation Job.")
+
+
+Rate = Annotated[float, Field(ge=0, le=1)]
+
+
+class AcceptanceStatus(StatusModel):
+    """The draft acceptance rate measured over the last complete window."""
+
+    rate: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="Accepted draft tokens / proposed draft tokens in the window (the ACCEPT column).",
+    )
+    mean_accepted_length: float | None = Field(
+        None, ge=0, le=1000, description="Tokens produced per target step, bonus token included (1 + accepted/drafts)."
+    )
+    per_position: list[Rate] = Field(
+        default_factory=list,
+        max_length=32,
+        description="Acceptance rate of each draft position, first position first.",
+    )
+    draft_tokens: int | None = Field(None, ge=0, description="Draft tokens proposed in the window.")
+    accepted_tokens: int | None = Field(None, ge=0, description="Draft tokens accepted in the window.")
+    drafts: int | None = Field(None, ge=0, description="Speculation steps (drafts) in the window.")
+    window_end: Timestamp | None = Field(None, description="End of the window.")
+    window_seconds: int | None = Field(None, ge=0, description="Length of the window in seconds.")
+    pods_counted: int | None = Field(None, ge=0, description="Pods whose counters went into the window.")
+    recommended_num_speculative_tokens: int | None = Field(
+        None, ge=1, le=16, description="The k that the measured per-position rates suggest (advice only)."
+    )
+
+
+class SpeculativeDeploymentStatus(StatusModel):
+    """Observed state, written only by the operator."""
+
+    observed_generation: int | None = Field(None, ge=0, description="metadata.generation this status describes.")
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        max_length=MAX_CONDITIONS,
+        description="Validated, Ready, Progressing, Degraded and RolledBack.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
+    phase: Phase | None = Field(None, description="One-word summary of the conditions (the STATUS column).")
+    replicas: int | None = Field(None, ge=0, description="vLLM pods that exist.")
+    ready_replicas: int | None = Field(None, ge=0, description="vLLM pods that are ready (the READY column).")
+    revision: RevisionStatus | None = Field(None, description="Current, serving, stable and failed revisions.")
+    validation: ValidationStatus | None = Field(None, description="Result of the last compatibility check.")
+    acceptance: AcceptanceStatus | None = Field(None, description="Measured draft acceptance.")
+    endpoint: str | None = Field(
+        None,
+        max_length=512,
+        description="In-cluster URL of the OpenAI-compatible API, http://<service>.<ns>.svc:<port>.",
+    )

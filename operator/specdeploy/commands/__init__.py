@@ -1,0 +1,1 @@
+"""Subcommands of the ``specdeploy`` CLI; each module exposes ``register(subparsers)``."""

@@ -1,0 +1,81 @@
+"""``specdeploy run``: start the operator (kopf) against the current kubeconfig or the in-cluster config.
+
+The flags mirror ``kopf run`` where they overlap, so kopf users find what they expect, plus the operator's own
+metrics port. Settings that keep a long-running operator healthy (watch and request timeouts, no CRD scanning)
+are applied in ``specdeploy.handlers``' startup handler, not here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = subparsers.add_parser(
+        "run",
+        help="run the operator",
+        description="Run the specdeploy operator: reconcile SpeculativeDeployments into vLLM pods.",
+    )
+    scope = p.add_mutually_exclusive_group()
+    scope.add_argument(
+        "-n",
+        "--namespace",
+        action="append",
+        default=[],
+        metavar="NS",
+        help="watch this namespace (repeat for several; glob patterns as in kopf)",
+    )
+    scope.add_argument("-A", "--all-namespaces", action="store_true", help="watch every namespace (cluster-wide)")
+    peer = p.add_mutually_exclusive_group()
+    peer.add_argument(
+        "--standalone", action="store_true", default=True, help="do not coordinate with other operator replicas"
+    )
+    peer.add_argument(
+        "--peering",
+        metavar="NAME",
+        help="coordinate with other replicas through this kopf peering object (only the highest priority acts)",
+    )
+    p.add_argument("--priority", type=int, default=0, help="peering priority of this replica (default 0)")
+    p.add_argument(
+        "--liveness",
+        metavar="URL",
+        default=os.environ.get("SPECDEPLOY_LIVENESS", "http://0.0.0.0:8080/healthz"),
+        help="liveness endpoint to serve (default http://0.0.0.0:8080/healthz; 'none' disables)",
+    )
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        default=int(os.environ.get("SPECDEPLOY_METRICS_PORT", "9090")),
+        help="port of the operator's own Prometheus /metrics (0 disables; default 9090)",
+    )
+    p.add_argument("--metrics-address", default="0.0.0.0", help="bind address of the metrics port")  # noqa: S104
+    p.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or in-cluster)")
+    p.add_argument("-v", "--verbose", action="store_true", help="verbose logging")
+    p.add_argument("--debug", action="store_true", help="debug logging (never includes secret values)")
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.kubeconfig:
+        os.environ["KUBECONFIG"] = args.kubeconfig
+    import kopf
+
+    from specdeploy import handlers  # registers the handlers with kopf's default registry
+    from specdeploy.monitor import exporter
+
+    if not args.namespace and not args.all_namespaces:
+        raise SystemExit("specdeploy run: give --namespace NS (repeatable) or --all-namespaces")
+    kopf.configure(verbose=args.verbose, debug=args.debug)
+    if args.metrics_port:
+        exporter.start_exporter(args.metrics_port, args.metrics_address)
+    handlers.configure_runtime(namespaced=not args.all_namespaces)
+    kopf.run(
+        standalone=args.peering is None,
+        peering_name=args.peering,
+        priority=args.priority,
+        liveness_endpoint=None if args.liveness == "none" else args.liveness,
+        clusterwide=args.all_namespaces,
+        namespaces=args.namespace,
+    )
+    return 0

@@ -1,0 +1,86 @@
+"""Status conditions in the ``metav1.Condition`` shape, set idempotently, and the one-word phase derived from them.
+
+Setting a condition to the status and reason it already has changes nothing (so an unchanged world produces
+an identical status and no API write); ``lastTransitionTime`` moves only when ``status`` flips, as Kubernetes
+API conventions require. The phase for ``kubectl get`` is derived from the conditions, never stored
+independently, so the two cannot disagree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+VALIDATED = "Validated"
+READY = "Ready"
+PROGRESSING = "Progressing"
+DEGRADED = "Degraded"
+ROLLED_BACK = "RolledBack"
+TYPES = (VALIDATED, READY, PROGRESSING, DEGRADED, ROLLED_BACK)
+
+TRUE, FALSE, UNKNOWN = "True", "False", "Unknown"
+MAX_MESSAGE = 1024
+
+
+@dataclass(frozen=True)
+class Condition:
+    type: str
+    status: str
+    reason: str
+    message: str
+
+
+def set_conditions(
+    existing: Sequence[Mapping[str, Any]], wanted: Sequence[Condition], now: str, generation: int
+) -> list[dict[str, Any]]:
+    """Merge ``wanted`` into ``existing`` (keyed by type); keep lastTransitionTime unless the status flips."""
+    by_type = {c.get("type"): dict(c) for c in existing}
+    out: list[dict[str, Any]] = []
+    for want in wanted:
+        old = by_type.pop(want.type, None)
+        ltt = now
+        if old is not None and old.get("status") == want.status and old.get("lastTransitionTime"):
+            ltt = old["lastTransitionTime"]
+        out.append(
+            {
+                "type": want.type,
+                "status": want.status,
+                "reason": want.reason,
+                "message": want.message[:MAX_MESSAGE],
+                "lastTransitionTime": ltt,
+                "observedGeneration": generation,
+            }
+        )
+    # conditions of types we did not set this time are kept as they were (e.g. written by someone else)
+    out.extend(c for t, c in by_type.items() if t not in {w.type for w in wanted})
+    order = {t: i for i, t in enumerate(TYPES)}
+    out.sort(key=lambda c: (order.get(c.get("type", ""), len(order)), c.get("type", "")))
+    return out
+
+
+def get(conditions: Sequence[Mapping[str, Any]], type_: str) -> Mapping[str, Any] | None:
+    return next((c for c in conditions if c.get("type") == type_), None)
+
+
+def is_true(conditions: Sequence[Mapping[str, Any]], type_: str) -> bool:
+    c = get(conditions, type_)
+    return c is not None and c.get("status") == TRUE
+
+
+def phase(conditions: Sequence[Mapping[str, Any]]) -> str:
+    """One word for the STATUS column, derived from the conditions (worst first)."""
+    validated = get(conditions, VALIDATED)
+    if validated is not None and validated.get("status") == FALSE and not is_true(conditions, READY):
+        return "Failed"
+    if is_true(conditions, ROLLED_BACK):
+        return "RolledBack"
+    if is_true(conditions, DEGRADED):
+        return "Degraded"
+    if is_true(conditions, READY):
+        return "Ready"
+    if validated is not None and validated.get("status") == UNKNOWN:
+        return "Validating"
+    if is_true(conditions, PROGRESSING):
+        return "Progressing"
+    return "Pending"

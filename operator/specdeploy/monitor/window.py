@@ -1,0 +1,173 @@
+"""Accumulate per-pod scrapes into fixed windows of ``windowSeconds``: the unit the rollback decision judges.
+
+Why windows and not the latest scrape: one scrape interval of a lightly loaded pod holds a handful of drafts, and
+counters only mean something as a difference between two readings. A window is the increase, per pod, from the
+pod's last good reading before the window (or its first reading inside it, for a pod seen for the first time) to
+its last good reading inside it, summed over the pods that have both. Consecutive windows therefore tile time with
+nothing counted twice or lost, and a pod restart is handled by ``acceptance.delta``.
+
+Pure: the caller feeds :class:`PodSample` events (timestamp, pod, parsed counters or an error reason) and gets the
+windows that closed. Windows are aligned to ``start + n * window_seconds``; a window closes when an event (or
+``advance(now)``) reaches its end. After a gap with no events the next window is the one containing the new time
+(empty windows in the gap are not emitted: they would only say "no data").
+
+What a window records beyond the numbers: the pods counted, the pods that errored (reason and count), the pods
+that errored *and could not be counted* (``incomplete_pods``: such a window does not show the whole revision, and the
+decision holds on it), and the pods whose page had no spec-decode series. A pod seen for the first time is counted
+from its second good reading. A pod with no event in a window is forgotten (it was deleted or is not ready).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from specdeploy.monitor.acceptance import Acceptance, combine, delta, summarize
+from specdeploy.monitor.parse import SpecDecodeCounters
+
+
+@dataclass(frozen=True)
+class PodSample:
+    """One scrape of one pod: counters, or ``counters=None`` (no spec-decode series), or an ``error`` reason."""
+
+    timestamp: float
+    pod: str
+    counters: SpecDecodeCounters | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class PodError:
+    pod: str
+    reason: str
+    count: int
+
+
+@dataclass(frozen=True)
+class Window:
+    """A closed window: summed per-pod increases over ``[start, end)`` and who contributed."""
+
+    start: float
+    end: float
+    counters: SpecDecodeCounters | None
+    acceptance: Acceptance | None
+    pods_counted: tuple[str, ...] = ()
+    errors: tuple[PodError, ...] = ()
+    incomplete_pods: tuple[str, ...] = ()
+    pods_without_data: tuple[str, ...] = field(default=())
+
+    @property
+    def rate(self) -> float | None:
+        return None if self.acceptance is None else self.acceptance.rate
+
+    @property
+    def draft_tokens(self) -> float | None:
+        return None if self.acceptance is None else self.acceptance.draft_tokens
+
+    @property
+    def accepted_tokens(self) -> float | None:
+        return None if self.acceptance is None else self.acceptance.accepted_tokens
+
+    @classmethod
+    def from_counters(
+        cls, start: float, end: float, counters: SpecDecodeCounters | None, pods_counted: Sequence[str] = ()
+    ) -> Window:
+        """A window whose summed increase is already known (e.g. from PromQL ``increase()``)."""
+        return cls(
+            start=start,
+            end=end,
+            counters=counters,
+            acceptance=None if counters is None else summarize(counters),
+            pods_counted=tuple(pods_counted),
+        )
+
+
+class WindowAccumulator:
+    """Collects :class:`PodSample` events and closes :class:`Window` objects; holds no clock and does no I/O."""
+
+    def __init__(self, window_seconds: float, start: float) -> None:
+        if not window_seconds > 0:
+            raise ValueError(f"window_seconds must be > 0, got {window_seconds!r}")
+        self.window_seconds = float(window_seconds)
+        self.start = float(start)
+        self.late_events = 0
+        self._baseline: dict[str, PodSample] = {}
+        self._events: list[PodSample] = []
+
+    @property
+    def end(self) -> float:
+        return self.start + self.window_seconds
+
+    def add(self, sample: PodSample) -> list[Window]:
+        """Record one scrape; returns the window it closed, if its timestamp passed the current window's end.
+
+        An event older than the current window is dropped and counted in ``late_events``.
+        """
+        closed = self.advance(sample.timestamp)
+        if sample.timestamp < self.start:
+            self.late_events += 1
+        else:
+            self._events.append(sample)
+        return closed
+
+    def advance(self, now: float) -> list[Window]:
+        """Close the current window if ``now`` reached its end, then move to the window containing ``now``."""
+        if now < self.end:
+            return []
+        closed = self._close()
+        skipped = int((now - self.end) // self.window_seconds)
+        self.start = self.end + skipped * self.window_seconds
+        return [closed]
+
+    def _close(self) -> Window:
+        by_pod: dict[str, list[PodSample]] = {}
+        for sample in sorted(self._events, key=lambda s: s.timestamp):
+            by_pod.setdefault(sample.pod, []).append(sample)
+        self._events = []
+        deltas: dict[str, SpecDecodeCounters] = {}
+        errors: list[PodError] = []
+        incomplete: list[str] = []
+        without_data: list[str] = []
+        baseline: dict[str, PodSample] = {}
+        for pod, samples in sorted(by_pod.items()):
+            good = [s for s in samples if s.error is None and s.counters is not None]
+            failed = [s for s in samples if s.error is not None]
+            if failed:
+                errors.append(PodError(pod=pod, reason=str(failed[-1].error), count=len(failed)))
+            base = self._baseline.get(pod) or (good[0] if good else None)
+            last = good[-1] if good else None
+            if base is not None and last is not None and last is not base:
+                assert base.counters is not None and last.counters is not None
+                deltas[pod] = delta(base.counters, last.counters)
+            elif failed:
+                incomplete.append(pod)
+            elif not good:
+                without_data.append(pod)
+            keep = last or base
+            if keep is not None:
+                baseline[pod] = keep
+        self._baseline = baseline
+        deltas, mixed = _one_engine(deltas)
+        for pod in mixed:
+            errors.append(PodError(pod=pod, reason="engine_mismatch", count=1))
+            incomplete.append(pod)
+        counters = combine(deltas.values())
+        return Window(
+            start=self.start,
+            end=self.end,
+            counters=counters,
+            acceptance=None if counters is None else summarize(counters),
+            pods_counted=tuple(deltas),
+            errors=tuple(errors),
+            incomplete_pods=tuple(sorted(incomplete)),
+            pods_without_data=tuple(without_data),
+        )
+
+
+def _one_engine(deltas: dict[str, SpecDecodeCounters]) -> tuple[dict[str, SpecDecodeCounters], list[str]]:
+    """Pods of one revision run one vLLM; if V1 and V0 pods ever mix, count the V1 ones and flag the others."""
+    engines = {c.engine for c in deltas.values()}
+    if len(engines) <= 1:
+        return deltas, []
+    kept = {pod: c for pod, c in deltas.items() if c.engine == "v1"}
+    return kept, sorted(pod for pod in deltas if pod not in kept)

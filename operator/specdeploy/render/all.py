@@ -1,0 +1,33 @@
+"""Everything one SpeculativeDeployment becomes, in creation order: what ``specdeploy render`` prints.
+
+Order: the validation Job (when one runs for this spec), then the Deployment, then the Service. Defaults are
+applied by parsing with the API models, exactly as the API server would have filled them in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from specdeploy.api.resource import SpeculativeDeployment
+from specdeploy.render.deployment import render_deployment
+from specdeploy.render.job import needs_validation_job, render_validation_job
+from specdeploy.render.meta import OwnerRef, owner_for
+from specdeploy.render.service import render_service
+from specdeploy.rollout.revision import revision_id
+
+
+def render_all(sd_obj: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Children of ``sd_obj`` (a manifest dict); ownerReferences only when ``metadata.uid`` is present.
+
+    Raises ``pydantic.ValidationError`` for an invalid object, with locations such as ``spec.target.model``.
+    """
+    sd = SpeculativeDeployment.model_validate(sd_obj)
+    owner: OwnerRef | None = owner_for(sd.name, sd.uid) if sd.uid else None
+    revision = revision_id(sd.spec)
+    objects: list[dict[str, Any]] = []
+    if needs_validation_job(sd.spec):
+        objects.append(render_validation_job(sd.name, sd.namespace, sd.spec, revision, owner=owner))
+    objects.append(render_deployment(sd.name, sd.namespace, sd.spec, revision, owner=owner))
+    objects.append(render_service(sd.name, sd.namespace, sd.spec, revision, owner=owner))
+    return objects

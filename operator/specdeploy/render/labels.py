@@ -1,0 +1,48 @@
+"""Labels and annotations on every child object, and the immutable Deployment selector.
+
+The ``app.kubernetes.io/*`` labels let generic tools (kubectl, Helm, dashboards) group the children; the
+``specdeploy.io/*`` labels let the operator find them. The selector deliberately excludes the revision: a
+Deployment's selector cannot change, and each new revision must roll the same Deployment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Final, Literal
+
+NAME: Final = "app.kubernetes.io/name"
+INSTANCE: Final = "app.kubernetes.io/instance"
+COMPONENT: Final = "app.kubernetes.io/component"
+MANAGED_BY: Final = "app.kubernetes.io/managed-by"
+PART_OF: Final = "app.kubernetes.io/part-of"
+SD_NAME: Final = "specdeploy.io/name"
+SD_REVISION: Final = "specdeploy.io/revision"
+ANNOTATION_REVISION: Final = "specdeploy.io/revision"
+ANNOTATION_DEFAULT_CONTAINER: Final = "kubectl.kubernetes.io/default-container"
+
+MANAGER: Final = "specdeploy"
+Component = Literal["server", "validator"]
+_APP_NAME: Final[dict[str, str]] = {"server": "vllm", "validator": "specdeploy-validator"}
+
+
+def selector_labels(name: str) -> dict[str, str]:
+    """Labels that select the vLLM pods of one SpeculativeDeployment (Deployment selector, Service selector)."""
+    return {SD_NAME: name, COMPONENT: "server"}
+
+
+def common_labels(name: str, revision: str, component: Component) -> dict[str, str]:
+    """Labels on a child object and on its pods."""
+    return {
+        NAME: _APP_NAME[component],
+        INSTANCE: name,
+        COMPONENT: component,
+        MANAGED_BY: MANAGER,
+        PART_OF: MANAGER,
+        SD_NAME: name,
+        SD_REVISION: revision,
+    }
+
+
+def merged(user: Mapping[str, str], ours: Mapping[str, str]) -> dict[str, str]:
+    """``user`` labels or annotations plus ``ours``; ours win, so a user cannot break selection."""
+    return {**user, **ours}

@@ -1,0 +1,164 @@
+"""Revision history: which revisions exist, which are stable or failed, and which one should serve.
+
+Each revision of a SpeculativeDeployment (a hash of its serving-relevant spec) is kept in the API as a
+ControllerRevision, so an operator restart loses nothing: the revision's spec snapshot is its ``data``, and its
+verdicts (validated, stable, failed and why) are annotations on it. This module turns those records into a
+decision and back, as plain functions of data; ``handlers`` only reads and writes the objects.
+
+The user's ``spec`` is never edited (Argo CD must not fight us). Rolling back means serving an older revision's
+snapshot, or the current target with speculation disabled, while ``spec`` still names the failed revision; a
+failed revision is not retried until the spec changes to a new revision id.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+ANNOTATION_STATE = "specdeploy.io/state"
+ANNOTATION_REASON = "specdeploy.io/reason"
+ANNOTATION_MESSAGE = "specdeploy.io/message"
+ANNOTATION_AT = "specdeploy.io/at"
+ANNOTATION_VALIDATION = "specdeploy.io/validation"
+LABEL_NAME = "specdeploy.io/name"
+LABEL_REVISION = "specdeploy.io/revision"
+# Suffix of the serving id used when speculation is switched off for a revision: the same target, no draft.
+NO_SPECULATION_SUFFIX = "-nospec"
+# How many failed revisions status lists (older ones stay as ControllerRevisions, capped separately).
+MAX_FAILED_IN_STATUS = 10
+# How many ControllerRevisions to keep per object (oldest non-serving ones are pruned).
+MAX_REVISIONS = 20
+
+
+class RevisionState(StrEnum):
+    NEW = ""
+    STABLE = "stable"
+    FAILED = "failed"
+
+
+class Action(StrEnum):
+    ROLLBACK_TO_LAST_GOOD = "RollbackToLastGood"
+    DISABLE_SPECULATION = "DisableSpeculation"
+    NONE = "None"
+
+
+@dataclass(frozen=True)
+class Revision:
+    """One revision as recorded in its ControllerRevision."""
+
+    id: str
+    number: int
+    spec: Mapping[str, Any]
+    state: RevisionState = RevisionState.NEW
+    reason: str = ""
+    message: str = ""
+    at: str = ""
+    validation: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Serving:
+    """What the Deployment should run: a revision's snapshot, with or without speculation."""
+
+    revision: Revision
+    speculation: bool
+    why: str = ""
+
+    @property
+    def id(self) -> str:
+        return self.revision.id if self.speculation else self.revision.id + NO_SPECULATION_SUFFIX
+
+
+@dataclass(frozen=True)
+class History:
+    revisions: tuple[Revision, ...] = field(default_factory=tuple)
+
+    def get(self, revision_id: str) -> Revision | None:
+        return next((r for r in self.revisions if r.id == revision_id), None)
+
+    @property
+    def stable(self) -> Revision | None:
+        """The newest stable revision that has not failed since."""
+        good = [r for r in self.revisions if r.state is RevisionState.STABLE]
+        return max(good, key=lambda r: r.number) if good else None
+
+    @property
+    def failed(self) -> list[Revision]:
+        return sorted((r for r in self.revisions if r.state is RevisionState.FAILED), key=lambda r: -r.number)
+
+    def next_number(self) -> int:
+        return max((r.number for r in self.revisions), default=0) + 1
+
+
+def choose_serving(history: History, current: Revision, action: Action) -> Serving:
+    """Which revision serves, given the current spec's revision and the recorded verdicts.
+
+    A current revision that has not failed serves as written. A failed one is replaced according to the
+    rollback action: the newest stable revision (RollbackToLastGood), or the current target without
+    speculation (DisableSpeculation, and RollbackToLastGood with no stable revision). Action None only
+    reports: the failed revision keeps serving.
+    """
+    if current.state is not RevisionState.FAILED or action is Action.NONE:
+        return Serving(current, speculation=True, why="current spec")
+    if action is Action.ROLLBACK_TO_LAST_GOOD:
+        stable = history.stable
+        if stable is not None and stable.id != current.id:
+            return Serving(stable, speculation=True, why=f"revision {current.id} failed; serving stable {stable.id}")
+    return Serving(current, speculation=False, why=f"revision {current.id} failed; speculation disabled")
+
+
+def from_controller_revisions(objs: Iterable[Mapping[str, Any]]) -> History:
+    """Read a History from ControllerRevision objects (as dicts) of one SpeculativeDeployment."""
+    revisions = []
+    for obj in objs:
+        meta = obj.get("metadata", {})
+        labels = meta.get("labels") or {}
+        ann = meta.get("annotations") or {}
+        rev_id = labels.get(LABEL_REVISION)
+        if not rev_id:
+            continue
+        validation = None
+        raw = ann.get(ANNOTATION_VALIDATION)
+        if raw:
+            try:
+                validation = json.loads(raw)
+            except ValueError:
+                validation = None
+        try:
+            state = RevisionState(ann.get(ANNOTATION_STATE, ""))
+        except ValueError:
+            state = RevisionState.NEW
+        revisions.append(
+            Revision(
+                id=rev_id,
+                number=int(obj.get("revision", 0)),
+                spec=(obj.get("data") or {}).get("spec", {}),
+                state=state,
+                reason=ann.get(ANNOTATION_REASON, ""),
+                message=ann.get(ANNOTATION_MESSAGE, ""),
+                at=ann.get(ANNOTATION_AT, ""),
+                validation=validation,
+            )
+        )
+    return History(tuple(sorted(revisions, key=lambda r: r.number)))
+
+
+def controller_revision_name(sd_name: str, revision_id: str) -> str:
+    return f"{sd_name}-{revision_id}"
+
+
+def verdict_annotations(state: RevisionState, reason: str, message: str, at: str) -> dict[str, str]:
+    """The annotations that record a verdict on a revision (merge-patched onto its ControllerRevision)."""
+    return {ANNOTATION_STATE: state.value, ANNOTATION_REASON: reason, ANNOTATION_MESSAGE: message[:1024], ANNOTATION_AT: at}
+
+
+def prunable(history: History, keep: set[str], limit: int = MAX_REVISIONS) -> list[Revision]:
+    """Oldest revisions beyond ``limit`` that are not in ``keep`` (serving, current, stable)."""
+    extra = len(history.revisions) - limit
+    if extra <= 0:
+        return []
+    candidates = [r for r in history.revisions if r.id not in keep]
+    return candidates[:extra]

@@ -1,0 +1,245 @@
+"""Per-object acceptance tracking: scrape the serving pods, close windows, ask the decision, remember the verdict.
+
+This is the stateful glue between the reconcile daemon and the pure ``monitor`` package. It holds, in memory,
+the window accumulator and the closed windows of the revision that serves now; it does the only I/O of the
+monitor (HTTP scrapes of pods, or PromQL queries) and turns the decision into the ``MonitorVerdict`` that
+``rollout.plan`` acts on.
+
+Memory is bounded: only the windows the decision can still look at are kept. Losing this state (an operator
+restart) costs at most ``consecutiveWindows`` windows of delay, never a wrong rollback: a decision that was
+already taken is recorded durably on the revision's ControllerRevision before anything acts on it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import aiohttp
+
+from specdeploy.api import SpeculativeDeploymentSpec
+from specdeploy.monitor import exporter
+from specdeploy.monitor.decision import Decision, Policy, Verdict, decide
+from specdeploy.monitor.parse import MetricsParseError, parse_spec_decode
+from specdeploy.monitor.prometheus_source import PodSelector, PrometheusQueryError, query_window
+from specdeploy.monitor.scrape import ScrapeError, scrape_many
+from specdeploy.monitor.speedup import recommend_depth
+from specdeploy.monitor.window import PodSample, Window, WindowAccumulator
+from specdeploy.rollout.history import Serving
+from specdeploy.rollout.plan import MonitorVerdict
+
+# Cost of one draft step relative to one target step when the parameter ratio is unknown (Leviathan et al.'s c).
+DEFAULT_COST_RATIO = 0.1
+# Keep at most this many closed windows (the decision looks at the last consecutiveWindows qualifying ones).
+MAX_WINDOWS = 64
+# Publish a new status.acceptance only when a number moved at least this much (or the verdict changed).
+RATE_EPSILON = 0.005
+
+_session: aiohttp.ClientSession | None = None
+
+
+def _shared_session() -> aiohttp.ClientSession:
+    """One connection pool for every object's scrapes (created lazily inside the running event loop)."""
+    global _session  # noqa: PLW0603
+    if _session is None or _session.closed:
+        _session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256, limit_per_host=4))
+    return _session
+
+
+def _iso(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def policy_of(spec: SpeculativeDeploymentSpec) -> Policy:
+    r = spec.rollback
+    return Policy(
+        min_acceptance_rate=float(r.min_acceptance_rate),
+        consecutive_windows=int(r.consecutive_windows),
+        min_draft_tokens=float(r.min_draft_tokens),
+        warmup_seconds=float(r.warmup_seconds),
+    )
+
+
+class AcceptanceTracker:
+    def __init__(self, cost_ratio: float = DEFAULT_COST_RATIO) -> None:
+        self.serving_id: str | None = None
+        self.speculation = False
+        self.ready_since: float | None = None
+        self.accumulator: WindowAccumulator | None = None
+        self.windows: list[Window] = []
+        self.decision: Decision | None = None
+        self.published: dict[str, Any] | None = None
+        self.cost_ratio = cost_ratio
+
+    # ------------------------------------------------------------------ what serves
+    def set_serving(self, serving: Serving | None, deployment: Mapping[str, Any] | None, now: float | None = None) -> None:
+        """Follow the serving revision; reset the windows when it changes; note when it became fully Ready."""
+        now = time.time() if now is None else now
+        new_id = serving.id if serving else None
+        if new_id != self.serving_id:
+            self.serving_id = new_id
+            self.speculation = bool(serving and serving.speculation)
+            self.ready_since = None
+            self.accumulator = None
+            self.windows = []
+            self.decision = None
+        if self.serving_id is None:
+            return
+        status = (deployment or {}).get("status") or {}
+        spec = (deployment or {}).get("spec") or {}
+        labels = spec.get("template", {}).get("metadata", {}).get("labels", {}) or {}
+        replicas = int(spec.get("replicas") or 0)
+        fully_ready = (
+            labels.get("specdeploy.io/revision") == self.serving_id
+            and replicas > 0
+            and int(status.get("updatedReplicas") or 0) >= replicas
+            and int(status.get("readyReplicas") or 0) >= replicas
+        )
+        if fully_ready and self.ready_since is None:
+            self.ready_since = now
+        elif not fully_ready and int(status.get("readyReplicas") or 0) == 0:
+            self.ready_since = None
+
+    # ------------------------------------------------------------------ scraping
+    async def scrape(
+        self, namespace: str, name: str, spec: SpeculativeDeploymentSpec, pods: Sequence[Mapping[str, Any]]
+    ) -> None:
+        """One scrape interval: read every ready pod of the serving revision, close windows, decide."""
+        if not self.serving_id or not self.speculation:
+            return
+        now = time.time()
+        window_seconds = float(spec.rollback.window_seconds)
+        if self.accumulator is None or self.accumulator.window_seconds != window_seconds:
+            self.accumulator = WindowAccumulator(window_seconds, start=now)
+            self.windows = []
+        if str(spec.metrics.source) == "Prometheus" and spec.metrics.prometheus is not None:
+            await self._query_prometheus(namespace, name, spec, pods, now)
+        else:
+            await self._scrape_pods(namespace, name, spec, pods, now)
+        self.windows.extend(self.accumulator.advance(time.time()))
+        del self.windows[:-MAX_WINDOWS]
+        self.decision = decide(policy_of(spec), self.ready_since, time.time(), self.windows)
+
+    def _targets(self, spec: SpeculativeDeploymentSpec, pods: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+        port = int(spec.serving.port)
+        return {
+            p["name"]: f"http://{p['ip']}:{port}/metrics"
+            for p in pods
+            if p.get("component") == "server" and p.get("revision") == self.serving_id and p.get("ready") and p.get("ip")
+        }
+
+    async def _scrape_pods(
+        self, namespace: str, name: str, spec: SpeculativeDeploymentSpec, pods: Sequence[Mapping[str, Any]], now: float
+    ) -> None:
+        assert self.accumulator is not None
+        targets = self._targets(spec, pods)
+        if not targets:
+            return
+        outcomes = await scrape_many(
+            targets.values(), timeout=float(spec.metrics.timeout_seconds), session=_shared_session()
+        )
+        for pod, url in targets.items():
+            outcome = outcomes[url]
+            exporter.SCRAPE_DURATION.observe(outcome.seconds)
+            sample: PodSample
+            if isinstance(outcome.result, ScrapeError):
+                exporter.count_scrape_error(namespace, name, outcome.result.reason)
+                sample = PodSample(timestamp=now, pod=pod, error=f"{outcome.result.reason}: {outcome.result.detail}")
+            else:
+                try:
+                    sample = PodSample(timestamp=now, pod=pod, counters=parse_spec_decode(outcome.result))
+                except MetricsParseError as e:
+                    exporter.count_scrape_error(namespace, name, "parse")
+                    sample = PodSample(timestamp=now, pod=pod, error=f"parse: {e}")
+            self.windows.extend(self.accumulator.add(sample))
+
+    async def _query_prometheus(
+        self, namespace: str, name: str, spec: SpeculativeDeploymentSpec, pods: Sequence[Mapping[str, Any]], now: float
+    ) -> None:
+        """With metrics.source Prometheus, each closing window is one set of increase() queries."""
+        assert self.accumulator is not None and spec.metrics.prometheus is not None
+        if now < self.accumulator.end:
+            return
+        pod_names = tuple(sorted(self._targets(spec, pods)))
+        selector = PodSelector(labels=(("namespace", namespace),), pods=pod_names)
+        start, end = self.accumulator.start, self.accumulator.end
+        self.accumulator.advance(now)
+        try:
+            counters = await query_window(
+                _shared_session(),
+                str(spec.metrics.prometheus.url),
+                selector,
+                end - start,
+                at=end,
+                timeout=float(spec.metrics.timeout_seconds),
+            )
+        except PrometheusQueryError as e:
+            exporter.count_scrape_error(namespace, name, "prometheus")
+            self.windows.append(Window(start=start, end=end, counters=None, acceptance=None, incomplete_pods=("prometheus",)))
+            del e
+            return
+        self.windows.append(Window.from_counters(start, end, counters, pod_names))
+
+    # ------------------------------------------------------------------ verdict
+    def verdict(self, spec: SpeculativeDeploymentSpec, namespace: str = "", name: str = "") -> MonitorVerdict | None:
+        """The verdict for ``rollout.plan``, with ``status.acceptance`` only when it changed meaningfully."""
+        if not self.serving_id or not self.speculation or self.decision is None:
+            return None
+        d = self.decision
+        trip = d.verdict is Verdict.ROLLBACK
+        healthy = int(spec.rollback.consecutive_windows) if d.verdict is Verdict.HEALTHY else 0
+        return MonitorVerdict(
+            revision=self.serving_id,
+            trip=trip,
+            healthy_streak=healthy,
+            message=d.message,
+            acceptance=self._acceptance_status(spec, namespace, name),
+        )
+
+    def _acceptance_status(self, spec: SpeculativeDeploymentSpec, namespace: str, name: str) -> dict[str, Any] | None:
+        d = self.decision
+        assert d is not None
+        latest = next((w for w in reversed(self.windows) if w.acceptance is not None and w.rate is not None), None)
+        candidate: dict[str, Any] = {"revision": self.serving_id, "verdict": str(d.verdict), "reason": str(d.reason)}
+        if latest is not None and latest.acceptance is not None:
+            acc = latest.acceptance
+            rec = recommend_depth(acc.per_position, self.cost_ratio) if acc.per_position else None
+            candidate.update(
+                {
+                    "rate": round(acc.rate, 4) if acc.rate is not None else None,
+                    "rateText": f"{acc.rate:.2f}" if acc.rate is not None else None,
+                    "meanAcceptedLength": round(acc.mean_accepted_length, 3)
+                    if acc.mean_accepted_length is not None
+                    else None,
+                    "perPosition": [round(x, 4) for x in acc.per_position][:16],
+                    "draftTokens": int(acc.draft_tokens or 0),
+                    "acceptedTokens": int(acc.accepted_tokens or 0),
+                    "drafts": int(acc.drafts or 0),
+                    "windowEnd": _iso(latest.end),
+                    "windowSeconds": int(latest.end - latest.start),
+                    "podsCounted": len(latest.pods_counted),
+                    "recommendedNumSpeculativeTokens": rec.k if rec else None,
+                }
+            )
+            if namespace and name:
+                exporter.record_acceptance(namespace, name, acc, rec.k if rec else None)
+        candidate["message"] = d.message[:500]
+        if not self._meaningful(candidate):
+            return self.published
+        self.published = {k: v for k, v in candidate.items() if v is not None}
+        return self.published
+
+    def _meaningful(self, candidate: Mapping[str, Any]) -> bool:
+        old = self.published
+        if old is None:
+            return True
+        for key in ("revision", "verdict", "reason", "podsCounted", "recommendedNumSpeculativeTokens"):
+            if old.get(key) != candidate.get(key):
+                return True
+        for key in ("rate", "meanAcceptedLength"):
+            a, b = old.get(key), candidate.get(key)
+            if (a is None) != (b is None) or (a is not None and b is not None and abs(float(a) - float(b)) >= RATE_EPSILON):
+                return True
+        return False

@@ -1,0 +1,45 @@
+"""What every check reads: the two models and the deployment options (method, parallelism, lengths, GPU)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from specdeploy.validate.methods import default_draft_tp
+from specdeploy.validate.models import Model
+
+DEFAULT_GPU_MEMORY_UTILIZATION = 0.9  # vLLM's --gpu-memory-utilization default
+
+
+@dataclass(frozen=True)
+class Options:
+    """The deployment the pair is checked for, as the renderer passes it to ``specdeploy validate``."""
+
+    method: str = "draft_model"
+    tensor_parallel: int = 1
+    draft_tensor_parallel: int | None = None
+    max_model_len: int | None = None
+    gpu_memory_gib: float | None = None
+    gpu_memory_utilization: float = DEFAULT_GPU_MEMORY_UTILIZATION
+
+
+@dataclass(frozen=True)
+class Pair:
+    """Target, draft (None for n-gram, or MTP without a separate draft) and options."""
+
+    target: Model
+    draft: Model | None
+    options: Options
+
+    @property
+    def method(self) -> str:
+        return self.options.method
+
+    @property
+    def draft_tp(self) -> int:
+        given = self.options.draft_tensor_parallel
+        return given if given is not None else default_draft_tp(self.method, self.options.tensor_parallel)
+
+    @property
+    def max_model_len(self) -> int | None:
+        """The serving length: ``--max-model-len`` if given, else what vLLM derives from the target config."""
+        return self.options.max_model_len or self.target.config.max_len

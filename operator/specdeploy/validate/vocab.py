@@ -1,0 +1,84 @@
+"""One representation of a vocabulary, whatever file format it came from, so two can be compared id by id.
+
+A token is stored as the bytes it stands for: tiktoken and tekken ranks are bytes already; byte-level BPE
+strings (GPT-2 alphabet, used by tokenizer.json for Llama 3, Qwen, Mistral tekken) are mapped back to bytes;
+SentencePiece pieces have their word-boundary marker U+2581 turned into a space. Special and added tokens keep
+their literal text. The same tokenizer shipped as tokenizer.json and as tiktoken therefore compares equal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cache, cached_property
+
+SPM_SPACE = "\u2581"
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """A tokenizer's vocabulary as id -> token bytes, with the ids that are special (control/added) tokens."""
+
+    format: str
+    file: str
+    tokens: tuple[bytes | None, ...]
+    special_ids: frozenset[int] = frozenset()
+    roles: dict[str, int] = field(default_factory=dict)  # bos/eos/unk/pad as the tokenizer file itself defines
+
+    @property
+    def size(self) -> int:
+        """Number of ids (highest id + 1), the quantity that must fit the model's embedding rows."""
+        return len(self.tokens)
+
+    @cached_property
+    def ids(self) -> dict[bytes, int]:
+        """token -> id (the lowest id wins when a token appears twice)."""
+        out: dict[bytes, int] = {}
+        for i, tok in enumerate(self.tokens):
+            if tok is not None and tok not in out:
+                out[tok] = i
+        return out
+
+    def token(self, token_id: int) -> bytes | None:
+        return self.tokens[token_id] if 0 <= token_id < len(self.tokens) else None
+
+    def text(self, token_id: int) -> str | None:
+        """A printable rendering of a token for messages."""
+        tok = self.token(token_id)
+        return None if tok is None else display(tok)
+
+
+def display(token: bytes, limit: int = 40) -> str:
+    """Render token bytes readably: UTF-8 where possible, \\x escapes otherwise, truncated to ``limit``."""
+    text = token.decode("utf-8", errors="backslashreplace")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+@cache
+def byte_level_alphabet() -> dict[str, int]:
+    """The inverse of GPT-2's byte-to-printable-character table used by byte-level BPE vocabularies.
+
+    Printable Latin-1 bytes stand for themselves; the remaining 68 bytes are assigned, in byte order, to the
+    code points from U+0100 upward.
+    """
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    table = {chr(b): b for b in printable}
+    extra = 0
+    for b in range(256):
+        if b not in printable:
+            table[chr(256 + extra)] = b
+            extra += 1
+    return table
+
+
+def decode_byte_level(token: str) -> bytes:
+    """Bytes of a byte-level BPE vocabulary string; characters outside the alphabet are kept as UTF-8."""
+    table = byte_level_alphabet()
+    try:
+        return bytes(table[ch] for ch in token)
+    except KeyError:
+        return b"".join(bytes([table[ch]]) if ch in table else ch.encode("utf-8") for ch in token)
+
+
+def decode_sentencepiece(piece: str) -> bytes:
+    """Bytes of a SentencePiece-style piece: the U+2581 word marker is a space."""
+    return piece.replace(SPM_SPACE, " ").encode("utf-8")

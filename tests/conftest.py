@@ -1,0 +1,66 @@
+"""Shared fixtures: the local control plane (started once per session, only when an integration test needs it)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.harness.kubectl import Kubectl
+from tests.harness.operator import OperatorProcess
+from tests.harness.localcluster import LocalCluster, control_plane_bin
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[LocalCluster]:
+    """A real control plane (etcd, apiserver, controller-manager, scheduler, kwok) with 2 fake GPU nodes."""
+    root = Path(tempfile.mkdtemp(prefix="specdeploy-it-"))
+    c = LocalCluster(root=root, bin_dir=control_plane_bin(), nodes=2)
+    c.start()
+    try:
+        yield c
+    finally:
+        c.stop()
+        if not os.environ.get("SPECDEPLOY_KEEP_CLUSTER_LOGS"):
+            shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def kubectl(cluster: LocalCluster) -> Kubectl:
+    return Kubectl(binary=cluster.bin_dir / "kubectl", kubeconfig=cluster.kubeconfig)
+
+
+@pytest.fixture
+def namespace(kubectl: Kubectl) -> Iterator[str]:
+    """A fresh namespace per test, deleted afterwards (without waiting)."""
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    kubectl.run("create", "namespace", name)
+    yield name
+    kubectl.run("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.fixture(scope="session")
+def crd(kubectl: Kubectl) -> str:
+    """The SpeculativeDeployment CRD from crds/, applied and Established."""
+    kubectl.run("apply", "--server-side", "-f", str(REPO / "crds"))
+    name = "speculativedeployments.specdeploy.io"
+    kubectl.run("wait", "--for=condition=Established", f"crd/{name}", "--timeout=30s")
+    return name
+
+
+@pytest.fixture
+def operator(cluster: LocalCluster, crd: str, namespace: str, tmp_path: Path) -> Iterator[OperatorProcess]:
+    """The operator as a local process (`specdeploy run -n NS`), watching this test's namespace."""
+    op = OperatorProcess(kubeconfig=cluster.kubeconfig, namespaces=[namespace], log_dir=tmp_path)
+    op.start()
+    try:
+        yield op
+    finally:
+        op.stop()

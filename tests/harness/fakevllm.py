@@ -1,0 +1,190 @@
+"""Scripted vLLM metrics servers bound to the pods' loopback IPs: real HTTP, vLLM's exact metric names and format.
+
+kwok runs no containers, so for integration tests each Ready vLLM pod gets a small HTTP server on its pod IP and
+container port serving ``/health`` and ``/metrics``. The page is rendered by ``prometheus_client`` with the V1
+spec-decode counters exactly as vLLM 0.32 registers them (``vllm:spec_decode_num_drafts`` etc., labels
+``model_name`` and ``engine``), so the operator parses what it would parse from a real pod.
+
+The acceptance behaviour is chosen per draft model (read from the pod's ``--speculative-config``), so a test says
+"this draft accepts 80%" and the counters advance with simulated traffic between scrapes. A pod with no
+``--speculative-config`` exposes no spec-decode series, as vLLM does.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client, config
+from prometheus_client import CollectorRegistry, Counter, generate_latest
+
+SERVER_SELECTOR = "app.kubernetes.io/component=server,app.kubernetes.io/managed-by=specdeploy"
+
+
+def alpha_for_rate(rate: float, k: int) -> float:
+    """Per-token acceptance probability whose prefix-acceptance model gives ``rate`` = (1/k) * sum alpha^(i+1)."""
+    lo, hi = 0.0, 1.0
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        got = sum(mid ** (i + 1) for i in range(k)) / k
+        lo, hi = (mid, hi) if got < rate else (lo, mid)
+    return (lo + hi) / 2
+
+
+@dataclass
+class Behaviour:
+    """How a pod's draft behaves: acceptance rate and draft tokens per second of simulated traffic."""
+
+    rate: float | None
+    draft_tokens_per_second: float = 400.0
+    k: int = 4
+    page: Callable[[], bytes] | None = None  # a fixed page overrides the counters (hostile-page tests)
+
+
+class FakeVllm:
+    def __init__(self, host: str, port: int, model: str, behaviour: Behaviour) -> None:
+        self.host, self.port, self.model, self.behaviour = host, port, model, behaviour
+        self.registry = CollectorRegistry()
+        self.started = time.monotonic()
+        self.last = self.started
+        self.scrapes = 0
+        labels = ["model_name", "engine"]
+        if behaviour.rate is not None:
+            self.drafts = Counter("vllm:spec_decode_num_drafts", "Number of spec decoding drafts.", labels, registry=self.registry)
+            self.draft_tokens = Counter(
+                "vllm:spec_decode_num_draft_tokens", "Number of draft tokens.", labels, registry=self.registry
+            )
+            self.accepted = Counter(
+                "vllm:spec_decode_num_accepted_tokens", "Number of accepted tokens.", labels, registry=self.registry
+            )
+            self.per_pos = Counter(
+                "vllm:spec_decode_num_accepted_tokens_per_pos",
+                "Accepted tokens per draft position.",
+                [*labels, "position"],
+                registry=self.registry,
+            )
+        Counter("vllm:prompt_tokens", "Number of prefill tokens processed.", labels, registry=self.registry).labels(
+            model, "0"
+        ).inc(0)
+        self.lock = threading.Lock()
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                if self.path == "/health":
+                    self._send(200, b"", "text/plain")
+                elif self.path == "/metrics":
+                    self._send(200, fake.render(), "text/plain; version=0.0.4; charset=utf-8")
+                else:
+                    self._send(404, b"not found", "text/plain")
+
+            def _send(self, code: int, body: bytes, ctype: str) -> None:
+                self.send_response(code)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                return
+
+        self.server = ThreadingHTTPServer((host, port), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def advance(self) -> None:
+        b = self.behaviour
+        now = time.monotonic()
+        elapsed, self.last = now - self.last, now
+        if b.rate is None or elapsed <= 0:
+            return
+        draft_tokens = b.draft_tokens_per_second * elapsed
+        drafts = draft_tokens / b.k
+        alpha = alpha_for_rate(b.rate, b.k)
+        m, e = self.model, "0"
+        self.drafts.labels(m, e).inc(drafts)
+        self.draft_tokens.labels(m, e).inc(draft_tokens)
+        accepted = 0.0
+        for i in range(b.k):
+            n = drafts * alpha ** (i + 1)
+            accepted += n
+            self.per_pos.labels(m, e, str(i)).inc(n)
+        self.accepted.labels(m, e).inc(accepted)
+
+    def render(self) -> bytes:
+        with self.lock:
+            self.scrapes += 1
+            if self.behaviour.page is not None:
+                return self.behaviour.page()
+            self.advance()
+            return generate_latest(self.registry)
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def pod_endpoint(pod: Any) -> tuple[str, int, str, str | None]:
+    """(pod IP, container port, served model, draft model or None) from a vLLM pod's spec."""
+    c = pod.spec.containers[0]
+    args = list(c.args or [])
+
+    def flag(name: str) -> str | None:
+        return args[args.index(name) + 1] if name in args and args.index(name) + 1 < len(args) else None
+
+    port = int(flag("--port") or 8000)
+    model = flag("--served-model-name") or flag("--model") or "model"
+    spec_cfg = flag("--speculative-config")
+    draft = json.loads(spec_cfg).get("model") if spec_cfg else None
+    return pod.status.pod_ip, port, model, draft
+
+
+class Fleet:
+    """Start a FakeVllm for every Ready vLLM pod, and stop it when the pod goes away."""
+
+    def __init__(self, kubeconfig: Path, behaviour_for: Callable[[str | None], Behaviour], interval: float = 0.3) -> None:
+        self.api = client.CoreV1Api(config.new_client_from_config(str(kubeconfig)))
+        self.behaviour_for = behaviour_for
+        self.interval = interval
+        self.servers: dict[str, FakeVllm] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="fleet", daemon=True)
+
+    def start(self) -> Fleet:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        for s in self.servers.values():
+            s.stop()
+        self.servers.clear()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                pods = self.api.list_pod_for_all_namespaces(label_selector=SERVER_SELECTOR).items
+            except Exception:  # noqa: BLE001 - API restarts in fault tests
+                self._stop.wait(1)
+                continue
+            live = set()
+            for pod in pods:
+                ready = any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
+                if not ready or not pod.status.pod_ip or pod.metadata.deletion_timestamp:
+                    continue
+                uid = pod.metadata.uid
+                live.add(uid)
+                if uid not in self.servers:
+                    ip, port, model, draft = pod_endpoint(pod)
+                    self.servers[uid] = FakeVllm(ip, port, model, self.behaviour_for(draft))
+            for uid in list(self.servers):
+                if uid not in live:
+                    self.servers.pop(uid).stop()
+            self._stop.wait(self.interval)

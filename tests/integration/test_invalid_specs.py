@@ -1,0 +1,103 @@
+"""Invalid SpeculativeDeployments are refused by the API server itself (OpenAPI schema and CEL rules) at
+``kubectl apply`` time, with a message that names the field. No operator needs to be running."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from tests.harness.kubectl import Kubectl
+
+pytestmark = pytest.mark.integration
+
+BASE: dict[str, Any] = {
+    "apiVersion": "specdeploy.io/v1alpha1",
+    "kind": "SpeculativeDeployment",
+    "metadata": {"name": "bad"},
+    "spec": {
+        "target": {"model": "meta-llama/Llama-3.1-8B-Instruct"},
+        "draft": {"model": "meta-llama/Llama-3.2-1B-Instruct"},
+    },
+}
+
+
+def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
+    def apply(obj: dict[str, Any]) -> None:
+        keys = path.split(".")
+        node = obj
+        for k in keys[:-1]:
+            node = node.setdefault(k, {})
+        if value is _DELETE:
+            node.pop(keys[-1], None)
+        else:
+            node[keys[-1]] = value
+
+    return apply
+
+
+_DELETE = object()
+
+CASES: list[tuple[str, Callable[[dict[str, Any]], None], list[str]]] = [
+    ("TP above 64", _set("spec.target.tensorParallelSize", 65), ["spec.target.tensorParallelSize"]),
+    ("TP zero", _set("spec.target.tensorParallelSize", 0), ["spec.target.tensorParallelSize"]),
+    ("K above 16", _set("spec.speculation.numSpeculativeTokens", 17), ["spec.speculation.numSpeculativeTokens"]),
+    ("K zero", _set("spec.speculation.numSpeculativeTokens", 0), ["spec.speculation.numSpeculativeTokens"]),
+    ("unknown method", _set("spec.speculation.method", "lookahead"), ["spec.speculation.method"]),
+    ("unknown dtype", _set("spec.target.dtype", "int3"), ["spec.target.dtype"]),
+    ("missing target", _set("spec.target", _DELETE), ["spec.target"]),
+    ("empty model", _set("spec.target.model", ""), ["spec.target.model"]),
+    ("rate above 1", _set("spec.rollback.minAcceptanceRate", 1.5), ["spec.rollback.minAcceptanceRate"]),
+    ("negative replicas", _set("spec.replicas", -1), ["spec.replicas"]),
+    ("unknown policy", _set("spec.validation.policy", "Maybe"), ["spec.validation.policy"]),
+    ("unknown action", _set("spec.rollback.action", "Panic"), ["spec.rollback.action"]),
+    ("zero windows", _set("spec.rollback.consecutiveWindows", 0), ["spec.rollback.consecutiveWindows"]),
+    ("draft missing for draft_model", _set("spec.draft", _DELETE), ["spec.draft"]),
+    (
+        "draft given for ngram",
+        _set("spec.speculation", {"method": "ngram", "promptLookupMax": 4}),
+        ["spec.draft"],
+    ),
+    ("model with shell metacharacters", _set("spec.target.model", "org/model;rm -rf /"), ["spec.target.model"]),
+    ("model as an option", _set("spec.target.model", "--trust-remote-code"), ["spec.target.model"]),
+    ("path traversal", _set("spec.draft.model", "/models/../etc/passwd"), ["spec.draft.model"]),
+    ("oversized model id", _set("spec.target.model", "a/" + "b" * 400), ["spec.target.model"]),
+    ("port out of range", _set("spec.serving.port", 70000), ["spec.serving.port"]),
+    ("prometheus without url", _set("spec.metrics", {"source": "Prometheus"}), ["spec.metrics"]),
+]
+
+
+@pytest.mark.parametrize(("label", "mutate", "fields"), CASES, ids=[c[0] for c in CASES])
+def test_refused_at_apply_naming_the_field(
+    kubectl: Kubectl, crd: str, namespace: str, label: str, mutate: Callable[[dict[str, Any]], None], fields: list[str]
+) -> None:
+    obj = copy.deepcopy(BASE)
+    mutate(obj)
+    proc = kubectl.apply(obj, "-n", namespace, "--validate=strict", check=False)
+    assert proc.returncode != 0, f"{label}: the API server accepted it"
+    assert kubectl.get("sd", "bad", namespace) is None
+    for f in fields:
+        assert f in proc.stderr, f"{label}: error does not name {f}:\n{proc.stderr}"
+
+
+def test_unknown_field_is_refused_under_strict_validation(kubectl: Kubectl, crd: str, namespace: str) -> None:
+    obj = copy.deepcopy(BASE)
+    obj["spec"]["target"]["tensorParallelism"] = 4  # a typo of tensorParallelSize
+    proc = kubectl.apply(obj, "-n", namespace, "--validate=strict", check=False)
+    assert proc.returncode != 0
+    assert "tensorParallelism" in proc.stderr
+
+
+def test_the_valid_base_is_accepted_with_defaults(kubectl: Kubectl, crd: str, namespace: str) -> None:
+    kubectl.apply(copy.deepcopy(BASE), "-n", namespace, "--validate=strict")
+    obj = kubectl.get("sd", "bad", namespace)
+    spec = obj["spec"]
+    assert spec["speculation"]["method"] == "draft_model"
+    assert spec["speculation"]["numSpeculativeTokens"] == 4
+    assert spec["target"]["tensorParallelSize"] == 1
+    assert spec["rollback"]["minAcceptanceRate"] == 0.5
+    assert spec["validation"]["policy"] == "Enforce"
+    explain = kubectl.run("explain", "sd.spec.rollback").stdout
+    assert "minAcceptanceRate" in explain and "consecutiveWindows" in explain

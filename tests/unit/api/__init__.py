@@ -1,0 +1,1 @@
+"""Unit tests of specdeploy.api: the models, their rules, the generated CRD."""

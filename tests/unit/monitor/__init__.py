@@ -1,0 +1,1 @@
+"""Unit tests of specdeploy.monitor: parser, acceptance math, windows, decision, speedup model, scrape, exporter."""

@@ -1,0 +1,149 @@
+"""The Prometheus source: PromQL built from the selector, and HTTP API answers read into the same counters."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from specdeploy.monitor.acceptance import summarize
+from specdeploy.monitor.prometheus_source import (
+    PodSelector,
+    PrometheusQueryError,
+    build_queries,
+    counters_from_results,
+    parse_vector,
+    query_window,
+)
+
+SELECTOR = PodSelector(labels=(("namespace", "llm"),), pods=("codellama-70b-7f9c-abcde", "codellama-70b-7f9c-fghij"))
+
+
+def test_queries_sum_increases_over_the_window_for_the_selected_pods() -> None:
+    queries = build_queries(SELECTOR, 300)
+    sel = '{namespace="llm",pod=~"codellama-70b-7f9c-abcde|codellama-70b-7f9c-fghij"}'
+    assert queries == {
+        "drafts": f"sum(increase(vllm:spec_decode_num_drafts_total{sel}[300s]))",
+        "draft_tokens": f"sum(increase(vllm:spec_decode_num_draft_tokens_total{sel}[300s]))",
+        "accepted_tokens": f"sum(increase(vllm:spec_decode_num_accepted_tokens_total{sel}[300s]))",
+        "per_position": f"sum by (position) (increase(vllm:spec_decode_num_accepted_tokens_per_pos_total{sel}[300s]))",
+        "v0_rate": f"avg(vllm:spec_decode_draft_acceptance_rate{sel})",
+    }
+    assert build_queries(PodSelector(labels=(("specdeploy_io_name", "x"),)), 1.5)["drafts"].endswith("[1500ms]))")
+
+
+def test_selector_escapes_values_and_regex_characters() -> None:
+    selector = PodSelector(labels=(("model_name", 'a"b\\c'),), pods=("pod.with.dots",), pod_label="kubernetes_pod_name")
+    assert selector.matchers() == '{model_name="a\\"b\\\\c",kubernetes_pod_name=~"pod\\\\.with\\\\.dots"}'
+    with pytest.raises(ValueError, match="invalid Prometheus label name"):
+        PodSelector(labels=(("bad-name", "x"),)).matchers()
+    with pytest.raises(ValueError, match="window_seconds"):
+        build_queries(SELECTOR, 0)
+
+
+def vector(*rows: tuple[dict[str, str], str]) -> dict[str, Any]:
+    return {
+        "status": "success",
+        "data": {"resultType": "vector", "result": [{"metric": m, "value": [1.8e9, v]} for m, v in rows]},
+    }
+
+
+def test_response_parsing_and_errors() -> None:
+    assert parse_vector(vector(({}, "12.5"))) == [({}, 12.5)]
+    error = {"status": "error", "errorType": "bad_data", "error": "parse error at char 5"}
+    with pytest.raises(PrometheusQueryError, match="bad_data: parse error at char 5"):
+        parse_vector(error, "sum(x")
+    with pytest.raises(PrometheusQueryError, match="not an instant vector"):
+        parse_vector({"status": "success", "data": {"resultType": "matrix", "result": []}})
+    with pytest.raises(PrometheusQueryError, match="non-numeric"):
+        parse_vector(vector(({}, "many")))
+    with pytest.raises(PrometheusQueryError, match="malformed sample"):
+        parse_vector({"status": "success", "data": {"resultType": "vector", "result": [{"metric": {}}]}})
+    with pytest.raises(PrometheusQueryError, match="not a JSON object"):
+        parse_vector([])
+
+
+def test_counters_from_results() -> None:
+    results: dict[str, list[tuple[dict[str, str], float]]] = {
+        "drafts": [({}, 1000.0)],
+        "draft_tokens": [({}, 4000.0)],
+        "accepted_tokens": [({}, 2190.0)],
+        "per_position": [({"position": "1"}, 600.0), ({"position": "0"}, 780.0)],
+        "v0_rate": [],
+    }
+    counters = counters_from_results(results)
+    assert counters is not None
+    acceptance = summarize(counters)
+    assert acceptance.rate == pytest.approx(0.5475)
+    assert acceptance.per_position == (0.78, 0.6)
+    empty: dict[str, list[tuple[dict[str, str], float]]] = {k: [] for k in results}
+    assert counters_from_results(empty) is None
+    v0 = counters_from_results({**empty, "v0_rate": [({}, 0.56)]})
+    assert v0 is not None and summarize(v0).rate == 0.56 and v0.engine == "v0"
+    with pytest.raises(PrometheusQueryError, match="no draft_tokens"):
+        counters_from_results({**results, "draft_tokens": []})
+    with pytest.raises(PrometheusQueryError, match="drafts"):
+        counters_from_results({**results, "drafts": [({}, float("nan"))]})
+
+
+class FakePrometheus:
+    """Answers /api/v1/query from a table of query -> JSON body, and records what was asked."""
+
+    def __init__(self) -> None:
+        self.answers: dict[str, Any] = {}
+        self.asked: list[dict[str, str]] = []
+        self.base = ""
+
+    async def query(self, request: web.Request) -> web.Response:
+        self.asked.append(dict(request.query))
+        answer = self.answers.get(request.query.get("query", ""))
+        if answer is None:
+            return web.json_response({"status": "error", "errorType": "bad_data", "error": "unknown"}, status=400)
+        if isinstance(answer, str):
+            return web.Response(text=answer, status=503)
+        return web.json_response(answer)
+
+
+@pytest.fixture
+async def prometheus() -> AsyncIterator[FakePrometheus]:
+    fake = FakePrometheus()
+    app = web.Application()
+    app.add_routes([web.get("/api/v1/query", fake.query)])
+    runner = web.AppRunner(app, shutdown_timeout=0.1)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    fake.base = f"http://{host}:{port}/"
+    yield fake
+    await runner.cleanup()
+
+
+async def test_query_window_against_a_prometheus_shaped_server(prometheus: FakePrometheus) -> None:
+    queries = build_queries(SELECTOR, 300)
+    prometheus.answers = {
+        queries["drafts"]: vector(({}, "1000")),
+        queries["draft_tokens"]: vector(({}, "4000")),
+        queries["accepted_tokens"]: vector(({}, "1200.5")),
+        queries["per_position"]: vector(({"position": "0"}, "700"), ({"position": "1"}, "500.5")),
+        queries["v0_rate"]: vector(),
+    }
+    async with aiohttp.ClientSession() as session:
+        counters = await query_window(session, prometheus.base, SELECTOR, 300, at=1_800_000_000.0)
+    assert counters is not None and counters.engine == "v1"
+    assert summarize(counters).rate == pytest.approx(1200.5 / 4000)
+    assert summarize(counters).per_position == (0.7, 0.5005)
+    assert len(prometheus.asked) == 5
+    assert all(a["time"] == "1800000000.000" for a in prometheus.asked)
+
+
+async def test_query_window_errors_name_the_endpoint(prometheus: FakePrometheus) -> None:
+    async with aiohttp.ClientSession() as session:
+        with pytest.raises(PrometheusQueryError, match="bad_data: unknown"):
+            await query_window(session, prometheus.base, SELECTOR, 300)
+        prometheus.answers = dict.fromkeys(build_queries(SELECTOR, 300).values(), "<html>overloaded</html>")
+        with pytest.raises(PrometheusQueryError, match=r"api/v1/query: HTTP 503, body is not JSON"):
+            await query_window(session, prometheus.base, SELECTOR, 300)

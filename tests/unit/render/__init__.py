@@ -1,0 +1,1 @@
+"""Unit tests of specdeploy.render: vLLM argv, Deployment, Service, validation Job, render command."""

@@ -1,0 +1,134 @@
+"""The vLLM command line: every flag is a real vLLM 0.32 option, values are separate items, the config is right."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from specdeploy.api.rules import OWNED_FLAGS
+from specdeploy.render.vllm_args import VLLM_COMMAND, speculative_config, vllm_args
+
+from .specs import flags_with_values, make_spec, vllm_options
+
+
+def full_spec_args() -> list[str]:
+    spec = make_spec(
+        target={"revision": "main", "tensorParallelSize": 4, "maxModelLen": 8192, "dtype": "bfloat16", "quantization": "awq"},
+        draft={"revision": "v2", "tensorParallelSize": 1, "quantization": "fp8"},
+        speculation={"numSpeculativeTokens": 5},
+        serving={"servedModelName": "coder", "port": 8080, "gpuMemoryUtilization": 0.85, "extraArgs": ["--max-num-seqs", "32"]},
+    )
+    return vllm_args(spec)
+
+
+def test_command_is_the_api_server_module() -> None:
+    assert VLLM_COMMAND == ("python3", "-m", "vllm.entrypoints.openai.api_server")
+
+
+def test_every_flag_exists_in_vllm_serve_options() -> None:
+    parsed = dict(flags_with_values(full_spec_args()))
+    assert parsed["--model"] == "org/target"
+    assert parsed["--revision"] == "main"
+    assert parsed["--tensor-parallel-size"] == "4"
+    assert parsed["--max-model-len"] == "8192"
+    assert parsed["--dtype"] == "bfloat16"
+    assert parsed["--quantization"] == "awq"
+    assert parsed["--served-model-name"] == "coder"
+    assert parsed["--host"] == "0.0.0.0"
+    assert parsed["--port"] == "8080"
+    assert parsed["--gpu-memory-utilization"] == "0.85"
+    assert parsed["--max-num-seqs"] == "32"
+    assert "--speculative-config" in parsed
+
+
+def test_every_dtype_the_api_allows_is_a_vllm_choice() -> None:
+    choices = vllm_options()["--dtype"]["choices"]
+    for dtype in ("auto", "float16", "bfloat16", "float32"):
+        assert dtype in choices
+        assert dict(flags_with_values(vllm_args(make_spec(target={"dtype": dtype}))))["--dtype"] == dtype
+
+
+def test_every_flag_the_operator_protects_is_a_real_option() -> None:
+    options = vllm_options()
+    assert [flag for flag in OWNED_FLAGS if flag not in options] == []
+
+
+def test_minimal_spec_uses_defaults_and_the_model_as_served_name() -> None:
+    args = vllm_args(make_spec())
+    parsed = dict(flags_with_values(args))
+    assert parsed["--served-model-name"] == "org/target"
+    assert parsed["--port"] == "8000"
+    assert parsed["--tensor-parallel-size"] == "1"
+    assert "--revision" not in parsed
+    assert "--max-model-len" not in parsed
+    assert "--gpu-memory-utilization" not in parsed
+
+
+def test_values_are_single_argv_items_never_shell_text() -> None:
+    args = full_spec_args()
+    assert all(isinstance(a, str) for a in args)
+    config = args[args.index("--speculative-config") + 1]
+    assert " " not in config  # compact JSON: one item, nothing for a shell to split
+    assert args[-2:] == ["--max-num-seqs", "32"]  # extraArgs come last, unchanged
+
+
+def spec_config(**sections: object) -> dict[str, object]:
+    args = vllm_args(make_spec(**sections))
+    config: dict[str, object] = json.loads(args[args.index("--speculative-config") + 1])
+    return config
+
+
+def test_speculative_config_for_a_draft_model() -> None:
+    assert spec_config() == {"method": "draft_model", "model": "org/draft", "num_speculative_tokens": 4}
+    full = spec_config(
+        target={"tensorParallelSize": 2},
+        draft={"tensorParallelSize": 2, "revision": "abc123", "quantization": "fp8"},
+        speculation={"numSpeculativeTokens": 7},
+    )
+    assert full == {
+        "method": "draft_model",
+        "model": "org/draft",
+        "num_speculative_tokens": 7,
+        "draft_tensor_parallel_size": 2,
+        "revision": "abc123",
+        "quantization": "fp8",
+    }
+
+
+@pytest.mark.parametrize("method", ["eagle", "eagle3", "medusa", "mlp_speculator"])
+def test_speculative_config_for_head_methods_names_method_and_heads(method: str) -> None:
+    assert spec_config(speculation={"method": method, "numSpeculativeTokens": 3}) == {
+        "method": method,
+        "model": "org/draft",
+        "num_speculative_tokens": 3,
+    }
+
+
+def test_speculative_config_for_ngram_has_no_model_and_the_lookup_window() -> None:
+    config = spec_config(draft=None, speculation={"method": "ngram", "promptLookupMax": 4, "promptLookupMin": 2})
+    assert config == {"method": "ngram", "num_speculative_tokens": 4, "prompt_lookup_max": 4, "prompt_lookup_min": 2}
+    assert spec_config(draft=None, speculation={"method": "ngram"}) == {"method": "ngram", "num_speculative_tokens": 4}
+
+
+def test_speculative_config_for_mtp_without_a_draft_uses_the_targets_layers() -> None:
+    assert spec_config(draft=None, speculation={"method": "mtp", "numSpeculativeTokens": 1}) == {
+        "method": "mtp",
+        "num_speculative_tokens": 1,
+    }
+
+
+def test_changing_k_changes_only_the_speculative_config() -> None:
+    a = vllm_args(make_spec(speculation={"numSpeculativeTokens": 2}))
+    b = vllm_args(make_spec(speculation={"numSpeculativeTokens": 6}))
+    assert [x for x, y in zip(a, b, strict=True) if x != y] == [a[a.index("--speculative-config") + 1]]
+
+
+def test_disabled_speculation_serves_the_target_alone() -> None:
+    spec = make_spec(serving={"extraArgs": ["--enable-prefix-caching"]})
+    args = vllm_args(spec, speculation_enabled=False)
+    assert "--speculative-config" not in args
+    assert "org/draft" not in " ".join(args)
+    assert dict(flags_with_values(args))["--model"] == "org/target"
+    assert args[-1] == "--enable-prefix-caching"
+    assert speculative_config(spec)["model"] == "org/draft"  # the config itself is unchanged
