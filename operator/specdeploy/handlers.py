@@ -239,7 +239,11 @@ async def _apply(
 
 
 async def _execute(
-    p: Plan, body: kopf.Body, observed: Observed, logger: logging.Logger | logging.LoggerAdapter[Any]
+    p: Plan,
+    body: kopf.Body,
+    observed: Observed,
+    written: dict[str, dict[str, str]],
+    logger: logging.Logger | logging.LoggerAdapter[Any],
 ) -> None:
     ns = observed.owner.namespace
     if p.record_revision is not None:
@@ -247,6 +251,7 @@ async def _execute(
     for rev_id, annotations in p.verdicts:
         name = hist.controller_revision_name(observed.owner.name, rev_id)
         await kube.patch("ControllerRevision", ns, name, {"metadata": {"annotations": annotations}})
+        written.setdefault(rev_id, {}).update(annotations)
     if p.delete_job:
         await kube.delete("Job", ns, p.delete_job)
     if p.create_job is not None:
@@ -283,6 +288,9 @@ async def reconcile_daemon(
     key = (namespace, name)
     wake = _wakeups.setdefault(key, asyncio.Event())
     tracker = AcceptanceTracker()
+    # Verdicts this daemon wrote, until the watch-fed index shows them: read-your-writes for the revision history,
+    # so a stale index can never undo a rollback for one loop (and post its Event twice).
+    written: dict[str, dict[str, str]] = {}
     next_scrape = 0.0
     try:
         while not stopped:
@@ -300,10 +308,11 @@ async def reconcile_daemon(
             if now >= next_scrape:
                 await tracker.scrape(namespace, name, spec, pods)
                 next_scrape = now + float(spec.metrics.scrape_interval_seconds)
-            observed = _observe(body, spec, key, pods, deployments_idx, services_idx, jobs_idx, revisions_idx, tracker)
+            revisions = _with_written(_many(revisions_idx, key), written)
+            observed = _observe(body, spec, key, pods, deployments_idx, services_idx, jobs_idx, revisions, tracker)
             try:
                 result = plan(observed)
-                await _execute(result, body, observed, logger)
+                await _execute(result, body, observed, written, logger)
                 tracker.set_serving(result.monitor, observed.deployment)
             except kube.KubeError as e:
                 logger.warning(f"reconcile failed, will retry: {e}")
@@ -322,6 +331,24 @@ async def reconcile_daemon(
             exporter.forget(namespace, name)
 
 
+def _with_written(revisions: list[dict[str, Any]], written: dict[str, dict[str, str]]) -> list[dict[str, Any]]:
+    """Overlay our own recent verdict writes on the indexed ControllerRevisions; forget those the index shows."""
+    out = []
+    for cr in revisions:
+        meta = cr.get("metadata", {})
+        rev_id = (meta.get("labels") or {}).get(hist.LABEL_REVISION)
+        mine = written.get(rev_id or "")
+        if mine:
+            ann = dict(meta.get("annotations") or {})
+            if all(ann.get(k) == v for k, v in mine.items()):
+                written.pop(rev_id or "", None)
+            else:
+                ann.update(mine)
+                cr = {**cr, "metadata": {**meta, "annotations": ann}}
+        out.append(cr)
+    return out
+
+
 def _observe(
     body: kopf.Body,
     spec: SpeculativeDeploymentSpec,
@@ -330,7 +357,7 @@ def _observe(
     deployments_idx: Any,
     services_idx: Any,
     jobs_idx: Any,
-    revisions_idx: Any,
+    revisions: list[dict[str, Any]],
     tracker: AcceptanceTracker,
 ) -> Observed:
     meta = body.get("metadata", {})
@@ -343,7 +370,7 @@ def _observe(
         owner=owner,
         spec=spec,
         status=dict(body.get("status") or {}),
-        history=hist.from_controller_revisions(_many(revisions_idx, key)),
+        history=hist.from_controller_revisions(revisions),
         deployment=_one(deployments_idx, key),
         service=_one(services_idx, key),
         job=_job_outcome(_many(jobs_idx, key), pods, job_name),

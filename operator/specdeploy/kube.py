@@ -117,15 +117,45 @@ _DELETE: dict[str, Callable[[], Callable[..., Any]]] = {
 }
 
 
+APPLY_PATCH = "application/apply-patch+yaml"
+FIELD_MANAGER = "specdeploy"
+
+
 async def create(obj: dict[str, Any]) -> tuple[dict[str, Any], bool]:
     """Create ``obj``; return (object, created). An existing object of that name is returned as not created."""
     kind, ns = obj["kind"], obj["metadata"]["namespace"]
+    if kind == "ControllerRevision":
+        return await _create_revision(obj)
     try:
         return await _call(_CREATE[kind](), ns, obj), True
     except KubeError as e:
         if e.status != 409:
             raise
     return await get(kind, ns, obj["metadata"]["name"]) or {}, False
+
+
+async def _create_revision(obj: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """ControllerRevisions are created by server-side apply, never by a plain POST.
+
+    Their ``data`` is immutable and compared byte for byte. A POST stores the bytes as the client serialised them
+    (with whitespace), while any later patch of the annotations re-serialises ``data`` canonically, so the
+    API server would refuse every annotation patch as a change of ``data``. Server-side apply stores the
+    canonical form from the start. An existing revision is left as it is.
+    """
+    meta = obj["metadata"]
+    existing = await get("ControllerRevision", meta["namespace"], meta["name"])
+    if existing is not None:
+        return existing, False
+    created = await _call(
+        _apps().patch_namespaced_controller_revision,
+        meta["name"],
+        meta["namespace"],
+        obj,
+        field_manager=FIELD_MANAGER,
+        force=True,
+        _content_type=APPLY_PATCH,
+    )
+    return created, True
 
 
 async def get(kind: str, namespace: str, name: str) -> dict[str, Any] | None:

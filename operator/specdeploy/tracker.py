@@ -13,6 +13,7 @@ already taken is recorded durably on the revision's ControllerRevision before an
 from __future__ import annotations
 
 import datetime as dt
+import re
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -37,6 +38,7 @@ MAX_WINDOWS = 64
 # Publish a new status.acceptance only when a number moved at least this much (or the verdict changed).
 RATE_EPSILON = 0.005
 
+_RELATIVE = re.compile(r" \(\d+s from now\)")
 _session: aiohttp.ClientSession | None = None
 
 
@@ -225,7 +227,8 @@ class AcceptanceTracker:
             )
             if namespace and name:
                 exporter.record_acceptance(namespace, name, acc, rec.k if rec else None)
-        candidate["message"] = d.message[:500]
+        # "(25s from now)" would make every scrape look like a change; the absolute time stays in the message.
+        candidate["message"] = _RELATIVE.sub("", d.message)[:500]
         if not self._meaningful(candidate):
             return self.published
         self.published = {k: v for k, v in candidate.items() if v is not None}

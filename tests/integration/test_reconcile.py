@@ -18,13 +18,16 @@ from tests.harness.operator import OperatorProcess
 pytestmark = pytest.mark.integration
 
 
-def manifest(name: str, k: int = 4, policy: str = "Skip", replicas: int = 1, **spec: Any) -> dict[str, Any]:
+def manifest(
+    name: str, k: int = 4, policy: str = "Skip", replicas: int = 1, tp: int = 1, **spec: Any
+) -> dict[str, Any]:
+    """A SpeculativeDeployment; TP 1 by default so that many fit on the two 8-GPU fake nodes."""
     body: dict[str, Any] = {
         "apiVersion": "specdeploy.io/v1alpha1",
         "kind": "SpeculativeDeployment",
         "metadata": {"name": name},
         "spec": {
-            "target": {"model": "meta-llama/Llama-3.1-70B-Instruct", "tensorParallelSize": 4, "maxModelLen": 8192},
+            "target": {"model": "meta-llama/Llama-3.1-70B-Instruct", "tensorParallelSize": tp, "maxModelLen": 8192},
             "draft": {"model": "meta-llama/Llama-3.2-1B-Instruct"},
             "speculation": {"method": "draft_model", "numSpeculativeTokens": k},
             "replicas": replicas,
@@ -69,7 +72,7 @@ def wait_ready(kubectl: Kubectl, name: str, namespace: str, timeout: float = 60)
 def test_apply_creates_rendered_children_and_reaches_ready(
     kubectl: Kubectl, namespace: str, operator: OperatorProcess
 ) -> None:
-    obj = manifest("llama")
+    obj = manifest("llama", tp=4)
     kubectl.apply(obj, "-n", namespace)
     status = wait_ready(kubectl, "llama", namespace)
 

@@ -42,7 +42,7 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
         "jsonPath": ".status.acceptance.rate",
         "description": "Draft acceptance rate over the last window.",
     },
-    {"name": "Ready", "type": "integer", "jsonPath": ".status.readyReplicas", "description": "Ready vLLM pods."},
+    {"name": "Ready", "type": "string", "jsonPath": ".status.ready", "description": "Ready vLLM pods out of desired."},
     {"name": "Status", "type": "string", "jsonPath": ".status.phase", "description": "Phase."},
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
     {

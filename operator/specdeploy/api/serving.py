@@ -302,10 +302,7 @@ class Serving(SpecModel):
         for arg in value:
             flag = owned_flag(arg)
             if flag is not None:
-                raise ValueError(
-                    f"{arg!r} sets or abbreviates {flag}, which the operator owns: use the typed fields of "
-                    "spec.target, spec.draft, spec.speculation and spec.serving instead"
-                )
+                raise ValueError(f"{EXTRA_ARGS_MESSAGE} ({arg!r} sets or abbreviates {flag})")
         return value
 
     _label_keys = field_validator("node_selector", "pod_annotations", "pod_labels")(_check_keys)

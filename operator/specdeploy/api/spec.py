@@ -124,7 +124,8 @@ class Speculation(SpecModel):
         json_schema_extra={
             "x-kubernetes-validations": [
                 {
-                    "rule": "self.method == 'ngram' || (!has(self.promptLookupMax) && !has(self.promptLookupMin))",
+                    "rule": "(has(self.method) && self.method == 'ngram') || "
+                    "(!has(self.promptLookupMax) && !has(self.promptLookupMin))",
                     "message": "spec.speculation.promptLookupMax and promptLookupMin are only for method ngram",
                 },
                 {
@@ -260,7 +261,7 @@ class Metrics(SpecModel):
         json_schema_extra={
             "x-kubernetes-validations": [
                 {
-                    "rule": "self.source != 'Prometheus' || has(self.prometheus)",
+                    "rule": "!has(self.source) || self.source != 'Prometheus' || has(self.prometheus)",
                     "message": "spec.metrics.prometheus.url is required when spec.metrics.source is Prometheus",
                 }
             ]
@@ -303,11 +304,13 @@ class SpeculativeDeploymentSpec(SpecModel):
         json_schema_extra={
             "x-kubernetes-validations": [
                 {
-                    "rule": "has(self.draft) || (has(self.speculation) && self.speculation.method in ['ngram', 'mtp'])",
+                    "rule": "has(self.draft) || (has(self.speculation) && has(self.speculation.method) && "
+                    "self.speculation.method in ['ngram', 'mtp'])",
                     "message": DRAFT_REQUIRED_MESSAGE,
                 },
                 {
-                    "rule": "!has(self.draft) || !has(self.speculation) || self.speculation.method != 'ngram'",
+                    "rule": "!has(self.draft) || !has(self.speculation) || !has(self.speculation.method) || "
+                    "self.speculation.method != 'ngram'",
                     "message": DRAFT_FORBIDDEN_MESSAGE,
                 },
                 {
@@ -317,7 +320,8 @@ class SpeculativeDeploymentSpec(SpecModel):
                     "message": DRAFT_TP_MESSAGE,
                 },
                 {
-                    "rule": "!has(self.rollback) || !has(self.metrics) || "
+                    "rule": "!has(self.rollback) || !has(self.metrics) || !has(self.rollback.windowSeconds) || "
+                    "!has(self.metrics.scrapeIntervalSeconds) || "
                     "self.rollback.windowSeconds >= self.metrics.scrapeIntervalSeconds",
                     "message": WINDOW_MESSAGE,
                 },

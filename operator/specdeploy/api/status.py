@@ -98,6 +98,9 @@ class ValidationStatus(StatusModel):
     )
     completed_at: Timestamp | None = Field(None, description="When the Job finished.")
     job_name: str | None = Field(None, max_length=63, description="Name of the validation Job.")
+    exit_code: int | None = Field(
+        None, ge=0, le=255, description="Exit code of the validator: 0 compatible, 1 incompatible, 2 could not check."
+    )
 
 
 Rate = Annotated[float, Field(ge=0, le=1)]
@@ -129,6 +132,15 @@ class AcceptanceStatus(StatusModel):
     recommended_num_speculative_tokens: int | None = Field(
         None, ge=1, le=16, description="The k that the measured per-position rates suggest (advice only)."
     )
+    rate_text: str | None = Field(None, max_length=16, description="The rate with two decimals, for display.")
+    revision: str | None = Field(None, max_length=63, description="Serving revision these numbers belong to.")
+    verdict: Literal["Hold", "Healthy", "Rollback"] | None = Field(
+        None, description="The rollback decision on the latest windows: Hold, Healthy or Rollback."
+    )
+    reason: str | None = Field(None, max_length=64, description="Why the decision is what it is (CamelCase code).")
+    message: str | None = Field(
+        None, max_length=1024, description="The decision in words, with the rates and token counts it used."
+    )
 
 
 class SpeculativeDeploymentStatus(StatusModel):
@@ -143,7 +155,10 @@ class SpeculativeDeploymentStatus(StatusModel):
     )
     phase: Phase | None = Field(None, description="One-word summary of the conditions (the STATUS column).")
     replicas: int | None = Field(None, ge=0, description="vLLM pods that exist.")
-    ready_replicas: int | None = Field(None, ge=0, description="vLLM pods that are ready (the READY column).")
+    ready_replicas: int | None = Field(None, ge=0, description="vLLM pods that are ready.")
+    ready: str | None = Field(
+        None, max_length=32, description="Ready replicas out of desired, e.g. 1/1 (the READY column)."
+    )
     revision: RevisionStatus | None = Field(None, description="Current, serving, stable and failed revisions.")
     validation: ValidationStatus | None = Field(None, description="Result of the last compatibility check.")
     acceptance: AcceptanceStatus | None = Field(None, description="Measured draft acceptance.")

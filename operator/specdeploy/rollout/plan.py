@@ -16,7 +16,7 @@ from typing import Any
 
 from specdeploy import conditions as cond
 from specdeploy.api import SpeculativeDeploymentSpec
-from specdeploy.render import render_deployment, render_service, render_validation_job
+from specdeploy.render import owner_for, render_deployment, render_service, render_validation_job
 from specdeploy.rollout.history import (
     ANNOTATION_VALIDATION,
     LABEL_NAME,
@@ -228,7 +228,7 @@ def plan(obs: Observed) -> Plan:  # noqa: PLR0915 - one linear pass over the pip
             validation_state = "running"
             if obs.job is None:
                 out.create_job = render_validation_job(
-                    owner.name, owner.namespace, spec, current_id, owner=owner.ref()
+                    owner.name, owner.namespace, spec, current_id, owner=owner_for(owner.name, owner.uid)
                 )
                 out.events.append(
                     Event("Normal", "ValidationStarted", f"Checking draft {_draft(spec)} against target {spec.target.model}")
@@ -298,12 +298,14 @@ def plan(obs: Observed) -> Plan:  # noqa: PLR0915 - one linear pass over the pip
             owner.name,
             owner.namespace,
             render_spec,
-            serving.id if not serving.speculation else serving.revision.id,
-            owner=owner.ref(),
+            serving.id,
+            owner=owner_for(owner.name, owner.uid),
             speculation_enabled=serving.speculation,
         )
         out.monitor = serving
-    out.service = render_service(owner.name, owner.namespace, spec, owner=owner.ref())
+    out.service = render_service(
+        owner.name, owner.namespace, spec, serving.id if serving else current_id, owner=owner_for(owner.name, owner.uid)
+    )
 
     # 6. Status.
     dep_status = (obs.deployment or {}).get("status", {}) if obs.deployment else {}
@@ -315,7 +317,7 @@ def plan(obs: Observed) -> Plan:  # noqa: PLR0915 - one linear pass over the pip
     )
     rolled_out = (
         serving is not None
-        and live_id == (serving.id if not serving.speculation else serving.revision.id)
+        and live_id == serving.id
         and dep_gen_ok
         and updated >= replicas
         and ready >= replicas

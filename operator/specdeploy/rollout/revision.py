@@ -30,3 +30,9 @@ def revision_id(spec: SpeculativeDeploymentSpec) -> str:
     """10 lowercase hex characters of SHA-256 over :func:`canonical_serving_spec`."""
     digest = hashlib.sha256(canonical_serving_spec(spec).encode("utf-8")).hexdigest()
     return digest[:REVISION_LENGTH]
+
+
+def serving_snapshot(spec: SpeculativeDeploymentSpec) -> dict[str, object]:
+    """The serving-relevant part of the spec as data (camelCase): what a ControllerRevision keeps of a revision."""
+    snapshot: dict[str, object] = json.loads(canonical_serving_spec(spec))
+    return snapshot

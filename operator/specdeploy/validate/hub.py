@@ -49,7 +49,8 @@ def fetch(
     """Fetch the allowed metadata files of ``repo_id`` at ``revision`` into the HF cache and return them."""
     from huggingface_hub import constants
 
-    if constants.is_offline_mode():
+    offline = getattr(constants, "is_offline_mode", None)  # a function since huggingface_hub 1.x
+    if offline() if callable(offline) else constants.HF_HUB_OFFLINE:
         return _from_cache(repo_id, revision=revision, cache_dir=cache_dir, reason="HF_HUB_OFFLINE is set")
     token = os.environ.get("HF_TOKEN") or None
     try:
@@ -74,8 +75,17 @@ def fetch(
                 f"{size_cap(name) // 1048576} MiB allowed; refusing to download it",
             )
         path, downloaded = _download(
-            repo_id, name, commit=commit, cache_dir=cache_dir, token=token, timeout_s=_remaining(timeout_s, deadline)
+            repo_id,
+            name,
+            revision=revision or "main",
+            cache_dir=cache_dir,
+            token=token,
+            timeout_s=_remaining(timeout_s, deadline),
         )
+        if _COMMIT.match(commit) and path.parents[name.count("/")].name != commit:
+            raise CheckError(
+                "network", f"{repo_id} changed while its files were being fetched (commit {commit}); retry"
+            )
         nbytes = check_size(path, name)
         result.files[name] = path
         result.bytes_read += nbytes
@@ -103,17 +113,23 @@ def _model_info(repo_id: str, *, revision: str | None, token: str | None, timeou
 
 
 def _download(
-    repo_id: str, name: str, *, commit: str, cache_dir: str | None, token: str | None, timeout_s: float
+    repo_id: str, name: str, *, revision: str, cache_dir: str | None, token: str | None, timeout_s: float
 ) -> tuple[Path, bool]:
-    """Download (or reuse from the cache) one file; returns its path and whether bytes crossed the network."""
+    """Download (or reuse from the cache) one file; returns its path and whether bytes crossed the network.
+
+    The download names the revision (not the listed commit) so the cache records ``refs/<revision>`` and a
+    later offline run can resolve it; the caller checks the file came from the listed commit.
+    """
     from huggingface_hub import constants, hf_hub_download, try_to_load_from_cache
 
-    cached = try_to_load_from_cache(repo_id, name, cache_dir=cache_dir, revision=commit)
+    cached = try_to_load_from_cache(repo_id, name, cache_dir=cache_dir, revision=revision)
     constants.HF_HUB_DOWNLOAD_TIMEOUT = max(1, int(timeout_s))  # per-read timeout of the GET
     try:
-        path = hf_hub_download(repo_id, name, revision=commit, cache_dir=cache_dir, token=token, etag_timeout=timeout_s)
+        path = hf_hub_download(
+            repo_id, name, revision=revision, cache_dir=cache_dir, token=token, etag_timeout=timeout_s
+        )
     except Exception as exc:
-        raise _translate(exc, repo_id, revision=commit, token=token, filename=name) from exc
+        raise _translate(exc, repo_id, revision=revision, token=token, filename=name) from exc
     return Path(str(path)), not isinstance(cached, str)
 
 

@@ -70,12 +70,18 @@ def byte_level_alphabet() -> dict[str, int]:
     return table
 
 
+@cache
+def _byte_level_translation() -> dict[int, int]:
+    """Code point of each byte-level character -> the byte it stands for, for ``str.translate``."""
+    return {ord(ch): b for ch, b in byte_level_alphabet().items()}
+
+
 def decode_byte_level(token: str) -> bytes:
     """Bytes of a byte-level BPE vocabulary string; characters outside the alphabet are kept as UTF-8."""
-    table = byte_level_alphabet()
-    try:
-        return bytes(table[ch] for ch in token)
-    except KeyError:
+    try:  # fast path: every character maps to one byte (code point < 256 after translation)
+        return token.translate(_byte_level_translation()).encode("latin-1")
+    except UnicodeEncodeError:
+        table = byte_level_alphabet()
         return b"".join(bytes([table[ch]]) if ch in table else ch.encode("utf-8") for ch in token)
 
 

@@ -72,7 +72,9 @@ def test_every_property_has_a_description() -> None:
     missing = [
         path
         for path, node in walk(schema())
-        if path and path != ".metadata" and not str(node.get("description", "")).strip()
+        if path
+        and path != ".metadata"
+        and not str(node.get("description", "")).strip()
         and not path.endswith(("[]", "{}"))
     ]
     assert missing == []
@@ -86,7 +88,9 @@ def test_every_string_list_and_map_is_bounded() -> None:
             assert "maxLength" in node or "enum" in node, f"{path}: string without maxLength"
         if node.get("type") == "array":
             assert "maxItems" in node, f"{path}: array without maxItems"
-        if node.get("type") == "object" and ("additionalProperties" in node or node.get("x-kubernetes-preserve-unknown-fields")):
+        if node.get("type") == "object" and (
+            "additionalProperties" in node or node.get("x-kubernetes-preserve-unknown-fields")
+        ):
             assert "maxProperties" in node, f"{path}: map without maxProperties"
 
 
@@ -106,7 +110,13 @@ def test_bounds_and_enums_from_the_models_reach_the_schema() -> None:
     k = spec["speculation"]["properties"]["numSpeculativeTokens"]
     assert (k["minimum"], k["maximum"], k["default"]) == (1, 16, 4)
     assert spec["speculation"]["properties"]["method"]["enum"] == [
-        "draft_model", "eagle", "eagle3", "ngram", "mtp", "medusa", "mlp_speculator"
+        "draft_model",
+        "eagle",
+        "eagle3",
+        "ngram",
+        "mtp",
+        "medusa",
+        "mlp_speculator",
     ]
     rate = spec["rollback"]["properties"]["minAcceptanceRate"]
     assert (rate["type"], rate["minimum"], rate["maximum"], rate["default"]) == ("number", 0, 1, 0.5)

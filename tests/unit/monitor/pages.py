@@ -13,7 +13,7 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-REAL_PAGE = Path("/work/shared/fixtures/vllm/vllm-0.32-cpu-unrelated-draft.metrics.txt")
+REAL_PAGE = Path(__file__).resolve().parents[2] / "fixtures" / "vllm" / "vllm-0.32-cpu-unrelated-draft.metrics.txt"
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,21 @@ from .specs import flags_with_values, make_spec, vllm_options
 
 def full_spec_args() -> list[str]:
     spec = make_spec(
-        target={"revision": "main", "tensorParallelSize": 4, "maxModelLen": 8192, "dtype": "bfloat16", "quantization": "awq"},
+        target={
+            "revision": "main",
+            "tensorParallelSize": 4,
+            "maxModelLen": 8192,
+            "dtype": "bfloat16",
+            "quantization": "awq",
+        },
         draft={"revision": "v2", "tensorParallelSize": 1, "quantization": "fp8"},
         speculation={"numSpeculativeTokens": 5},
-        serving={"servedModelName": "coder", "port": 8080, "gpuMemoryUtilization": 0.85, "extraArgs": ["--max-num-seqs", "32"]},
+        serving={
+            "servedModelName": "coder",
+            "port": 8080,
+            "gpuMemoryUtilization": 0.85,
+            "extraArgs": ["--max-num-seqs", "32"],
+        },
     )
     return vllm_args(spec)
 

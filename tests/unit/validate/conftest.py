@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.unit.validate import zoo
 
 from specdeploy.validate.checks import Options
 from specdeploy.validate.engine import Outcome, Request, validate
-from tests.unit.validate import zoo
 
 
 class Folders:
@@ -108,7 +108,7 @@ def run() -> Run:
 
 def check(outcome: Outcome, name: str) -> dict[str, Any]:
     """The check called ``name`` in an outcome's report."""
-    matches = [c for c in outcome.report["checks"] if c["name"] == name]
+    matches: list[dict[str, Any]] = [c for c in outcome.report["checks"] if c["name"] == name]
     assert len(matches) == 1, outcome.report
     return matches[0]
 

@@ -34,6 +34,7 @@ class FakeHub:
     requests: list[tuple[str, str]] = field(default_factory=list)  # (method, path)
     auth_headers: list[str | None] = field(default_factory=list)
     bytes_served: int = 0
+    file_bytes_served: int = 0  # bodies of /resolve/ downloads only
     url: str = ""
 
     def add_folder(self, repo_id: str, folder: Path, **kwargs: object) -> Repo:
@@ -75,7 +76,12 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
                 hub.bytes_served += len(body)
 
         def _error(self, status: int, code: str, send_body: bool) -> None:
-            self._send(status, {"X-Error-Code": code, "X-Error-Message": code}, b'{"error":"' + code.encode() + b'"}', send_body)
+            self._send(
+                status,
+                {"X-Error-Code": code, "X-Error-Message": code},
+                b'{"error":"' + code.encode() + b'"}',
+                send_body,
+            )
 
         def _serve(self, body: bool) -> None:
             path = unquote(urlsplit(self.path).path)
@@ -100,11 +106,15 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
                     return self._error(404, "RepoNotFound", body)
                 headers = {"X-Repo-Commit": repo.sha}
                 if repo.gated and not self.headers.get("authorization"):
-                    return self._send(401, {**headers, "X-Error-Code": "GatedRepo", "X-Error-Message": "gated"}, b"", body)
+                    return self._send(
+                        401, {**headers, "X-Error-Code": "GatedRepo", "X-Error-Message": "gated"}, b"", body
+                    )
                 data = repo.files.get(name)
                 if data is None:
                     return self._send(404, {**headers, "X-Error-Code": "EntryNotFound"}, b"", body)
                 etag = hashlib.sha256(data).hexdigest()
+                if body:
+                    hub.file_bytes_served += len(data)
                 return self._send(200, {**headers, "ETag": f'"{etag}"'}, data, body)
             return self._error(404, "NotFound", body)
 
@@ -124,3 +134,15 @@ def serve(hub: FakeHub) -> Iterator[FakeHub]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def llama_repo_listing(shards: int, shard_bytes: int, consolidated: int) -> dict[str, int]:
+    """The weight and doc files of a meta-llama repo, with realistic sizes: listed, never served."""
+    listing = {f"model-{i:05d}-of-{shards:05d}.safetensors": shard_bytes for i in range(1, shards + 1)}
+    listing.update(
+        {f"original/consolidated.{i:02d}.pth": shard_bytes * shards // consolidated for i in range(consolidated)}
+    )
+    listing.update(
+        {"model.safetensors.index.json": 59_000, "LICENSE": 7_627, "README.md": 44_000, "USE_POLICY.md": 4_691}
+    )
+    return listing

@@ -6,9 +6,10 @@ import json
 import shutil
 from pathlib import Path
 
-from specdeploy.validate.engine import EXIT_COMPATIBLE, EXIT_INCOMPATIBLE
 from tests.unit.validate import zoo
 from tests.unit.validate.conftest import Folders, Run, check, statuses
+
+from specdeploy.validate.engine import EXIT_COMPATIBLE, EXIT_INCOMPATIBLE
 
 
 def test_llama32_1b_draft_for_llama31_70b_is_compatible(folders: Folders, run: Run) -> None:
@@ -100,7 +101,9 @@ def test_draft_tp_must_equal_target_tp_for_draft_model(folders: Folders, run: Ru
     out = run(folders.llama31_70b_instruct, folders.llama31_8b_instruct, tensor_parallel=4, draft_tensor_parallel=1)
     assert "requires draft TP == target TP" in check(out, "tensor_parallel")["message"]
     # EAGLE heads may run at TP 1 under a TP 4 target
-    out = run(folders.llama31_8b_instruct, folders.eagle_llama3_8b, method="eagle", tensor_parallel=4, draft_tensor_parallel=1)
+    out = run(
+        folders.llama31_8b_instruct, folders.eagle_llama3_8b, method="eagle", tensor_parallel=4, draft_tensor_parallel=1
+    )
     assert check(out, "tensor_parallel")["status"] == "pass"
 
 
@@ -114,9 +117,34 @@ def test_eagle_head_with_the_wrong_hidden_size_fails(folders: Folders, run: Run)
     out = run(folders.llama31_8b_instruct, folders.eagle_llama3_8b, method="eagle")
     assert check(out, "architecture")["status"] == "pass"
     assert check(out, "token_ids")["status"] == "skip"
+    assert check(out, "special_tokens")["status"] == "skip"
     assert check(out, "parameter_ratio")["status"] == "skip"
     assert check(out, "dtype")["status"] == "warn"  # the head is float16, the target bfloat16
     assert out.exit_code == EXIT_COMPATIBLE
+
+
+def test_mlp_speculator_needs_the_target_hidden_size(folders: Folders, run: Run, tmp_path: Path) -> None:
+    # ibm-ai-platform/llama3-8b-accelerator: an MLP speculator whose input width (emb_dim) is the 8B hidden size
+    head = zoo.write_model(
+        tmp_path / "llama3-8b-accelerator",
+        {
+            "architectures": ["MLPSpeculatorPreTrainedModel"],
+            "emb_dim": 4096,
+            "inner_dim": 3072,
+            "model_type": "mlp_speculator",
+            "n_predict": 4,
+            "top_k_tokens_per_head": [4, 3, 2, 2],
+            "vocab_size": 128256,
+            "torch_dtype": "float16",
+        },
+    )
+    out = run(folders.llama31_8b_instruct, head, method="mlp_speculator", tensor_parallel=2)
+    assert check(out, "architecture")["status"] == "pass"
+    assert check(out, "tensor_parallel")["details"]["draft_tp"] == 1  # vLLM always runs it at TP 1
+    assert out.exit_code == EXIT_COMPATIBLE
+    out = run(folders.llama31_70b_instruct, head, method="mlp_speculator", tensor_parallel=4)
+    assert check(out, "architecture")["status"] == "fail"
+    assert out.exit_code == EXIT_INCOMPATIBLE
 
 
 def test_eagle3_only_for_supported_target_types(folders: Folders, run: Run, tmp_path: Path) -> None:
@@ -191,7 +219,10 @@ def test_ngram_has_nothing_to_compare(folders: Folders, run: Run) -> None:
 
 def test_memory_counts_the_draft_and_both_kv_caches(folders: Folders, run: Run) -> None:
     out = run(
-        folders.llama31_70b_instruct, folders.llama31_8b_instruct, tensor_parallel=4, max_model_len=131072,
+        folders.llama31_70b_instruct,
+        folders.llama31_8b_instruct,
+        tensor_parallel=4,
+        max_model_len=131072,
         gpu_memory_gib=80,
     )
     memory = check(out, "memory")
@@ -202,7 +233,10 @@ def test_memory_counts_the_draft_and_both_kv_caches(folders: Folders, run: Run) 
     assert d["draft_weights_gib"] == 3.7
     assert d["draft_kv_gib"] == 4.0
     out = run(
-        folders.llama31_70b_instruct, folders.llama31_8b_instruct, tensor_parallel=2, max_model_len=131072,
+        folders.llama31_70b_instruct,
+        folders.llama31_8b_instruct,
+        tensor_parallel=2,
+        max_model_len=131072,
         gpu_memory_gib=80,
     )
     memory = check(out, "memory")

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from specdeploy.validate.checks.pair import Pair
+from specdeploy.validate.methods import HEADS
 from specdeploy.validate.models import Model
 from specdeploy.validate.report import Check, Status
 from specdeploy.validate.specials import ROLES
@@ -20,6 +21,12 @@ def check_special_tokens(pair: Pair) -> Check:
     target, draft = pair.target, pair.draft
     if draft is None:
         return Check("special_tokens", "skip", f"{pair.method}: no separate draft model, nothing to compare")
+    if pair.method in HEADS and draft.vocab is None:
+        return Check(
+            "special_tokens",
+            "skip",
+            f"{pair.method} heads use the target's tokenizer and stop tokens; nothing to compare",
+        )
     details: dict[str, Any] = {
         "target": _describe(target),
         "draft": _describe(draft),
@@ -49,7 +56,7 @@ def check_special_tokens(pair: Pair) -> Check:
         problems.append(
             f"the target stops on {names} but the draft was configured to end with "
             f"{', '.join(str(i) for i in draft.specials.stop_ids[:4])}: expect rejected drafts at the end of "
-            "replies (base draft for an instruct target?)"
+            "replies (a base draft for an instruct target, or another chat format)"
         )
     if status == "pass":
         return Check("special_tokens", "pass", "bos/eos/unk ids and stop tokens agree", details)

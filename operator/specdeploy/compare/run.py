@@ -1,0 +1,266 @@
+"""Run one comparison: describe and validate every candidate, then measure each on a real vLLM server.
+
+Why this module: it is the one place that sequences the slow, effectful steps (reading model metadata, running
+the validator, starting servers, sending traffic, scraping ``/metrics``) and hands plain data to the pure modules.
+The server comes from a :class:`~specdeploy.compare.launch.Launcher`, so where vLLM runs is not decided here.
+
+Per candidate: one server with ``--speculative-config {"method": "draft_model", "model": DRAFT, ...}``. Per
+context-length bucket: read the spec-decode counters, send the bucket's prompts (greedy, a fixed number of tokens,
+EOS ignored so every completion drafts the same amount), read the counters again once they stop moving, and keep
+the difference (``monitor.acceptance.delta``). Buckets longer than the pair's maximum context are skipped with a
+note. The overall numbers are the sum of the buckets.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from specdeploy.compare.launch import Endpoint, Launcher
+from specdeploy.compare.prompts import build_contexts
+from specdeploy.compare.results import Architecture, Bucket, Candidate, Comparison, Verdict
+from specdeploy.monitor.acceptance import combine, delta, summarize
+from specdeploy.monitor.parse import SpecDecodeCounters, parse_spec_decode
+from specdeploy.monitor.speedup import cost_ratio_from_params, recommend_depth
+from specdeploy.validate.checks import Options
+from specdeploy.validate.engine import Request, validate
+from specdeploy.validate.errors import CheckError
+from specdeploy.validate.models import load_model
+from specdeploy.validate.sources import resolve
+
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How to measure: bucket lengths, speculation depth, tokens per completion, prompts per bucket."""
+
+    context_lengths: tuple[int, ...] = (256, 1024, 4096)
+    num_speculative_tokens: int = 4
+    max_tokens: int = 64
+    num_prompts: int = 8
+    concurrency: int = 4
+    max_depth: int = 16
+    metadata_timeout_s: float = 120.0
+
+
+@dataclass(frozen=True)
+class DraftSpec:
+    """A candidate as given on the command line: a label and a model (folder or repo id)."""
+
+    label: str
+    model: str
+
+
+def parse_draft(value: str) -> DraftSpec:
+    """``LABEL=MODEL`` or ``MODEL`` (the label is then the folder name or the repo id)."""
+    label, sep, model = value.partition("=")
+    if sep and label and "/" not in label and model:
+        return DraftSpec(label=label, model=model)
+    model = value
+    name = os.path.basename(os.path.normpath(model)) if os.path.isdir(model) else model
+    return DraftSpec(label=name or model, model=model)
+
+
+def unique_labels(drafts: Sequence[DraftSpec]) -> list[DraftSpec]:
+    """Labels made unique by appending #2, #3 ... to repeats."""
+    seen: dict[str, int] = {}
+    out = []
+    for d in drafts:
+        seen[d.label] = seen.get(d.label, 0) + 1
+        out.append(d if seen[d.label] == 1 else DraftSpec(f"{d.label}#{seen[d.label]}", d.model))
+    return out
+
+
+def describe(spec: str, role: str, timeout_s: float) -> Architecture:
+    """The architecture of a model from its metadata (the validator's reader). Raises CheckError naming the model."""
+    model = load_model(resolve(spec, revision=None, cache_dir=None, timeout_s=timeout_s), role)
+    cfg = model.config
+    return Architecture(
+        model=spec,
+        model_type=cfg.model_type,
+        architecture=cfg.architectures[0] if cfg.architectures else None,
+        layers=cfg.num_layers,
+        hidden_size=cfg.hidden_size,
+        heads=cfg.num_heads,
+        kv_heads=cfg.num_kv_heads,
+        vocab_size=cfg.vocab_size,
+        params=model.params.total if model.params else None,
+        max_len=cfg.max_len,
+    )
+
+
+def verdict(target: str, draft: str, timeout_s: float) -> Verdict:
+    """The validator's verdict for draft-model speculation (never raises: "cannot check" is a verdict too)."""
+    outcome = validate(Request(target=target, draft=draft, options=Options(method="draft_model"), timeout_s=timeout_s))
+    report = outcome.report
+    checks = tuple((str(c["name"]), str(c["status"])) for c in report.get("checks", []))
+    compatible = None if "error" in report else bool(report["compatible"])
+    return Verdict(compatible=compatible, summary=str(report.get("summary", "")), checks=checks)
+
+
+def plan_buckets(lengths: Sequence[int], max_tokens: int, limit: int | None) -> tuple[list[int], dict[int, str]]:
+    """Which context lengths fit ``limit`` (prompt + generated tokens); the others with the reason they are skipped."""
+    kept: list[int] = []
+    skipped: dict[int, str] = {}
+    for length in lengths:
+        if limit is not None and length + max_tokens > limit:
+            skipped[length] = (
+                f"context {length} + {max_tokens} generated tokens exceeds the pair's maximum context {limit}"
+            )
+        else:
+            kept.append(length)
+    return kept, skipped
+
+
+def pair_limit(target: Architecture, draft: Architecture) -> int | None:
+    """The longest sequence both models support (None when neither config says)."""
+    known = [n for n in (target.max_len, draft.max_len) if n]
+    return min(known) if known else None
+
+
+def read_counters(endpoint: Endpoint) -> SpecDecodeCounters | None:
+    return parse_spec_decode(endpoint.metrics())
+
+
+def settled_counters(endpoint: Endpoint, *, pause_s: float = 0.5, attempts: int = 10) -> SpecDecodeCounters | None:
+    """The counters once two reads ``pause_s`` apart agree (the last engine steps may be reported a moment late)."""
+    current = read_counters(endpoint)
+    for _ in range(attempts):
+        time.sleep(pause_s)
+        again = read_counters(endpoint)
+        if again is not None and current is not None and again.series == current.series:
+            return again
+        current = again
+    return current
+
+
+def measure_buckets(
+    endpoint: Endpoint, prompts: Sequence[str], lengths: Sequence[int], settings: Settings, log: Log
+) -> list[tuple[int, int, SpecDecodeCounters | None]]:
+    """(length, prompts sent, counter delta) per bucket, measured on a running server."""
+    prefix = endpoint.tokenize("", add_special_tokens=True)
+    separator = endpoint.tokenize("\n", add_special_tokens=False)
+    token_lists = [endpoint.tokenize(p, add_special_tokens=False) for p in prompts]
+    out: list[tuple[int, int, SpecDecodeCounters | None]] = []
+    for length in lengths:
+        contexts = build_contexts(token_lists, length, prefix=prefix, separator=separator)[: settings.num_prompts]
+        before = read_counters(endpoint)
+        started = time.monotonic()
+        endpoint.complete_many(contexts, settings.max_tokens, concurrency=settings.concurrency)
+        after = settled_counters(endpoint)
+        window = delta(before, after) if after is not None else None
+        rate = summarize(window).rate if window is not None else None
+        shown = "no spec-decode counters" if rate is None else f"acceptance {rate:.3f}"
+        log(f"  ctx {length}: {len(contexts)} prompts in {time.monotonic() - started:.1f} s, {shown}")
+        out.append((length, len(contexts), window))
+    return out
+
+
+def measure_candidate(
+    draft: DraftSpec,
+    *,
+    target: str,
+    target_arch: Architecture,
+    draft_arch: Architecture,
+    check: Verdict,
+    prompts: Sequence[str],
+    settings: Settings,
+    launcher: Launcher,
+    log: Log,
+) -> tuple[Candidate, list[str]]:
+    """Start a server for this draft, measure every bucket that fits, and return the candidate (and notes)."""
+    notes: list[str] = []
+    limit = pair_limit(target_arch, draft_arch)
+    kept, skipped = plan_buckets(settings.context_lengths, settings.max_tokens, limit)
+    notes.extend(f"{draft.label}: skipped {reason}" for reason in skipped.values())
+    cost = None
+    if draft_arch.params and target_arch.params:
+        cost = cost_ratio_from_params(draft_arch.params, target_arch.params)
+    base = Candidate(label=draft.label, model=draft.model, architecture=draft_arch, verdict=check, cost_ratio=cost)
+    skipped_buckets = {n: Bucket(n, 0, None, skipped=reason) for n, reason in skipped.items()}
+    if not kept:
+        return _with(base, buckets=tuple(skipped_buckets[n] for n in settings.context_lengths)), notes
+    config = {"method": "draft_model", "model": draft.model, "num_speculative_tokens": settings.num_speculative_tokens}
+    max_len = max(kept) + settings.max_tokens
+    log(f"{draft.label}: starting vLLM (max model len {max_len}) ...")
+    started = time.monotonic()
+    try:
+        with launcher(target=target, speculative_config=config, max_model_len=max_len, label=draft.label) as endpoint:
+            startup = time.monotonic() - started
+            log(f"{draft.label}: ready after {startup:.0f} s")
+            measured = measure_buckets(endpoint, prompts, kept, settings, log)
+    except Exception as err:  # a candidate vLLM cannot serve is a result, not a crash of the comparison
+        message = f"{type(err).__name__}: {err}"
+        log(f"{draft.label}: measurement failed: {message.splitlines()[0]}")
+        buckets = tuple(
+            skipped_buckets.get(n) or Bucket(n, 0, None, skipped="not measured") for n in settings.context_lengths
+        )
+        return _with(base, buckets=buckets, error=message), notes
+    by_length = {n: Bucket(n, count, summarize(w) if w is not None else None) for n, count, w in measured}
+    buckets = tuple(by_length.get(n) or skipped_buckets[n] for n in settings.context_lengths)
+    total = combine(w for _, _, w in measured if w is not None)
+    overall = summarize(total) if total is not None else None
+    rec = None
+    if overall is not None and overall.per_position and cost is not None:
+        rec = recommend_depth(overall.per_position, cost, max_k=settings.max_depth)
+    if overall is None or overall.rate is None:
+        notes.append(f"{draft.label}: vLLM reported no draft tokens (is speculation active?)")
+    return _with(base, buckets=buckets, overall=overall, recommendation=rec, startup_seconds=startup), notes
+
+
+def _with(base: Candidate, **changes: object) -> Candidate:
+    from dataclasses import replace
+
+    return replace(base, **changes)  # type: ignore[arg-type]
+
+
+def compare(
+    target: str,
+    drafts: Sequence[DraftSpec],
+    prompts: Sequence[str],
+    *,
+    settings: Settings,
+    launcher: Launcher,
+    log: Log = lambda _: None,
+) -> Comparison:
+    """Describe, validate and measure every candidate against ``target``. Raises CheckError for an unreadable model."""
+    target_arch = describe(target, "target", settings.metadata_timeout_s)
+    notes: list[str] = []
+    candidates: list[Candidate] = []
+    described: list[tuple[DraftSpec, Architecture, Verdict]] = []
+    for draft in unique_labels(drafts):
+        try:
+            arch = describe(draft.model, "draft", settings.metadata_timeout_s)
+        except CheckError as err:
+            raise CheckError(err.kind, f"--draft {draft.model}: {err}") from None
+        check = verdict(target, draft.model, settings.metadata_timeout_s)
+        log(f"{draft.label}: validator says {check.label} ({check.summary})")
+        described.append((draft, arch, check))
+    for draft, arch, check in described:
+        candidate, more = measure_candidate(
+            draft,
+            target=target,
+            target_arch=target_arch,
+            draft_arch=arch,
+            check=check,
+            prompts=prompts,
+            settings=settings,
+            launcher=launcher,
+            log=log,
+        )
+        candidates.append(candidate)
+        notes.extend(more)
+    if len(prompts) < settings.num_prompts:
+        notes.append(f"only {len(prompts)} prompts available; each bucket used {len(prompts)}")
+    return Comparison(
+        target=target_arch,
+        num_speculative_tokens=settings.num_speculative_tokens,
+        context_lengths=tuple(settings.context_lengths),
+        max_tokens=settings.max_tokens,
+        prompts=min(len(prompts), settings.num_prompts),
+        candidates=tuple(candidates),
+        notes=tuple(notes),
+    )

@@ -1,0 +1,154 @@
+"""Real vLLM (the CPU build) for the e2e tier: the cached install, the tiny models, and servers started from an argv.
+
+Why: the e2e tier runs vLLM itself, with exactly the command line the operator renders into a pod, on the pod's
+loopback IP. This module turns that argv into one that runs here (model ids mapped to generated folders, the
+CPU-only options the reference notes found necessary, no GPU tensor parallelism) and starts it with
+``specdeploy.compare.server.VllmServer`` (the same process handling ``compare-drafts`` uses: process group,
+``/health`` wait, SIGTERM then SIGKILL). Installing is ``hack/vllm/install.sh``'s job: when it fails, callers must
+fail the test with :class:`VllmUnavailable`'s message, never skip.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from specdeploy.compare.launch import CPU_ENV
+from specdeploy.compare.server import VLLM_MODULE, ServerError, VllmServer, running
+
+__all__ = [
+    "CPU_ENV",
+    "ServerError",
+    "VllmServer",
+    "VllmUnavailable",
+    "cpu_argv",
+    "install",
+    "running",
+    "server_from_argv",
+    "tiny_models",
+]
+
+REPO = Path(__file__).resolve().parents[2]
+INSTALL_SCRIPT = REPO / "hack" / "vllm" / "install.sh"
+#: Longest sequence a CPU server gets (the notes' working value; the tiny models support 1024).
+CPU_MAX_MODEL_LEN = 1024
+#: Options replaced whatever the pod says: float32 on CPU, a small RAM share, a single process.
+CPU_OVERRIDES: Mapping[str, str] = {"--dtype": "float32", "--gpu-memory-utilization": "0.3", "--tensor-parallel-size": "1"}
+
+
+class VllmUnavailable(RuntimeError):
+    """vLLM could not be installed or the tiny models could not be generated; the message says why."""
+
+
+def install(timeout_s: float = 3600.0) -> Path:
+    """Run ``hack/vllm/install.sh`` (a no-op when cached) and return the vLLM venv's Python."""
+    try:
+        done = subprocess.run(
+            ["bash", str(INSTALL_SCRIPT)], capture_output=True, text=True, timeout=timeout_s, check=False
+        )
+    except subprocess.TimeoutExpired:
+        raise VllmUnavailable(f"{INSTALL_SCRIPT} did not finish within {timeout_s:g} s") from None
+    if done.returncode != 0:
+        raise VllmUnavailable(
+            f"vLLM (CPU build) could not be installed: {INSTALL_SCRIPT} exited with {done.returncode}:\n"
+            f"{done.stderr[-4000:]}"
+        )
+    venv = Path(done.stdout.strip().splitlines()[-1])
+    python = venv / "bin" / "python"
+    if not python.exists():
+        raise VllmUnavailable(f"{INSTALL_SCRIPT} printed {venv}, which has no bin/python")
+    return python
+
+
+def tiny_models(python: Path, timeout_s: float = 1800.0) -> Path:
+    """Generate (or find cached) the tiny target and draft candidates with the vLLM venv's Python; their folder."""
+    try:
+        done = subprocess.run(
+            [str(python), "-m", "tests.harness.tinymodels"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            check=False,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+        )
+    except subprocess.TimeoutExpired:
+        raise VllmUnavailable(f"generating the tiny models took longer than {timeout_s:g} s") from None
+    if done.returncode != 0:
+        raise VllmUnavailable(f"generating the tiny models failed ({done.returncode}):\n{done.stderr[-4000:]}")
+    return Path(done.stdout.strip().splitlines()[-1])
+
+
+def _module_args(argv: Sequence[str]) -> list[str]:
+    """The options after ``-m vllm.entrypoints.openai.api_server`` (or after ``vllm serve MODEL``)."""
+    items = list(argv)
+    if VLLM_MODULE in items:
+        return items[items.index(VLLM_MODULE) + 1 :]
+    if len(items) >= 3 and items[1] == "serve":  # `vllm serve MODEL ...`
+        return ["--model", items[2], *items[3:]]
+    raise ValueError(f"not a vLLM server command line: {' '.join(items)[:200]}")
+
+
+def cpu_argv(argv: Sequence[str], model_map: Mapping[str, str], *, max_model_len: int = CPU_MAX_MODEL_LEN) -> list[str]:
+    """The pod's vLLM argv as it must run on this machine's CPU.
+
+    Model ids (``--model`` and the ``--speculative-config`` JSON's ``model``) are mapped through ``model_map`` (an
+    unmapped id is an error: this machine downloads nothing); ``CPU_OVERRIDES`` replace the pod's values;
+    ``--max-model-len`` is capped at ``max_model_len``. Everything else is kept as the operator rendered it.
+    Host and port are the server's business (``VllmServer`` sets them).
+    """
+    args = _module_args(argv)
+    out: list[str] = []
+    seen: set[str] = set()
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        name, eq, inline = arg.partition("=")
+        takes_value = name.startswith("--") and not eq and i + 1 < len(args) and not args[i + 1].startswith("--")
+        value = inline if eq else (args[i + 1] if takes_value else None)
+        i += 1 if eq or not takes_value else 2
+        if name == "--model" and value is not None:
+            value = _mapped(value, model_map, "--model")
+        elif name == "--speculative-config" and value is not None:
+            config = json.loads(value)
+            if isinstance(config, dict) and isinstance(config.get("model"), str):
+                config["model"] = _mapped(config["model"], model_map, "--speculative-config model")
+            value = json.dumps(config, separators=(",", ":"))
+        elif name in CPU_OVERRIDES:
+            value = CPU_OVERRIDES[name]
+        elif name == "--max-model-len" and value is not None:
+            value = str(min(int(value), max_model_len))
+        seen.add(name)
+        out += [name, value] if value is not None else [name]
+    for name, value in CPU_OVERRIDES.items():
+        if name not in seen:
+            out += [name, value]
+    if "--max-model-len" not in seen:
+        out += ["--max-model-len", str(max_model_len)]
+    return out
+
+
+def _mapped(model: str, model_map: Mapping[str, str], where: str) -> str:
+    if model in model_map:
+        return model_map[model]
+    if os.path.isdir(model):
+        return model
+    raise KeyError(f"{where} {model!r} has no generated folder (known: {', '.join(sorted(model_map))})")
+
+
+def server_from_argv(
+    python: Path,
+    argv: Sequence[str],
+    model_map: Mapping[str, str],
+    *,
+    host: str = "127.0.0.1",
+    port: int | None = None,
+    log_path: Path | None = None,
+) -> VllmServer:
+    """A (not yet started) CPU vLLM server for a pod's argv, listening on ``host:port``."""
+    return VllmServer(
+        str(python), cpu_argv(argv, model_map), host=host, port=port, env=dict(CPU_ENV), log_path=log_path
+    )

@@ -1,0 +1,155 @@
+"""Specs the API must refuse or accept, as data: unit tests run them through pydantic, and an integration test can
+apply the same objects to a real API server (CRD schema + CEL) and expect the same verdict and field name.
+
+Each invalid case carries the text that the refusal must contain: the field path for bound, enum and pattern
+errors, or the rule's message for cross-field (CEL) rules. The API server reports schema errors as
+``spec.target.tensorParallelSize: Invalid value: ...`` and CEL failures with the rule's message, so the same
+text identifies the field in both places.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, NamedTuple
+
+BASE: dict[str, Any] = {"target": {"model": "org/target"}, "draft": {"model": "org/draft"}}
+
+
+def spec(**sections: Any) -> dict[str, Any]:
+    """BASE with sections merged in (a dict merges into the section, None removes it)."""
+    raw = copy.deepcopy(BASE)
+    for key, value in sections.items():
+        if value is None:
+            raw.pop(key, None)
+        elif isinstance(value, dict) and isinstance(raw.get(key), dict):
+            raw[key] = {**raw[key], **value}
+        else:
+            raw[key] = value
+    return raw
+
+
+class Case(NamedTuple):
+    id: str
+    spec: dict[str, Any]
+    expect: str  # text the refusal names (field path or rule message)
+
+
+INVALID: list[Case] = [
+    Case("missing-target", {"draft": {"model": "org/draft"}}, "spec.target"),
+    Case("empty-model", spec(target={"model": ""}), "spec.target.model"),
+    Case("shell-in-model", spec(target={"model": "org/x;reboot"}), "spec.target.model"),
+    Case("dotdot-in-draft", spec(draft={"model": "org/../etc"}), "spec.draft.model"),
+    Case("flag-as-model", spec(target={"model": "--trust-remote-code"}), "spec.target.model"),
+    Case("tp-zero", spec(target={"tensorParallelSize": 0}), "spec.target.tensorParallelSize"),
+    Case("tp-too-big", spec(target={"tensorParallelSize": 65}), "spec.target.tensorParallelSize"),
+    Case("dtype-enum", spec(target={"dtype": "fp8"}), "spec.target.dtype"),
+    Case("k-zero", spec(speculation={"numSpeculativeTokens": 0}), "spec.speculation.numSpeculativeTokens"),
+    Case("k-too-big", spec(speculation={"numSpeculativeTokens": 17}), "spec.speculation.numSpeculativeTokens"),
+    Case("method-enum", spec(speculation={"method": "lookahead"}), "spec.speculation.method"),
+    Case("replicas-negative", spec(replicas=-1), "spec.replicas"),
+    Case("rate-above-one", spec(rollback={"minAcceptanceRate": 1.5}), "spec.rollback.minAcceptanceRate"),
+    Case("window-too-short", spec(rollback={"windowSeconds": 5}), "spec.rollback.windowSeconds"),
+    Case("windows-zero", spec(rollback={"consecutiveWindows": 0}), "spec.rollback.consecutiveWindows"),
+    Case("action-enum", spec(rollback={"action": "Delete"}), "spec.rollback.action"),
+    Case("policy-enum", spec(validation={"policy": "Strict"}), "spec.validation.policy"),
+    Case("port-zero", spec(serving={"port": 0}), "spec.serving.port"),
+    Case("gpu-util-zero", spec(serving={"gpuMemoryUtilization": 0}), "spec.serving.gpuMemoryUtilization"),
+    Case("shm-not-quantity", spec(serving={"shmSize": "lots"}), "spec.serving.shmSize"),
+    Case("scrape-zero", spec(metrics={"scrapeIntervalSeconds": 0}), "spec.metrics.scrapeIntervalSeconds"),
+    Case(
+        "draft-missing",
+        spec(draft=None),
+        "spec.draft is required unless spec.speculation.method is ngram or mtp",
+    ),
+    Case(
+        "draft-missing-eagle3",
+        spec(draft=None, speculation={"method": "eagle3"}),
+        "spec.draft is required unless spec.speculation.method is ngram or mtp",
+    ),
+    Case(
+        "draft-with-ngram",
+        spec(speculation={"method": "ngram"}),
+        "spec.draft must not be set when spec.speculation.method is ngram",
+    ),
+    Case(
+        "lookup-without-ngram",
+        spec(speculation={"promptLookupMax": 3}),
+        "spec.speculation.promptLookupMax and promptLookupMin are only for method ngram",
+    ),
+    Case(
+        "lookup-min-above-max",
+        spec(draft=None, speculation={"method": "ngram", "promptLookupMax": 2, "promptLookupMin": 4}),
+        "spec.speculation.promptLookupMin must not exceed spec.speculation.promptLookupMax",
+    ),
+    Case(
+        "draft-tp-mismatch",
+        spec(target={"tensorParallelSize": 4}, draft={"tensorParallelSize": 2}),
+        "spec.draft.tensorParallelSize must be 1 or equal to spec.target.tensorParallelSize",
+    ),
+    Case(
+        "prometheus-without-url",
+        spec(metrics={"source": "Prometheus"}),
+        "spec.metrics.prometheus.url is required when spec.metrics.source is Prometheus",
+    ),
+    Case(
+        "window-shorter-than-scrape",
+        spec(rollback={"windowSeconds": 10}, metrics={"scrapeIntervalSeconds": 30}),
+        "spec.rollback.windowSeconds must be at least spec.metrics.scrapeIntervalSeconds",
+    ),
+    Case(
+        "extra-args-model",
+        spec(serving={"extraArgs": ["--model", "other/model"]}),
+        "spec.serving.extraArgs must not set flags the operator owns",
+    ),
+    Case(
+        "extra-args-spec-config-dotted",
+        spec(serving={"extraArgs": ["--speculative_config.method", "ngram"]}),
+        "spec.serving.extraArgs must not set flags the operator owns",
+    ),
+    Case(
+        "extra-args-abbreviated-port",
+        spec(serving={"extraArgs": ["--po=9000"]}),
+        "spec.serving.extraArgs must not set flags the operator owns",
+    ),
+    Case(
+        "extra-args-short-tp",
+        spec(serving={"extraArgs": ["-tp", "8"]}),
+        "spec.serving.extraArgs must not set flags the operator owns",
+    ),
+    Case(
+        "env-literal-token",
+        spec(serving={"env": [{"name": "HF_TOKEN", "value": "hf_abc"}]}),
+        "spec.serving.env must not set HF_TOKEN",
+    ),
+    Case(
+        "env-value-and-value-from",
+        spec(serving={"env": [{"name": "A", "value": "x", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}]}),
+        "set value or valueFrom, not both",
+    ),
+]
+
+VALID: list[Case] = [
+    Case("minimal", BASE, ""),
+    Case("ngram-no-draft", spec(draft=None, speculation={"method": "ngram", "promptLookupMax": 4}), ""),
+    Case("mtp-no-draft", spec(draft=None, speculation={"method": "mtp", "numSpeculativeTokens": 1}), ""),
+    Case("local-paths", spec(target={"model": "/models/target"}, draft={"model": "/models/draft"}), ""),
+    Case("draft-tp-one", spec(target={"tensorParallelSize": 8}, draft={"tensorParallelSize": 1}), ""),
+    Case(
+        "prometheus",
+        spec(metrics={"source": "Prometheus", "prometheus": {"url": "http://prometheus.monitoring:9090"}}),
+        "",
+    ),
+    Case(
+        "extra-args-not-owned",
+        spec(serving={"extraArgs": ["--max-num-seqs", "64", "--enable-prefix-caching", "--seed", "-1", "-O3"]}),
+        "",
+    ),
+    Case(
+        "env-from-secret",
+        spec(serving={"env": [{"name": "API_KEY", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}]}),
+        "",
+    ),
+    Case(
+        "quantities", spec(serving={"shmSize": 2147483648, "resources": {"requests": {"cpu": 8, "memory": "64Gi"}}}), ""
+    ),
+]
