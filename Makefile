@@ -50,7 +50,7 @@ cluster-down:
 
 ## demo: the local control plane, the CRDs, the operator and an example; Ctrl-C stops everything it started
 demo: install controlplane
-	@bash hack/demo.sh
+	$(PY) hack/demo.py
 
 bench: install controlplane
 	$(PY) -m bench.run_all

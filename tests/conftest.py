@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from tests.harness.kubectl import Kubectl
-from tests.harness.operator import OperatorProcess
 from tests.harness.localcluster import LocalCluster, control_plane_bin
+from tests.harness.operator import OperatorProcess
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -69,9 +69,22 @@ def is_true(conditions: Sequence[Mapping[str, Any]], type_: str) -> bool:
 
 
 def phase(conditions: Sequence[Mapping[str, Any]]) -> str:
-    """One word for the STATUS column, derived from the conditions (worst first)."""
+    """One word for the STATUS column, derived from the conditions (worst first).
+
+    Failed means the spec was refused and nothing serves: validation said no (or could not check) under a policy
+    that blocks the rollout, so Degraded is True for the same reason as Validated is False. Under policy Warn the
+    findings leave Validated False while the revision rolls out, which is Progressing, not Failed.
+    """
     validated = get(conditions, VALIDATED)
-    if validated is not None and validated.get("status") == FALSE and not is_true(conditions, READY):
+    degraded = get(conditions, DEGRADED)
+    if (
+        validated is not None
+        and validated.get("status") == FALSE
+        and degraded is not None
+        and degraded.get("status") == TRUE
+        and degraded.get("reason") == validated.get("reason")
+        and not is_true(conditions, READY)
+    ):
         return "Failed"
     if is_true(conditions, ROLLED_BACK):
         return "RolledBack"

@@ -18,6 +18,8 @@ unchanged world causes zero API writes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -26,13 +28,16 @@ from collections.abc import Mapping
 from typing import Any
 
 import kopf
+from pydantic import ValidationError
 
 from specdeploy import kube
 from specdeploy.api import GROUP, PLURAL, VERSION, SpeculativeDeploymentSpec
 from specdeploy.monitor import exporter
+from specdeploy.render import job_name
 from specdeploy.rollout import history as hist
 from specdeploy.rollout.compare import is_subset, patch_for
 from specdeploy.rollout.plan import JobOutcome, Observed, Owner, Plan, plan
+from specdeploy.rollout.revision import revision_id
 from specdeploy.tracker import AcceptanceTracker
 
 log = logging.getLogger("specdeploy")
@@ -63,7 +68,7 @@ def _now_iso() -> str:
 
 
 @kopf.on.startup()
-def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+def startup(*, settings: kopf.OperatorSettings, **_: Any) -> None:
     """Settings that keep a long-running operator healthy (see the style anchors: silent watch freezes)."""
     settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="specdeploy.io")
@@ -97,19 +102,19 @@ def _strip(body: Mapping[str, Any]) -> dict[str, Any]:
 
 
 @kopf.index("apps", "v1", "deployments", labels=MANAGED)
-def deployments_idx(namespace: str, labels: Mapping[str, str], body: kopf.Body, **_: Any) -> Any:
+def deployments_idx(*, namespace: str | None, labels: Mapping[str, str], body: kopf.Body, **_: Any) -> Any:
     key = _owner_key(namespace, labels)
     return {key: _strip(body)} if key else None
 
 
 @kopf.index("", "v1", "services", labels=MANAGED)
-def services_idx(namespace: str, labels: Mapping[str, str], body: kopf.Body, **_: Any) -> Any:
+def services_idx(*, namespace: str | None, labels: Mapping[str, str], body: kopf.Body, **_: Any) -> Any:
     key = _owner_key(namespace, labels)
     return {key: _strip(body)} if key else None
 
 
 @kopf.index("batch", "v1", "jobs", labels=MANAGED)
-def jobs_idx(namespace: str, name: str, labels: Mapping[str, str], status: kopf.Status, **_: Any) -> Any:
+def jobs_idx(*, namespace: str | None, name: str, labels: Mapping[str, str], status: kopf.Status, **_: Any) -> Any:
     key = _owner_key(namespace, labels)
     if not key:
         return None
@@ -123,7 +128,7 @@ def jobs_idx(namespace: str, name: str, labels: Mapping[str, str], status: kopf.
 
 
 @kopf.index("", "v1", "pods", labels=MANAGED)
-def pods_idx(namespace: str, name: str, labels: Mapping[str, str], status: kopf.Status, **_: Any) -> Any:
+def pods_idx(*, namespace: str | None, name: str, labels: Mapping[str, str], status: kopf.Status, **_: Any) -> Any:
     key = _owner_key(namespace, labels)
     if not key:
         return None
@@ -131,7 +136,11 @@ def pods_idx(namespace: str, name: str, labels: Mapping[str, str], status: kopf.
     for cs in status.get("containerStatuses") or []:
         term = (cs.get("state") or {}).get("terminated")
         if term:
-            terminated = {"exitCode": term.get("exitCode"), "message": term.get("message") or "", "reason": term.get("reason")}
+            terminated = {
+                "exitCode": term.get("exitCode"),
+                "message": term.get("message") or "",
+                "reason": term.get("reason"),
+            }
     ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
     return {
         key: {
@@ -148,7 +157,7 @@ def pods_idx(namespace: str, name: str, labels: Mapping[str, str], status: kopf.
 
 
 @kopf.index("apps", "v1", "controllerrevisions", labels=MANAGED)
-def revisions_idx(namespace: str, labels: Mapping[str, str], body: kopf.Body, **_: Any) -> Any:
+def revisions_idx(*, namespace: str | None, labels: Mapping[str, str], body: kopf.Body, **_: Any) -> Any:
     key = _owner_key(namespace, labels)
     return {key: _strip(body)} if key else None
 
@@ -159,12 +168,12 @@ def revisions_idx(namespace: str, labels: Mapping[str, str], body: kopf.Body, **
 @kopf.on.event("batch", "v1", "jobs", labels=MANAGED)
 @kopf.on.event("", "v1", "pods", labels=MANAGED)
 @kopf.on.event("apps", "v1", "controllerrevisions", labels=MANAGED)
-def child_changed(namespace: str | None, labels: Mapping[str, str], **_: Any) -> None:
+def child_changed(*, namespace: str | None, labels: Mapping[str, str], **_: Any) -> None:
     _wake(namespace, labels.get(NAME_LABEL))
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
-def object_changed(namespace: str | None, name: str | None, **_: Any) -> None:
+def object_changed(*, namespace: str | None, name: str | None, **_: Any) -> None:
     _wake(namespace, name)
 
 
@@ -200,7 +209,10 @@ def _job_outcome(jobs: list[dict[str, Any]], pods: list[dict[str, Any]], job_nam
     if pod is None:
         reason = done.get("reason") or done.get("type")
         return JobOutcome(
-            name=job_name, finished=True, exit_code=None, message=f"Job {done['type']}: {reason} {done.get('message', '')}".strip(),
+            name=job_name,
+            finished=True,
+            exit_code=None,
+            message=f"Job {done['type']}: {reason} {done.get('message', '')}".strip(),
             finished_at=finished_at,
         )
     term = pod["terminated"]
@@ -223,9 +235,8 @@ def _job_outcome(jobs: list[dict[str, Any]], pods: list[dict[str, Any]], job_nam
     )
 
 
-async def _apply(
-    child: Mapping[str, Any] | None, desired: dict[str, Any] | None, logger: logging.Logger | logging.LoggerAdapter[Any]
-) -> str:
+async def _apply(child: Mapping[str, Any] | None, desired: dict[str, Any] | None) -> str:
+    """Create the child, or merge-patch it when the live object lacks something we want; say what was done."""
     if desired is None:
         return ""
     meta = desired["metadata"]
@@ -238,143 +249,152 @@ async def _apply(
     return f"updated {desired['kind']} {meta['name']}"
 
 
-async def _execute(
-    p: Plan,
-    body: kopf.Body,
-    observed: Observed,
-    written: dict[str, dict[str, str]],
-    logger: logging.Logger | logging.LoggerAdapter[Any],
-) -> None:
-    ns = observed.owner.namespace
-    if p.record_revision is not None:
-        await kube.create(p.record_revision)
-    for rev_id, annotations in p.verdicts:
-        name = hist.controller_revision_name(observed.owner.name, rev_id)
-        await kube.patch("ControllerRevision", ns, name, {"metadata": {"annotations": annotations}})
-        written.setdefault(rev_id, {}).update(annotations)
-    if p.delete_job:
-        await kube.delete("Job", ns, p.delete_job)
-    if p.create_job is not None:
-        await kube.create(p.create_job)
-    for child, desired in ((observed.service, p.service), (observed.deployment, p.deployment)):
-        what = await _apply(child, desired, logger)
-        if what:
-            logger.info(what)
-    if not is_subset(p.status, dict(observed.status)):
-        await kube.patch_status(ns, observed.owner.name, p.status)
-    for ev in p.events:
-        kopf.event(body, type=ev.type, reason=ev.reason, message=ev.message)
-        if ev.reason == "RolledBack":
-            exporter.count_rollback(ns, observed.owner.name)
-    for name in p.prune:
-        await kube.delete("ControllerRevision", ns, name)
+@dataclasses.dataclass
+class Indexes:
+    """The kopf indexes of our children, as one value (kopf passes them to the daemon by name)."""
+
+    deployments: Any
+    services: Any
+    jobs: Any
+    pods: Any
+    revisions: Any
+
+
+class ObjectReconciler:
+    """The state one daemon keeps for one SpeculativeDeployment between loops, and one loop's work.
+
+    Two read-your-writes overlays guard against watch lag: verdicts this daemon wrote on ControllerRevisions,
+    and the last status it wrote, are applied over what the indexes and the body show until they show it
+    themselves. Without them a stale index could undo a rollback for one loop, and a stale status would make
+    the same transition post its Event twice.
+    """
+
+    def __init__(self, namespace: str, name: str, logger: logging.Logger | logging.LoggerAdapter[Any]) -> None:
+        self.key = (namespace, name)
+        self.logger = logger
+        self.tracker = AcceptanceTracker()
+        self.written: dict[str, dict[str, str]] = {}
+        self.last_status: dict[str, Any] = {}
+        self.next_scrape = 0.0
+
+    async def run_once(self, body: kopf.Body, spec: SpeculativeDeploymentSpec, idx: Indexes) -> None:
+        namespace, name = self.key
+        pods = _many(idx.pods, self.key)
+        now = time.time()
+        if now >= self.next_scrape:  # scrape before planning, so the plan sees the freshest verdict
+            await self.tracker.scrape(namespace, name, spec, pods)
+            self.next_scrape = now + float(spec.metrics.scrape_interval_seconds)
+        observed = self.observe(body, spec, idx, pods)
+        result = plan(observed)
+        await self.execute(result, body, observed)
+        if not is_subset(result.status, observed.status):
+            self.last_status = result.status
+        self.tracker.set_serving(result.monitor, observed.deployment)
+
+    def observe(
+        self, body: kopf.Body, spec: SpeculativeDeploymentSpec, idx: Indexes, pods: list[dict[str, Any]]
+    ) -> Observed:
+        meta = body.get("metadata", {})
+        namespace, name = self.key
+        owner = Owner(
+            name=name, namespace=namespace, uid=str(meta.get("uid")), generation=int(meta.get("generation") or 0)
+        )
+        status = dict(body.get("status") or {})
+        if self.last_status:
+            if is_subset(self.last_status, status):
+                self.last_status = {}
+            else:
+                status = {**status, **self.last_status}
+        revisions = self._with_written(_many(idx.revisions, self.key))
+        return Observed(
+            owner=owner,
+            spec=spec,
+            status=status,
+            history=hist.from_controller_revisions(revisions),
+            deployment=_one(idx.deployments, self.key),
+            service=_one(idx.services, self.key),
+            job=_job_outcome(_many(idx.jobs, self.key), pods, job_name(name, revision_id(spec))),
+            monitor=self.tracker.verdict(spec, namespace, name),
+            now_iso=_now_iso(),
+            now=time.time(),
+        )
+
+    def _with_written(self, revisions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        out = []
+        for cr in revisions:
+            meta = cr.get("metadata", {})
+            rev_id = (meta.get("labels") or {}).get(hist.LABEL_REVISION) or ""
+            mine = self.written.get(rev_id)
+            ann = dict(meta.get("annotations") or {})
+            if mine and all(ann.get(k) == v for k, v in mine.items()):
+                self.written.pop(rev_id, None)
+            elif mine:
+                ann.update(mine)
+                out.append({**cr, "metadata": {**meta, "annotations": ann}})
+                continue
+            out.append(cr)
+        return out
+
+    async def execute(self, p: Plan, body: kopf.Body, observed: Observed) -> None:
+        ns, name = self.key
+        if p.record_revision is not None:
+            await kube.create(p.record_revision)
+        for rev_id, verdict in p.verdicts:
+            cr_name = hist.controller_revision_name(name, rev_id)
+            await kube.patch("ControllerRevision", ns, cr_name, {"metadata": {"annotations": verdict}})
+            self.written.setdefault(rev_id, {}).update(verdict)
+        if p.delete_job:
+            await kube.delete("Job", ns, p.delete_job)
+        if p.create_job is not None:
+            await kube.create(p.create_job)
+        for child, desired in ((observed.service, p.service), (observed.deployment, p.deployment)):
+            what = await _apply(child, desired)
+            if what:
+                self.logger.info(what)
+        if not is_subset(p.status, dict(observed.status)):
+            await kube.patch_status(ns, name, p.status)
+        for ev in p.events:
+            kopf.event(body, type=ev.type, reason=ev.reason, message=ev.message)
+            if ev.reason == "RolledBack":
+                exporter.count_rollback(ns, name)
+        for cr_name in p.prune:
+            await kube.delete("ControllerRevision", ns, cr_name)
 
 
 @kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=10)
 async def reconcile_daemon(
+    *,
     stopped: kopf.DaemonStopped,
     name: str,
-    namespace: str,
+    namespace: str | None,
     body: kopf.Body,
-    logger: logging.Logger,
-    deployments_idx: kopf.Index[Any, Any],
-    services_idx: kopf.Index[Any, Any],
-    jobs_idx: kopf.Index[Any, Any],
-    pods_idx: kopf.Index[Any, Any],
-    revisions_idx: kopf.Index[Any, Any],
-    **_: Any,
+    logger: logging.Logger | logging.LoggerAdapter[Any],
+    **kwargs: Any,
 ) -> None:
     """One loop per object: reconcile on every wake-up, scrape metrics on its interval."""
-    key = (namespace, name)
-    wake = _wakeups.setdefault(key, asyncio.Event())
-    tracker = AcceptanceTracker()
-    # Verdicts this daemon wrote, until the watch-fed index shows them: read-your-writes for the revision history,
-    # so a stale index can never undo a rollback for one loop (and post its Event twice).
-    written: dict[str, dict[str, str]] = {}
-    next_scrape = 0.0
+    assert namespace is not None  # the kind is namespaced
+    idx = Indexes(*(kwargs[f"{kind}_idx"] for kind in ("deployments", "services", "jobs", "pods", "revisions")))
+    wake = _wakeups.setdefault((namespace, name), asyncio.Event())
+    reconciler = ObjectReconciler(namespace, name, logger)
     try:
         while not stopped:
             wake.clear()
             started = time.monotonic()
             try:
                 spec = SpeculativeDeploymentSpec.model_validate(dict(body.get("spec") or {}))
-            except Exception as e:  # the API server validates; this only guards a CRD/model skew
+                await reconciler.run_once(body, spec, idx)
+            except ValidationError as e:  # the API server validates; this only guards a CRD/model skew
                 logger.error(f"spec does not parse: {e}")
-                await asyncio.wait_for(wake.wait(), timeout=RESYNC_SECONDS) if not stopped else None
-                continue
-            pods = _many(pods_idx, key)
-            # Scrape when due, before planning, so the plan sees the freshest verdict.
-            now = time.time()
-            if now >= next_scrape:
-                await tracker.scrape(namespace, name, spec, pods)
-                next_scrape = now + float(spec.metrics.scrape_interval_seconds)
-            revisions = _with_written(_many(revisions_idx, key), written)
-            observed = _observe(body, spec, key, pods, deployments_idx, services_idx, jobs_idx, revisions, tracker)
-            try:
-                result = plan(observed)
-                await _execute(result, body, observed, written, logger)
-                tracker.set_serving(result.monitor, observed.deployment)
             except kube.KubeError as e:
                 logger.warning(f"reconcile failed, will retry: {e}")
                 await asyncio.sleep(2)
                 continue
             finally:
                 exporter.RECONCILE_DURATION.labels(handler="reconcile").observe(time.monotonic() - started)
-            timeout = max(0.05, min(RESYNC_SECONDS, next_scrape - time.time()))
-            try:
+            timeout = max(0.05, min(RESYNC_SECONDS, reconciler.next_scrape - time.time()))
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), timeout=timeout)
-            except TimeoutError:
-                pass
     finally:
-        _wakeups.pop(key, None)
+        _wakeups.pop((namespace, name), None)
         if stopped.reason is not None and stopped.reason & kopf.DaemonStoppingReason.RESOURCE_DELETED:
             exporter.forget(namespace, name)
-
-
-def _with_written(revisions: list[dict[str, Any]], written: dict[str, dict[str, str]]) -> list[dict[str, Any]]:
-    """Overlay our own recent verdict writes on the indexed ControllerRevisions; forget those the index shows."""
-    out = []
-    for cr in revisions:
-        meta = cr.get("metadata", {})
-        rev_id = (meta.get("labels") or {}).get(hist.LABEL_REVISION)
-        mine = written.get(rev_id or "")
-        if mine:
-            ann = dict(meta.get("annotations") or {})
-            if all(ann.get(k) == v for k, v in mine.items()):
-                written.pop(rev_id or "", None)
-            else:
-                ann.update(mine)
-                cr = {**cr, "metadata": {**meta, "annotations": ann}}
-        out.append(cr)
-    return out
-
-
-def _observe(
-    body: kopf.Body,
-    spec: SpeculativeDeploymentSpec,
-    key: tuple[str, str],
-    pods: list[dict[str, Any]],
-    deployments_idx: Any,
-    services_idx: Any,
-    jobs_idx: Any,
-    revisions: list[dict[str, Any]],
-    tracker: AcceptanceTracker,
-) -> Observed:
-    meta = body.get("metadata", {})
-    owner = Owner(name=key[1], namespace=key[0], uid=str(meta.get("uid")), generation=int(meta.get("generation") or 0))
-    from specdeploy.rollout.revision import revision_id
-
-    current = revision_id(spec)
-    job_name = f"{owner.name}-validate-{current}"
-    return Observed(
-        owner=owner,
-        spec=spec,
-        status=dict(body.get("status") or {}),
-        history=hist.from_controller_revisions(revisions),
-        deployment=_one(deployments_idx, key),
-        service=_one(services_idx, key),
-        job=_job_outcome(_many(jobs_idx, key), pods, job_name),
-        monitor=tracker.verdict(spec, key[0], key[1]),
-        now_iso=_now_iso(),
-        now=time.time(),
-    )

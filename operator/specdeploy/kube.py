@@ -12,6 +12,7 @@ conflict, and only the keys the operator owns are sent.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import Callable
@@ -19,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from kubernetes import client, config
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
 from specdeploy.api import GROUP, PLURAL, VERSION
 
@@ -46,9 +47,9 @@ def load() -> None:
     """Load the kubeconfig ($KUBECONFIG / ~/.kube/config) or, inside a pod, the in-cluster config."""
     global _api  # noqa: PLW0603 - one shared client per process
     try:
-        config.load_incluster_config()
+        config.load_incluster_config()  # type: ignore[no-untyped-call]
     except config.ConfigException:
-        config.load_kube_config()
+        config.load_kube_config()  # type: ignore[no-untyped-call]
     cfg = client.Configuration.get_default_copy()
     cfg.connection_pool_maxsize = 32
     cfg.retries = 3
@@ -68,10 +69,8 @@ async def _call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> dict[str, 
             resp = fn(*args, _preload_content=False, _request_timeout=REQUEST_TIMEOUT, **kwargs)
         except ApiException as e:
             reason = e.reason
-            try:
+            with contextlib.suppress(ValueError, AttributeError):
                 reason = json.loads(e.body or b"{}").get("message", reason)
-            except (ValueError, AttributeError):
-                pass
             raise KubeError(f"{fn.__name__}: {e.status} {reason}", status=e.status or 0) from None
         except Exception as e:  # urllib3 connection errors and timeouts
             raise KubeError(f"{fn.__name__}: {type(e).__name__}: {e}") from None

@@ -35,7 +35,8 @@ from specdeploy.rollout.plan import MonitorVerdict
 DEFAULT_COST_RATIO = 0.1
 # Keep at most this many closed windows (the decision looks at the last consecutiveWindows qualifying ones).
 MAX_WINDOWS = 64
-# Publish a new status.acceptance only when a number moved at least this much (or the verdict changed).
+# Publish a new status.acceptance only when the rate moved at least this much, the mean accepted length at least
+# this fraction of itself, or the verdict changed.
 RATE_EPSILON = 0.005
 
 _RELATIVE = re.compile(r" \(\d+s from now\)")
@@ -52,6 +53,17 @@ def _shared_session() -> aiohttp.ClientSession:
 
 def _iso(ts: float) -> str:
     return dt.datetime.fromtimestamp(ts, dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def _fraction(value: float) -> float:
+    """A rate as the status schema bounds it, [0, 1]. A scrape is not atomic: vLLM can count a step's accepted
+    tokens before its drafts are read, so a short window can come out a hair above 1, and one out-of-range number
+    would make the API server refuse the whole status."""
+    return min(1.0, max(0.0, value))
+
+
+def _count(value: float | None) -> int | None:
+    return None if value is None else max(0, int(value))
 
 
 def policy_of(spec: SpeculativeDeploymentSpec) -> Policy:
@@ -76,7 +88,9 @@ class AcceptanceTracker:
         self.cost_ratio = cost_ratio
 
     # ------------------------------------------------------------------ what serves
-    def set_serving(self, serving: Serving | None, deployment: Mapping[str, Any] | None, now: float | None = None) -> None:
+    def set_serving(
+        self, serving: Serving | None, deployment: Mapping[str, Any] | None, now: float | None = None
+    ) -> None:
         """Follow the serving revision; reset the windows when it changes; note when it became fully Ready."""
         now = time.time() if now is None else now
         new_id = serving.id if serving else None
@@ -129,7 +143,10 @@ class AcceptanceTracker:
         return {
             p["name"]: f"http://{p['ip']}:{port}/metrics"
             for p in pods
-            if p.get("component") == "server" and p.get("revision") == self.serving_id and p.get("ready") and p.get("ip")
+            if p.get("component") == "server"
+            and p.get("revision") == self.serving_id
+            and p.get("ready")
+            and p.get("ip")
         }
 
     async def _scrape_pods(
@@ -179,7 +196,9 @@ class AcceptanceTracker:
             )
         except PrometheusQueryError as e:
             exporter.count_scrape_error(namespace, name, "prometheus")
-            self.windows.append(Window(start=start, end=end, counters=None, acceptance=None, incomplete_pods=("prometheus",)))
+            self.windows.append(
+                Window(start=start, end=end, counters=None, acceptance=None, incomplete_pods=("prometheus",))
+            )
             del e
             return
         self.windows.append(Window.from_counters(start, end, counters, pod_names))
@@ -210,15 +229,16 @@ class AcceptanceTracker:
             rec = recommend_depth(acc.per_position, self.cost_ratio) if acc.per_position else None
             candidate.update(
                 {
-                    "rate": round(acc.rate, 4) if acc.rate is not None else None,
-                    "rateText": f"{acc.rate:.2f}" if acc.rate is not None else None,
+                    "rate": round(_fraction(acc.rate), 4) if acc.rate is not None else None,
+                    "rateText": f"{_fraction(acc.rate):.2f}" if acc.rate is not None else None,
                     "meanAcceptedLength": round(acc.mean_accepted_length, 3)
                     if acc.mean_accepted_length is not None
                     else None,
-                    "perPosition": [round(x, 4) for x in acc.per_position][:16],
-                    "draftTokens": int(acc.draft_tokens or 0),
-                    "acceptedTokens": int(acc.accepted_tokens or 0),
-                    "drafts": int(acc.drafts or 0),
+                    "perPosition": [round(_fraction(x), 4) for x in acc.per_position][:16],
+                    # None, not 0, where the engine cannot say (V0): "no tokens" would be a different claim.
+                    "draftTokens": _count(acc.draft_tokens),
+                    "acceptedTokens": _count(acc.accepted_tokens),
+                    "drafts": _count(acc.drafts),
                     "windowEnd": _iso(latest.end),
                     "windowSeconds": int(latest.end - latest.start),
                     "podsCounted": len(latest.pods_counted),
@@ -243,6 +263,11 @@ class AcceptanceTracker:
                 return True
         for key in ("rate", "meanAcceptedLength"):
             a, b = old.get(key), candidate.get(key)
-            if (a is None) != (b is None) or (a is not None and b is not None and abs(float(a) - float(b)) >= RATE_EPSILON):
+            if (a is None) != (b is None):
+                return True
+            # The mean accepted length (1..k+1) moves k times as much as the rate for the same change in accepted
+            # tokens, so it is compared relative to its size: the same sensitivity as the rate, not k times more.
+            tolerance = RATE_EPSILON * (max(1.0, abs(float(a))) if key == "meanAcceptedLength" and a is not None else 1)
+            if a is not None and b is not None and abs(float(a) - float(b)) >= tolerance:
                 return True
         return False

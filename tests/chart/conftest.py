@@ -24,6 +24,50 @@ RELEASE_NAMESPACE = "specdeploy-system"
 
 Manifest = dict[str, Any]
 
+# ------------------------------------------------------------------------------------------ the operator's RBAC
+# The one list of what the operator may do: (API group, resource) -> verbs. The chart's Role/ClusterRole must
+# equal it (test_chart.py, on the rendering), the ServiceAccount's effective rules must equal it
+# (test_chart_install.py, on the API server), and every call the operator makes during a full reconcile must
+# fall inside it, while every verb here is either seen in that run or named in MAY_GO_UNSEEN with its reason.
+OPERATOR_RULES: dict[tuple[str, str], set[str]] = {
+    # kopf lists and watches the objects, and merge-patches metadata: its finalizer on and off.
+    ("specdeploy.io", "speculativedeployments"): {"list", "watch", "patch"},
+    # kube.patch_status: conditions, revision, validation and acceptance results.
+    ("specdeploy.io", "speculativedeployments/status"): {"patch"},
+    # Children carry ownerReferences with blockOwnerDeletion=true (render/meta.py); where the
+    # OwnerReferencesPermissionEnforcement admission plugin runs (OpenShift), setting that needs this.
+    ("specdeploy.io", "speculativedeployments/finalizers"): {"update"},
+    # kopf index (list+watch); kube.create, and get after a 409; kube.patch when the serving revision changes.
+    ("apps", "deployments"): {"get", "list", "watch", "create", "patch"},
+    # kopf index; kube._create_revision reads, then server-side applies: a PATCH that creates, for which the
+    # API server checks create as well as patch; verdict annotations are merge patches; the plan prunes
+    # revisions beyond the history limit.
+    ("apps", "controllerrevisions"): {"get", "list", "watch", "create", "patch", "delete"},
+    # kopf index; kube.create, and get after a 409; kube.patch when the rendered Service changes.
+    ("", "services"): {"get", "list", "watch", "create", "patch"},
+    # kopf index only: serving pods' IPs to scrape, the validator pod's termination message (its report).
+    ("", "pods"): {"list", "watch"},
+    # kopf index; kube.create, and get after a 409; the plan deletes an errored validation Job to retry it.
+    ("batch", "jobs"): {"get", "list", "watch", "create", "delete"},
+    # kopf.event and kopf's handler log messages post core/v1 Events on the object.
+    ("", "events"): {"create"},
+}
+# Granted verbs a short full reconcile may not exercise, and the code path that needs each.
+MAY_GO_UNSEEN: dict[tuple[str, str, str], str] = {
+    ("apps", "deployments", "get"): "kube.create reads the existing Deployment after a 409 (stale index)",
+    ("", "services", "get"): "kube.create reads the existing Service after a 409 (stale index)",
+    ("batch", "jobs", "get"): "kube.create reads the existing Job after a 409 (stale index)",
+    ("batch", "jobs", "delete"): "plan.py retries a validation that errored (exit 2) after VALIDATION_RETRY_SECONDS",
+    ("apps", "controllerrevisions", "delete"): "plan.py prunes revisions beyond history.MAX_REVISIONS (20)",
+    ("specdeploy.io", "speculativedeployments/finalizers", "update"): (
+        "checked by the API server only where the OwnerReferencesPermissionEnforcement admission plugin runs"
+    ),
+}
+# Peering (operator.peering.enabled): kopf keeps its keep-alive in the peering object's status (patch) and
+# watches the other operators' (list+watch). The resource is kopfpeerings per watched namespace, or
+# clusterkopfpeerings for a cluster-wide operator.
+PEERING_VERBS = {"get", "list", "watch", "patch"}
+
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "chart: runs the real helm binary against charts/specdeploy")

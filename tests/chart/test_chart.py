@@ -12,7 +12,17 @@ from typing import Any
 
 import pytest
 
-from tests.chart.conftest import CHART, KUBE_VERSION, RELEASE, RELEASE_NAMESPACE, Manifest, Render, run_helm
+from tests.chart.conftest import (
+    CHART,
+    KUBE_VERSION,
+    OPERATOR_RULES,
+    PEERING_VERBS,
+    RELEASE,
+    RELEASE_NAMESPACE,
+    Manifest,
+    Render,
+    run_helm,
+)
 
 pytestmark = pytest.mark.chart
 
@@ -20,19 +30,6 @@ NAMESPACED = "ci/namespaced-values.yaml"
 CLUSTERWIDE = "ci/clusterwide-values.yaml"
 FULLNAME = f"{RELEASE}-specdeploy"
 
-# (apiGroup, resource) -> verbs: exactly what the operator calls, nothing more.
-OPERATOR_RULES: dict[tuple[str, str], set[str]] = {
-    ("specdeploy.io", "speculativedeployments"): {"get", "list", "watch", "patch"},
-    ("specdeploy.io", "speculativedeployments/status"): {"get", "patch"},
-    ("apps", "deployments"): {"get", "list", "watch", "create", "patch"},
-    ("apps", "controllerrevisions"): {"get", "list", "watch", "create", "patch", "delete"},
-    ("", "services"): {"get", "list", "watch", "create", "patch"},
-    ("", "pods"): {"get", "list", "watch"},
-    ("batch", "jobs"): {"get", "list", "watch", "create", "delete"},
-    ("", "events"): {"create"},
-    ("events.k8s.io", "events"): {"create"},
-}
-PEERING_VERBS = {"get", "list", "watch", "patch"}
 
 
 def of_kind(docs: list[Manifest], kind: str) -> list[Manifest]:

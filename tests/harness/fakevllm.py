@@ -56,7 +56,9 @@ class FakeVllm:
         self.scrapes = 0
         labels = ["model_name", "engine"]
         if behaviour.rate is not None:
-            self.drafts = Counter("vllm:spec_decode_num_drafts", "Number of spec decoding drafts.", labels, registry=self.registry)
+            self.drafts = Counter(
+                "vllm:spec_decode_num_drafts", "Number of spec decoding drafts.", labels, registry=self.registry
+            )
             self.draft_tokens = Counter(
                 "vllm:spec_decode_num_draft_tokens", "Number of draft tokens.", labels, registry=self.registry
             )
@@ -148,7 +150,9 @@ def pod_endpoint(pod: Any) -> tuple[str, int, str, str | None]:
 class Fleet:
     """Start a FakeVllm for every Ready vLLM pod, and stop it when the pod goes away."""
 
-    def __init__(self, kubeconfig: Path, behaviour_for: Callable[[str | None], Behaviour], interval: float = 0.3) -> None:
+    def __init__(
+        self, kubeconfig: Path, behaviour_for: Callable[[str | None], Behaviour], interval: float = 0.3
+    ) -> None:
         self.api = client.CoreV1Api(config.new_client_from_config(str(kubeconfig)))
         self.behaviour_for = behaviour_for
         self.interval = interval
@@ -171,7 +175,7 @@ class Fleet:
         while not self._stop.is_set():
             try:
                 pods = self.api.list_pod_for_all_namespaces(label_selector=SERVER_SELECTOR).items
-            except Exception:  # noqa: BLE001 - API restarts in fault tests
+            except Exception:
                 self._stop.wait(1)
                 continue
             live = set()

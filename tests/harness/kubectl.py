@@ -20,7 +20,9 @@ class Kubectl:
     binary: Path
     kubeconfig: Path
 
-    def run(self, *args: str, stdin: str | None = None, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, *args: str, stdin: str | None = None, check: bool = True, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run(
             [str(self.binary), f"--kubeconfig={self.kubeconfig}", *args],
             input=stdin,
@@ -33,7 +35,9 @@ class Kubectl:
             raise AssertionError(f"kubectl {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}{proc.stdout}")
         return proc
 
-    def apply(self, obj: dict[str, Any] | list[dict[str, Any]] | str, *extra: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def apply(
+        self, obj: dict[str, Any] | list[dict[str, Any]] | str, *extra: str, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
         text = obj if isinstance(obj, str) else yaml.safe_dump_all(obj if isinstance(obj, list) else [obj])
         return self.run("apply", "-f", "-", *extra, stdin=text, check=check)
 

@@ -229,7 +229,9 @@ class LocalCluster:
         pki = self.root / "pki"
         pki.mkdir(exist_ok=True)
         _pki(pki)
-        self.etcd_dir = tempfile.mkdtemp(prefix="specdeploy-etcd-", dir="/dev/shm" if Path("/dev/shm").is_dir() else None)
+        self.etcd_dir = tempfile.mkdtemp(
+            prefix="specdeploy-etcd-", dir="/dev/shm" if Path("/dev/shm").is_dir() else None
+        )
         etcd_port, peer_port = free_port(), free_port()
         self.apiserver_port = free_port()
         self.kubeconfig.write_text(_kubeconfig(pki, self.server))
@@ -362,15 +364,15 @@ class LocalCluster:
         return ctx
 
     def get(self, path: str, timeout: float = 5.0) -> Any:
-        with urllib.request.urlopen(self.server + path, context=self.ssl_context(), timeout=timeout) as r:  # noqa: S310
+        with urllib.request.urlopen(self.server + path, context=self.ssl_context(), timeout=timeout) as r:
             body = r.read()
         return json.loads(body) if body.startswith(b"{") else body.decode()
 
     def request(self, method: str, path: str, body: dict[str, Any] | None = None, *, status: bool = False) -> Any:
         data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.server + path, data=data, method=method)  # noqa: S310
+        req = urllib.request.Request(self.server + path, data=data, method=method)
         req.add_header("Content-Type", "application/json")
-        with urllib.request.urlopen(req, context=self.ssl_context(), timeout=10) as r:  # noqa: S310
+        with urllib.request.urlopen(req, context=self.ssl_context(), timeout=10) as r:
             return json.loads(r.read())
 
     def _check_alive(self) -> None:
@@ -386,7 +388,7 @@ class LocalCluster:
             try:
                 if self.get("/readyz", timeout=2) == "ok":
                     return
-            except Exception as e:  # noqa: BLE001 - keep polling until the deadline
+            except Exception as e:
                 last = e
             time.sleep(0.3)
         raise ClusterError(f"kube-apiserver not ready at {self.server}: {last}")
@@ -406,7 +408,10 @@ class LocalCluster:
                     "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
                     "labels": {**GPU_NODE_LABELS, "kubernetes.io/hostname": name, "nvidia.com/gpu.count": str(gpus)},
                 },
-                "spec": {"podCIDR": f"127.{1 + i // 256}.{i % 256}.0/24", "podCIDRs": [f"127.{1 + i // 256}.{i % 256}.0/24"]},
+                "spec": {
+                    "podCIDR": f"127.{1 + i // 256}.{i % 256}.0/24",
+                    "podCIDRs": [f"127.{1 + i // 256}.{i % 256}.0/24"],
+                },
                 "status": {
                     "allocatable": {"cpu": "96", "memory": "1Ti", "pods": "110", "nvidia.com/gpu": str(gpus)},
                     "capacity": {"cpu": "96", "memory": "1Ti", "pods": "110", "nvidia.com/gpu": str(gpus)},
@@ -430,7 +435,7 @@ class LocalCluster:
                 sa = self.get("/api/v1/namespaces/default/serviceaccounts")["items"]
                 if len(ready) >= self.nodes and any(s["metadata"]["name"] == "default" for s in sa):
                     return
-            except Exception:  # noqa: BLE001,S110 - not ready yet
+            except Exception:
                 pass
             time.sleep(0.3)
         raise ClusterError("nodes or the default ServiceAccount did not become ready in time")

@@ -60,7 +60,7 @@ class OperatorProcess:
             if self.proc.poll() is not None:
                 raise AssertionError(f"operator exited with {self.proc.returncode}:\n{self.logs()[-4000:]}")
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.liveness_port}/healthz", timeout=1) as r:  # noqa: S310
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.liveness_port}/healthz", timeout=1) as r:
                     if r.status == 200:
                         return
             except OSError:
@@ -69,7 +69,7 @@ class OperatorProcess:
         raise AssertionError(f"operator not live after {timeout} s:\n{self.logs()[-4000:]}")
 
     def metrics(self) -> str:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as r:  # noqa: S310
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as r:
             return r.read().decode()
 
     def logs(self) -> str:

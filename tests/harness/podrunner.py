@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 from collections.abc import Mapping
@@ -73,7 +74,7 @@ class PodRunner:
         while not self._stop.is_set():
             try:
                 pods = self.api.list_pod_for_all_namespaces(label_selector=SELECTOR).items
-            except Exception:  # noqa: BLE001 - the API may be restarting in fault tests
+            except Exception:
                 self._stop.wait(1)
                 continue
             for pod in pods:
@@ -83,7 +84,7 @@ class PodRunner:
                 self.done.add(uid)
                 try:
                     self.run_pod(pod)
-                except Exception as e:  # noqa: BLE001 - report as a failed container, keep serving others
+                except Exception as e:
                     self._finish(pod, 128, f"podrunner could not run the container: {e}")
             self._stop.wait(self.interval)
 
@@ -106,15 +107,23 @@ class PodRunner:
         workdir = Path(tempfile.mkdtemp(prefix="podrunner-"))
         term_file = workdir / "termination-log"
         argv = [str(term_file) if a == term_path else a for a in argv]
-        exe = shutil.which(argv[0]) if argv else None
+        # The container image's PATH holds `specdeploy`; here it is the venv that runs the tests.
+        path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+        exe = shutil.which(argv[0], path=path) if argv else None
         if exe is None:
             self._finish(pod, 127, f"executable {argv[:1]} not found on PATH")
             return
-        proc_env = {"PATH": os.environ.get("PATH", ""), "HOME": str(workdir), **env, **self.extra_env}
+        proc_env = {"PATH": path, "HOME": str(workdir), **env, **self.extra_env}
         deadline = pod.spec.active_deadline_seconds or 600
         try:
             proc = subprocess.run(
-                [exe, *argv[1:]], env=proc_env, cwd=workdir, capture_output=True, text=True, timeout=deadline, check=False
+                [exe, *argv[1:]],
+                env=proc_env,
+                cwd=workdir,
+                capture_output=True,
+                text=True,
+                timeout=deadline,
+                check=False,
             )
             code, logs = proc.returncode, proc.stdout + proc.stderr
         except subprocess.TimeoutExpired:

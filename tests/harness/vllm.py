@@ -5,7 +5,7 @@ loopback IP. This module turns that argv into one that runs here (model ids mapp
 CPU-only options the reference notes found necessary, no GPU tensor parallelism) and starts it with
 ``specdeploy.compare.server.VllmServer`` (the same process handling ``compare-drafts`` uses: process group,
 ``/health`` wait, SIGTERM then SIGKILL). Installing is ``hack/vllm/install.sh``'s job: when it fails, callers must
-fail the test with :class:`VllmUnavailable`'s message, never skip.
+fail the test with :class:`VllmUnavailableError`'s message, never skip.
 """
 
 from __future__ import annotations
@@ -14,16 +14,17 @@ import json
 import os
 import subprocess
 from collections.abc import Mapping, Sequence
+from functools import cache
 from pathlib import Path
 
-from specdeploy.compare.launch import CPU_ENV
+from specdeploy.compare.launch import CPU_ENV, OFFLINE_ENV
 from specdeploy.compare.server import VLLM_MODULE, ServerError, VllmServer, running
 
 __all__ = [
     "CPU_ENV",
     "ServerError",
     "VllmServer",
-    "VllmUnavailable",
+    "VllmUnavailableError",
     "cpu_argv",
     "install",
     "running",
@@ -33,13 +34,19 @@ __all__ = [
 
 REPO = Path(__file__).resolve().parents[2]
 INSTALL_SCRIPT = REPO / "hack" / "vllm" / "install.sh"
+#: vLLM 0.32's `serve` options, captured from the real parser: which options take a value.
+OPTIONS_FILE = REPO / "tests" / "fixtures" / "vllm" / "vllm-0.32-serve-options.json"
 #: Longest sequence a CPU server gets (the notes' working value; the tiny models support 1024).
 CPU_MAX_MODEL_LEN = 1024
 #: Options replaced whatever the pod says: float32 on CPU, a small RAM share, a single process.
-CPU_OVERRIDES: Mapping[str, str] = {"--dtype": "float32", "--gpu-memory-utilization": "0.3", "--tensor-parallel-size": "1"}
+CPU_OVERRIDES: Mapping[str, str] = {
+    "--dtype": "float32",
+    "--gpu-memory-utilization": "0.3",
+    "--tensor-parallel-size": "1",
+}
 
 
-class VllmUnavailable(RuntimeError):
+class VllmUnavailableError(RuntimeError):
     """vLLM could not be installed or the tiny models could not be generated; the message says why."""
 
 
@@ -50,16 +57,16 @@ def install(timeout_s: float = 3600.0) -> Path:
             ["bash", str(INSTALL_SCRIPT)], capture_output=True, text=True, timeout=timeout_s, check=False
         )
     except subprocess.TimeoutExpired:
-        raise VllmUnavailable(f"{INSTALL_SCRIPT} did not finish within {timeout_s:g} s") from None
+        raise VllmUnavailableError(f"{INSTALL_SCRIPT} did not finish within {timeout_s:g} s") from None
     if done.returncode != 0:
-        raise VllmUnavailable(
+        raise VllmUnavailableError(
             f"vLLM (CPU build) could not be installed: {INSTALL_SCRIPT} exited with {done.returncode}:\n"
             f"{done.stderr[-4000:]}"
         )
     venv = Path(done.stdout.strip().splitlines()[-1])
     python = venv / "bin" / "python"
     if not python.exists():
-        raise VllmUnavailable(f"{INSTALL_SCRIPT} printed {venv}, which has no bin/python")
+        raise VllmUnavailableError(f"{INSTALL_SCRIPT} printed {venv}, which has no bin/python")
     return python
 
 
@@ -76,9 +83,9 @@ def tiny_models(python: Path, timeout_s: float = 1800.0) -> Path:
             env={**os.environ, "PYTHONPATH": str(REPO)},
         )
     except subprocess.TimeoutExpired:
-        raise VllmUnavailable(f"generating the tiny models took longer than {timeout_s:g} s") from None
+        raise VllmUnavailableError(f"generating the tiny models took longer than {timeout_s:g} s") from None
     if done.returncode != 0:
-        raise VllmUnavailable(f"generating the tiny models failed ({done.returncode}):\n{done.stderr[-4000:]}")
+        raise VllmUnavailableError(f"generating the tiny models failed ({done.returncode}):\n{done.stderr[-4000:]}")
     return Path(done.stdout.strip().splitlines()[-1])
 
 
@@ -101,15 +108,20 @@ def cpu_argv(argv: Sequence[str], model_map: Mapping[str, str], *, max_model_len
     Host and port are the server's business (``VllmServer`` sets them).
     """
     args = _module_args(argv)
+    takes_value = _takes_value()
     out: list[str] = []
     seen: set[str] = set()
     i = 0
     while i < len(args):
         arg = args[i]
         name, eq, inline = arg.partition("=")
-        takes_value = name.startswith("--") and not eq and i + 1 < len(args) and not args[i + 1].startswith("--")
-        value = inline if eq else (args[i + 1] if takes_value else None)
-        i += 1 if eq or not takes_value else 2
+        if name not in takes_value:
+            raise ValueError(f"{name}: not an option of vLLM 0.32's server (see {OPTIONS_FILE.name})")
+        needs = takes_value[name] and not eq
+        if needs and i + 1 >= len(args):
+            raise ValueError(f"{name} needs a value")
+        value = inline if eq else (args[i + 1] if needs else None)
+        i += 2 if needs else 1
         if name == "--model" and value is not None:
             value = _mapped(value, model_map, "--model")
         elif name == "--speculative-config" and value is not None:
@@ -131,6 +143,12 @@ def cpu_argv(argv: Sequence[str], model_map: Mapping[str, str], *, max_model_len
     return out
 
 
+@cache
+def _takes_value() -> dict[str, bool]:
+    options = json.loads(OPTIONS_FILE.read_text(encoding="utf-8"))["options"]
+    return {name: bool(info["takes_value"]) for name, info in options.items()}
+
+
 def _mapped(model: str, model_map: Mapping[str, str], where: str) -> str:
     if model in model_map:
         return model_map[model]
@@ -150,5 +168,5 @@ def server_from_argv(
 ) -> VllmServer:
     """A (not yet started) CPU vLLM server for a pod's argv, listening on ``host:port``."""
     return VllmServer(
-        str(python), cpu_argv(argv, model_map), host=host, port=port, env=dict(CPU_ENV), log_path=log_path
+        str(python), cpu_argv(argv, model_map), host=host, port=port, env={**CPU_ENV, **OFFLINE_ENV}, log_path=log_path
     )

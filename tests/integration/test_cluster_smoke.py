@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from tests.harness.kubectl import Kubectl, wait_for
 from tests.harness.localcluster import LocalCluster
 
@@ -56,14 +55,19 @@ def test_four_gpu_deployment_is_scheduled_and_ready_with_a_loopback_ip(kubectl: 
 
     def ready_pod() -> dict[str, Any] | None:
         pods = kubectl.items("pods", namespace, "app=four")
-        ok = [p for p in pods if any(c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get("conditions", []))]
+        ok = [
+            p
+            for p in pods
+            if any(c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get("conditions", []))
+        ]
         return ok[0] if ok else None
 
     pod = wait_for("a Ready pod of the 4-GPU Deployment", ready_pod, timeout=60)
     assert pod["spec"]["nodeName"].startswith("gpu-node-")
     assert ipaddress.ip_address(pod["status"]["podIP"]).is_loopback
     dep = wait_for(
-        "Deployment available", lambda: (d := kubectl.get("deployment", "four", namespace)) and d["status"].get("readyReplicas") == 1 and d
+        "Deployment available",
+        lambda: (d := kubectl.get("deployment", "four", namespace)) and d["status"].get("readyReplicas") == 1 and d,
     )
     assert dep["status"]["readyReplicas"] == 1
 
@@ -100,7 +104,9 @@ def test_a_job_completes(kubectl: Kubectl, namespace: str) -> None:
 
     def complete() -> bool:
         j = kubectl.get("job", "once", namespace)
-        return bool(j) and any(c["type"] == "Complete" and c["status"] == "True" for c in j["status"].get("conditions", []))
+        return bool(j) and any(
+            c["type"] == "Complete" and c["status"] == "True" for c in j["status"].get("conditions", [])
+        )
 
     wait_for("the Job to complete", complete, timeout=60)
 
@@ -110,7 +116,9 @@ def test_rbac_is_enforced_for_service_account_tokens(
 ) -> None:
     kubectl.run("create", "serviceaccount", "reader", "-n", namespace)
     kubectl.run("create", "role", "pod-reader", "--verb=get,list", "--resource=pods", "-n", namespace)
-    kubectl.run("create", "rolebinding", "reader", "--role=pod-reader", f"--serviceaccount={namespace}:reader", "-n", namespace)
+    kubectl.run(
+        "create", "rolebinding", "reader", "--role=pod-reader", f"--serviceaccount={namespace}:reader", "-n", namespace
+    )
     token = kubectl.run("create", "token", "reader", "-n", namespace).stdout.strip()
     assert token.count(".") == 2  # a signed JWT: the token controller and signing keys work
     as_sa = Kubectl(kubectl.binary, cluster.token_kubeconfig(token, tmp_path / "sa.kubeconfig", namespace))

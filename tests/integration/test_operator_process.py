@@ -4,7 +4,6 @@ and stops cleanly on SIGTERM."""
 from __future__ import annotations
 
 import pytest
-
 from tests.harness.operator import OperatorProcess
 
 pytestmark = pytest.mark.integration

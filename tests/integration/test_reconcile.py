@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 import yaml
-
 from tests.harness.kubectl import Kubectl, wait_for
 from tests.harness.operator import OperatorProcess
 
@@ -133,12 +132,16 @@ def test_delete_removes_children_through_garbage_collection(
 
     def children_gone() -> bool:
         sel = "specdeploy.io/name=gone"
-        return not any(kubectl.items(kind, namespace, sel) for kind in ("deployments", "services", "replicasets", "pods"))
+        return not any(
+            kubectl.items(kind, namespace, sel) for kind in ("deployments", "services", "replicasets", "pods")
+        )
 
     wait_for("children garbage-collected", children_gone, timeout=60)
 
 
-def test_replicas_zero_scales_down_and_reports_zero(kubectl: Kubectl, namespace: str, operator: OperatorProcess) -> None:
+def test_replicas_zero_scales_down_and_reports_zero(
+    kubectl: Kubectl, namespace: str, operator: OperatorProcess
+) -> None:
     kubectl.apply(manifest("idle", replicas=0), "-n", namespace)
     status = wait_ready(kubectl, "idle", namespace)
     assert status["replicas"] == 0

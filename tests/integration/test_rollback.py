@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-
 from tests.harness.fakevllm import Behaviour, Fleet
 from tests.harness.kubectl import Kubectl, wait_for
 from tests.harness.localcluster import LocalCluster
@@ -72,7 +71,7 @@ def cond(st: dict[str, Any], type_: str) -> dict[str, Any]:
 
 def deployment_args(kubectl: Kubectl, name: str, ns: str) -> list[str]:
     dep = kubectl.get("deployment", name, ns)
-    return list(dep["spec"]["template"]["spec"]["containers"][0]["args"])
+    return list(dep["spec"]["template"]["spec"]["containers"][0]["args"]) if dep else []
 
 
 def draft_in(args: list[str]) -> str | None:
@@ -125,7 +124,9 @@ def test_a_drop_below_threshold_rolls_back_to_the_stable_revision(
     assert st["revision"]["current"] != stable
     assert [f["id"] for f in st["revision"]["failed"]] == [st["revision"]["current"]]
     assert st["phase"] == "RolledBack"
-    wait_for("the Deployment back on the good draft", lambda: draft_in(deployment_args(kubectl, "swap", namespace)) == GOOD)
+    wait_for(
+        "the Deployment back on the good draft", lambda: draft_in(deployment_args(kubectl, "swap", namespace)) == GOOD
+    )
     [event] = events(kubectl, namespace, "RolledBack")
     assert event["type"] == "Warning"
     assert "below the threshold 0.500" in event["message"]
@@ -141,14 +142,15 @@ def test_a_bad_first_revision_gets_speculation_disabled(
 
     def disabled() -> list[str] | None:
         args = deployment_args(kubectl, "first", namespace)
-        return args if "--speculative-config" not in args else None
+        return args if args and "--speculative-config" not in args else None
 
     args = wait_for("speculation disabled", disabled, timeout=120)
     assert "org/target-8b" in args
     st = wait_for(
         "Ready without speculation",
-        lambda: (s := status(kubectl, "first", namespace)).get("revision", {}).get("serving", "").endswith("-nospec")
-        and s,
+        lambda: (
+            (s := status(kubectl, "first", namespace)).get("revision", {}).get("serving", "").endswith("-nospec") and s
+        ),
         timeout=60,
     )
     assert cond(st, "RolledBack")["status"] == "True"
@@ -184,8 +186,10 @@ def test_operator_killed_mid_rollback_completes_it_exactly_once(
     operator.start()
     wait_for(
         "rollback completed after restart",
-        lambda: status(kubectl, "crash", namespace).get("revision", {}).get("serving") == stable
-        and draft_in(deployment_args(kubectl, "crash", namespace)) == GOOD,
+        lambda: (
+            status(kubectl, "crash", namespace).get("revision", {}).get("serving") == stable
+            and draft_in(deployment_args(kubectl, "crash", namespace)) == GOOD
+        ),
         timeout=60,
     )
     import time

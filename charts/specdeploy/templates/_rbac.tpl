@@ -1,44 +1,51 @@
 {{/*
 The operator's API permissions, written once and used both by the namespaced Roles and by the ClusterRole.
-Each rule is what the operator actually calls; docs/install.md explains each one. Never a wildcard, never
-Secrets: the vLLM pods read the Hugging Face token through secretKeyRef, which the kubelet resolves.
-Call with (dict "root" . "peeringResource" "kopfpeerings" | "clusterkopfpeerings").
+Each rule is a call the operator makes (tests/chart/conftest.py OPERATOR_RULES holds the same list, and
+tests/chart/test_chart_install.py records the calls of a full reconcile against it); docs/install.md explains
+each one. Never a wildcard, never Secrets: the vLLM pods read the Hugging Face token through secretKeyRef,
+which the kubelet resolves. Call with (dict "root" . "peeringResource" "kopfpeerings" | "clusterkopfpeerings").
 */}}
 {{- define "specdeploy.rbacRules" -}}
-# SpeculativeDeployments: watched; metadata patched for kopf's finalizer and progress annotations.
+# SpeculativeDeployments: kopf lists and watches them, and merge-patches metadata to put its finalizer on
+# and take it off. The operator never edits spec.
 - apiGroups: ["specdeploy.io"]
   resources: ["speculativedeployments"]
-  verbs: ["get", "list", "watch", "patch"]
-# Their status subresource: conditions, revision, validation and acceptance results.
+  verbs: ["list", "watch", "patch"]
+# Their status subresource: conditions, revision, validation and acceptance results (merge patches).
 - apiGroups: ["specdeploy.io"]
   resources: ["speculativedeployments/status"]
-  verbs: ["get", "patch"]
-# The vLLM Deployments the operator renders and rolls between revisions.
+  verbs: ["patch"]
+# Children carry ownerReferences with blockOwnerDeletion; clusters running the OwnerReferencesPermissionEnforcement
+# admission plugin (OpenShift) let only whoever may update the owner's finalizers set it.
+- apiGroups: ["specdeploy.io"]
+  resources: ["speculativedeployments/finalizers"]
+  verbs: ["update"]
+# The vLLM Deployment: watched, created, patched when the serving revision changes (get: re-read after a
+# create that met an existing one). Never deleted: the garbage collector follows the owner reference.
 - apiGroups: ["apps"]
   resources: ["deployments"]
   verbs: ["get", "list", "watch", "create", "patch"]
-# Revision history of each SpeculativeDeployment (which revision served, which failed).
+# Revision history (which revision served, which failed): watched, read, then created by server-side apply
+# (a patch that creates, so the API server checks both verbs); verdicts merge-patched; the oldest pruned
+# beyond the history limit.
 - apiGroups: ["apps"]
   resources: ["controllerrevisions"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
-# The Service in front of the vLLM pods.
+# The Service in front of the vLLM pods, like the Deployment.
 - apiGroups: [""]
   resources: ["services"]
   verbs: ["get", "list", "watch", "create", "patch"]
-# The vLLM pods' IPs to scrape /metrics from, and the validator pod's termination message (its report).
+# Pods, watched only: the serving pods' IPs to scrape /metrics from, and the validator pod's termination
+# message (its report).
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["get", "list", "watch"]
-# The validation Jobs; a finished one is deleted when the spec changes.
+  verbs: ["list", "watch"]
+# The validation Job: watched, created; an errored one is deleted to retry it.
 - apiGroups: ["batch"]
   resources: ["jobs"]
   verbs: ["get", "list", "watch", "create", "delete"]
-# Events that say in plain words what happened: kopf posts core/v1 Events; events.k8s.io/v1 is the same
-# store under the newer API, for the operator's own Events.
+# Events that say in plain words what happened: kopf posts core/v1 Events on the object.
 - apiGroups: [""]
-  resources: ["events"]
-  verbs: ["create"]
-- apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create"]
 {{- if .root.Values.operator.peering.enabled }}

@@ -63,6 +63,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--concurrency", type=_positive, default=4, help="requests in flight (default 4)")
     parser.add_argument("--output", choices=("table", "json"), default="table", help="stdout format (default table)")
     parser.add_argument("--plot", type=Path, metavar="FILE.png", help="write a chart of acceptance vs context length")
+    parser.add_argument("--report-file", type=Path, metavar="FILE.json", help="also write the JSON report here")
     parser.add_argument(
         "--vllm-python",
         help="Python with vLLM installed (default: $SPECDEPLOY_VLLM_PYTHON, else the venv of hack/vllm/install.sh)",
@@ -116,10 +117,19 @@ def run(args: argparse.Namespace) -> int:
     except CheckError as err:
         print(f"specdeploy compare-drafts: {err}", file=sys.stderr)
         return 2
+    report = json.dumps(to_json(comparison), indent=2)
     if args.output == "json":
-        print(json.dumps(to_json(comparison), indent=2))
+        print(report)
     else:
         print(render_table(comparison), end="")
+    if args.report_file:
+        try:
+            args.report_file.write_text(report + "\n", encoding="utf-8")
+        except OSError as err:
+            print(
+                f"specdeploy compare-drafts: --report-file {args.report_file}: {err.strerror or err}", file=sys.stderr
+            )
+            return 2
     if args.plot:
         try:
             write_chart(comparison, args.plot)

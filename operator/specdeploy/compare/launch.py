@@ -27,7 +27,9 @@ INSTALL_STAMP = ".installed"
 
 #: Options and environment that let the CPU build start on a small machine (float32 on CPU; RAM share; KV space).
 CPU_ARGS: tuple[str, ...] = ("--dtype", "float32", "--gpu-memory-utilization", "0.3")
-CPU_ENV: Mapping[str, str] = {"VLLM_CPU_KVCACHE_SPACE": "1", "HF_HUB_OFFLINE": "1"}
+CPU_ENV: Mapping[str, str] = {"VLLM_CPU_KVCACHE_SPACE": "1"}
+#: Added when every model of a run is a local folder: vLLM then never calls the Hugging Face Hub.
+OFFLINE_ENV: Mapping[str, str] = {"HF_HUB_OFFLINE": "1"}
 
 
 class LaunchError(RuntimeError):
@@ -101,6 +103,12 @@ def server_args(
     return [*args, *extra]
 
 
+def run_env(base: Mapping[str, str], models: Sequence[str]) -> dict[str, str]:
+    """``base`` plus ``HF_HUB_OFFLINE=1`` when every model is a local folder (no Hub calls, no waiting on them)."""
+    offline = all(os.path.isdir(os.path.expanduser(m)) for m in models)
+    return {**base, **(OFFLINE_ENV if offline else {})}
+
+
 @dataclass
 class ProcessLauncher:
     """The default launcher: a local vLLM process per run, on 127.0.0.1 and a free port."""
@@ -135,7 +143,7 @@ class ProcessLauncher:
             str(self.python),
             server_args(target, speculative_config, max_model_len, self.extra_args),
             host=self.host,
-            env=self.env,
+            env=run_env(self.env, [target, str(speculative_config.get("model") or target)]),
             log_path=log,
         )
         with running(server, self.startup_timeout_s) as ready:

@@ -56,7 +56,7 @@ def write_chart(comparison: Comparison, path: Path) -> None:
         ax.set_ylabel("draft acceptance rate")
         ax.set_title(
             f"Draft acceptance vs context length (k = {comparison.num_speculative_tokens})\n"
-            f"target: {comparison.target.model}",
+            f"target: {_short(comparison.target.model)}",
             fontsize=10,
         )
         ax.grid(True, alpha=0.3)
@@ -68,3 +68,10 @@ def write_chart(comparison: Comparison, path: Path) -> None:
             raise PlotError(f"--plot {path}: cannot write: {err.strerror or err}") from None
     finally:
         plt.close(fig)
+
+
+def _short(model: str, width: int = 70) -> str:
+    """A folder is shown by its last two parts, a repo id as is; either cut to ``width`` characters."""
+    parts = model.rstrip("/").split("/")
+    shown = "/".join(parts[-2:]) if model.startswith(("/", ".", "~")) else model
+    return shown if len(shown) <= width else "…" + shown[-(width - 1) :]

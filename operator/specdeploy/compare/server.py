@@ -90,6 +90,7 @@ class VllmServer:
         self._proc: subprocess.Popen[bytes] | None = None
         self.model_id: str | None = None
         self.startup_seconds: float | None = None
+        self._started_at = 0.0
 
     @property
     def base_url(self) -> str:

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-_SUFFIX = {
+_SUFFIX: dict[str, int | Decimal] = {
     "Ki": 2**10,
     "Mi": 2**20,
     "Gi": 2**30,
@@ -71,11 +71,7 @@ def is_subset(desired: Any, live: Any) -> bool:
 def patch_for(desired: Mapping[str, Any]) -> dict[str, Any]:
     """The merge patch that makes a live object match ``desired``: its metadata we own, and its spec."""
     meta = desired.get("metadata", {})
-    out: dict[str, Any] = {
-        "metadata": {
-            k: meta[k] for k in ("labels", "annotations", "ownerReferences") if k in meta
-        }
-    }
+    out: dict[str, Any] = {"metadata": {k: meta[k] for k in ("labels", "annotations", "ownerReferences") if k in meta}}
     for key, value in desired.items():
         if key not in ("apiVersion", "kind", "metadata", "status"):
             out[key] = value

@@ -152,7 +152,12 @@ def controller_revision_name(sd_name: str, revision_id: str) -> str:
 
 def verdict_annotations(state: RevisionState, reason: str, message: str, at: str) -> dict[str, str]:
     """The annotations that record a verdict on a revision (merge-patched onto its ControllerRevision)."""
-    return {ANNOTATION_STATE: state.value, ANNOTATION_REASON: reason, ANNOTATION_MESSAGE: message[:1024], ANNOTATION_AT: at}
+    return {
+        ANNOTATION_STATE: state.value,
+        ANNOTATION_REASON: reason,
+        ANNOTATION_MESSAGE: message[:1024],
+        ANNOTATION_AT: at,
+    }
 
 
 def prunable(history: History, keep: set[str], limit: int = MAX_REVISIONS) -> list[Revision]:

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from specdeploy import conditions as cond
 from specdeploy.api import SpeculativeDeploymentSpec
 from specdeploy.render import owner_for, render_deployment, render_service, render_validation_job
 from specdeploy.rollout.history import (
+    ANNOTATION_MESSAGE,
     ANNOTATION_VALIDATION,
     LABEL_NAME,
     LABEL_REVISION,
@@ -33,7 +34,7 @@ from specdeploy.rollout.history import (
     prunable,
     verdict_annotations,
 )
-from specdeploy.rollout.revision import revision_id, serving_snapshot
+from specdeploy.rollout.revision import SERVING_FIELDS, revision_id, serving_snapshot
 
 # Reasons (CamelCase, a fixed vocabulary) used in conditions, verdicts and Events.
 VALIDATION_FAILED = "ValidationFailed"
@@ -148,7 +149,11 @@ def controller_revision(owner: Owner, rev_id: str, number: int, spec: Speculativ
 
 def spec_for(serving: Serving, current: SpeculativeDeploymentSpec) -> SpeculativeDeploymentSpec:
     """The spec to render for ``serving``: the revision's snapshot, with today's replicas and policies."""
-    merged = current.model_dump(by_alias=True, exclude_none=True)
+    merged = {
+        key: value
+        for key, value in current.model_dump(by_alias=True, exclude_none=True).items()
+        if key not in SERVING_FIELDS  # a section the snapshot lacks (no draft for ngram) must not leak in
+    }
     merged.update(serving.revision.spec)
     return SpeculativeDeploymentSpec.model_validate(merged)
 
@@ -161,12 +166,25 @@ def _live_serving_id(deployment: Mapping[str, Any] | None) -> str | None:
     return str(value) if value else None
 
 
+def _error_words(error: object) -> str:
+    """The validator reports a could-not-check error as ``{"kind", "message"}``; older reports as a string."""
+    if isinstance(error, Mapping):
+        kind, message = str(error.get("kind") or ""), str(error.get("message") or "")
+        return f"{kind}: {message}" if kind and message else kind or message
+    return str(error) if error else ""
+
+
+def _schema_word(value: object) -> bool:
+    """A check status the status schema accepts (letters only: pass, warn, fail, skip)."""
+    return isinstance(value, str) and value.isascii() and value.isalpha()
+
+
 def _validation_summary(outcome: JobOutcome) -> dict[str, Any]:
     report = dict(outcome.report or {})
     checks = [
-        {"name": str(c.get("name", "")), "status": str(c.get("status", "")), "message": str(c.get("message", ""))[:300]}
+        {"name": str(c["name"])[:128], "status": str(c["status"]), "message": str(c.get("message", ""))[:300]}
         for c in report.get("checks", [])
-        if isinstance(c, Mapping)
+        if isinstance(c, Mapping) and c.get("name") and _schema_word(c.get("status"))
     ][:16]
     failing = [c["name"] for c in checks if c["status"] == "fail"]
     warning = [c["name"] for c in checks if c["status"] == "warn"]
@@ -175,7 +193,9 @@ def _validation_summary(outcome: JobOutcome) -> dict[str, Any]:
     elif outcome.exit_code == 1:
         summary = "incompatible: " + ", ".join(failing or ["see checks"])
     else:
-        summary = "could not check: " + (str(report.get("error") or outcome.message) or "the validation Job failed")
+        summary = "could not check: " + (
+            _error_words(report.get("error")) or outcome.message or "the validation Job failed"
+        )
     return {
         "compatible": outcome.exit_code == 0,
         "exitCode": outcome.exit_code,
@@ -190,7 +210,18 @@ def _failing_words(validation: Mapping[str, Any]) -> str:
     return "; ".join(fails)[:800] or str(validation.get("summary", ""))
 
 
+def _with_verdict(rev: Revision, state: RevisionState, reason: str, message: str, at: str) -> Revision:
+    """``rev`` as it reads back once the verdict is on its ControllerRevision (same cut as the annotation)."""
+    ann = verdict_annotations(state, reason, message, at)
+    return replace(rev, state=state, reason=reason, message=ann[ANNOTATION_MESSAGE], at=at)
+
+
+def _replaced(history: History, rev: Revision) -> History:
+    return History(tuple(rev if r.id == rev.id else r for r in history.revisions))
+
+
 def plan(obs: Observed) -> Plan:  # noqa: PLR0915 - one linear pass over the pipeline, step by step
+    """What to create, patch, record and say for the observed world (see the module docstring)."""
     spec, owner = obs.spec, obs.owner
     out = Plan()
     current_id = revision_id(spec)
@@ -226,59 +257,64 @@ def plan(obs: Observed) -> Plan:  # noqa: PLR0915 - one linear pass over the pip
                 out.verdicts.append((current_id, ann))
         if validation is None:
             validation_state = "running"
+            running = f"validation Job for revision {current_id} is running"
             if obs.job is None:
                 out.create_job = render_validation_job(
                     owner.name, owner.namespace, spec, current_id, owner=owner_for(owner.name, owner.uid)
                 )
-                out.events.append(
-                    Event("Normal", "ValidationStarted", f"Checking draft {_draft(spec)} against target {spec.target.model}")
-                )
-            wanted.append(
-                cond.Condition(cond.VALIDATED, cond.UNKNOWN, "ValidationRunning", f"validation Job for revision {current_id} is running")
-            )
+                if not _says(old_conditions, cond.VALIDATED, cond.UNKNOWN, running):  # not again for a slow index
+                    out.events.append(
+                        Event(
+                            "Normal",
+                            "ValidationStarted",
+                            f"Checking draft {_draft(spec)} against target {spec.target.model}",
+                        )
+                    )
+            wanted.append(cond.Condition(cond.VALIDATED, cond.UNKNOWN, "ValidationRunning", running))
         elif validation.get("exitCode") == 0:
             wanted.append(cond.Condition(cond.VALIDATED, cond.TRUE, "ValidationSucceeded", str(validation["summary"])))
         elif validation.get("exitCode") == 1:
             validation_state = "failed" if policy == "Enforce" else "passed"
-            status = cond.FALSE
             words = _failing_words(validation)
-            wanted.append(cond.Condition(cond.VALIDATED, status, VALIDATION_FAILED, f"draft is incompatible: {words}"))
+            wanted.append(
+                cond.Condition(cond.VALIDATED, cond.FALSE, VALIDATION_FAILED, f"draft is incompatible: {words}")
+            )
             if policy == "Enforce" and current.state is not RevisionState.FAILED:
                 out.verdicts.append(
                     (current_id, verdict_annotations(RevisionState.FAILED, VALIDATION_FAILED, words, obs.now_iso))
                 )
-                current = Revision(**{**current.__dict__, "state": RevisionState.FAILED, "reason": VALIDATION_FAILED})
+                current = _with_verdict(current, RevisionState.FAILED, VALIDATION_FAILED, words, obs.now_iso)
+                history = _replaced(history, current)
         else:
             validation_state = "error" if policy == "Enforce" else "passed"
             wanted.append(cond.Condition(cond.VALIDATED, cond.FALSE, VALIDATION_ERROR, str(validation["summary"])))
             if obs.job is not None and obs.job.finished_at and obs.now - obs.job.finished_at > VALIDATION_RETRY_SECONDS:
                 out.delete_job = obs.job.name
 
-    # 3. Serve: which revision runs. Validation failures keep what already serves; acceptance failures roll back.
+    # 3. Serve: which revision runs. While the current revision is not cleared by validation, what already serves
+    # keeps serving; acceptance failures fall back to the last stable revision or to no speculation.
     live_id = _live_serving_id(obs.deployment)
-    serving: Serving | None
-    if validation_state in ("running", "failed", "error") or (
+    gated = validation_state in ("running", "failed", "error") or (
         current.state is RevisionState.FAILED and current.reason == VALIDATION_FAILED
-    ):
-        serving = _keep_live(history, live_id)
-    else:
-        serving = choose_serving(history, current, action)
+    )
+    serving, rolled_back_from = _select(history, current, action, gated, live_id)
 
     # 4. The monitor's verdict on what serves: trip -> mark failed (durably, once) and re-choose.
-    rolled_back_now = False
+    rolled_back_now: Revision | None = None
     mon = obs.monitor
     if serving is not None and mon is not None and mon.revision == serving.id and serving.speculation:
         target_rev = serving.revision
-        if mon.trip and target_rev.state is not RevisionState.FAILED and action is not Action.NONE:
+        if mon.trip and target_rev.state is not RevisionState.FAILED:
             out.verdicts.append(
                 (target_rev.id, verdict_annotations(RevisionState.FAILED, ACCEPTANCE_LOW, mon.message, obs.now_iso))
             )
-            failed = Revision(**{**target_rev.__dict__, "state": RevisionState.FAILED, "reason": ACCEPTANCE_LOW})
-            history = History(tuple(failed if r.id == failed.id else r for r in history.revisions))
+            failed = _with_verdict(target_rev, RevisionState.FAILED, ACCEPTANCE_LOW, mon.message, obs.now_iso)
+            history = _replaced(history, failed)
             if failed.id == current_id:
                 current = failed
-            serving = choose_serving(history, current, action)
-            rolled_back_now = True
+            serving, rolled_back_from = _select(history, current, action, gated, live_id)
+            if action is not Action.NONE:
+                rolled_back_now = failed
         elif (
             not mon.trip
             and target_rev.state is RevisionState.NEW
@@ -287,8 +323,12 @@ def plan(obs: Observed) -> Plan:  # noqa: PLR0915 - one linear pass over the pip
             out.verdicts.append(
                 (target_rev.id, verdict_annotations(RevisionState.STABLE, "Healthy", mon.message, obs.now_iso))
             )
-            stable = Revision(**{**target_rev.__dict__, "state": RevisionState.STABLE})
-            history = History(tuple(stable if r.id == stable.id else r for r in history.revisions))
+            stable = _with_verdict(target_rev, RevisionState.STABLE, "Healthy", mon.message, obs.now_iso)
+            history = _replaced(history, stable)
+            if stable.id == current_id:
+                current = stable
+            if serving.revision.id == stable.id:
+                serving = replace(serving, revision=stable)
             out.events.append(Event("Normal", "RevisionStable", f"Revision {stable.id} is stable: {mon.message}"))
 
     # 5. Children.
@@ -323,8 +363,13 @@ def plan(obs: Observed) -> Plan:  # noqa: PLR0915 - one linear pass over the pip
         and ready >= replicas
         and int(dep_status.get("replicas") or 0) == replicas
     )
-    current_failed = current.state is RevisionState.FAILED
-    rolled_back = current_failed and current.reason == ACCEPTANCE_LOW and action is not Action.NONE
+    rolled_back = rolled_back_from is not None
+    reports_only = (
+        action is Action.NONE
+        and serving is not None
+        and serving.revision.state is RevisionState.FAILED
+        and serving.revision.reason == ACCEPTANCE_LOW
+    )
 
     if serving is None:
         ready_cond = cond.Condition(cond.READY, cond.FALSE, "NotServing", "no revision can serve yet")
@@ -349,32 +394,42 @@ def plan(obs: Observed) -> Plan:  # noqa: PLR0915 - one linear pass over the pip
         )
     )
 
-    if rolled_back:
-        msg = current.message or mon.message if mon else current.message
+    if rolled_back_from is not None:
         target = serving.id if serving else "nothing"
         wanted.append(
             cond.Condition(
                 cond.ROLLED_BACK,
                 cond.TRUE,
                 ACCEPTANCE_LOW,
-                f"revision {current_id} rolled back to {target}: {msg or 'acceptance rate below threshold'}",
+                f"revision {rolled_back_from.id} rolled back to {target}: "
+                f"{rolled_back_from.message or 'acceptance rate below threshold'}",
             )
         )
     else:
-        wanted.append(cond.Condition(cond.ROLLED_BACK, cond.FALSE, "NotRolledBack", "the current spec is serving"))
+        wanted.append(cond.Condition(cond.ROLLED_BACK, cond.FALSE, "NotRolledBack", "no rollback is in effect"))
 
     if validation_state == "failed":
-        keep = f"; revision {live_id} keeps serving" if live_id else "; nothing is deployed"
-        wanted.append(cond.Condition(cond.DEGRADED, cond.TRUE, VALIDATION_FAILED, f"draft rejected by validation{keep}"))
+        keep = f"; revision {serving.id} serves instead" if serving else "; nothing is deployed"
+        wanted.append(
+            cond.Condition(cond.DEGRADED, cond.TRUE, VALIDATION_FAILED, f"draft rejected by validation{keep}")
+        )
     elif validation_state == "error":
-        wanted.append(cond.Condition(cond.DEGRADED, cond.TRUE, VALIDATION_ERROR, "validation could not run; see Validated"))
+        wanted.append(
+            cond.Condition(cond.DEGRADED, cond.TRUE, VALIDATION_ERROR, "validation could not run; see Validated")
+        )
     elif rolled_back:
         wanted.append(
             cond.Condition(cond.DEGRADED, cond.TRUE, ACCEPTANCE_LOW, "draft acceptance rate stayed below the threshold")
         )
-    elif current_failed and action is Action.NONE:
+    elif reports_only and serving is not None:
         wanted.append(
-            cond.Condition(cond.DEGRADED, cond.TRUE, ACCEPTANCE_LOW, "acceptance below threshold (rollback action None)")
+            cond.Condition(
+                cond.DEGRADED,
+                cond.TRUE,
+                ACCEPTANCE_LOW,
+                f"revision {serving.revision.id} keeps serving (rollback action None) although its draft acceptance "
+                f"rate stayed below the threshold: {serving.revision.message or 'see status.acceptance'}",
+            )
         )
     else:
         wanted.append(cond.Condition(cond.DEGRADED, cond.FALSE, "AsExpected", "no problem detected"))
@@ -393,7 +448,12 @@ def plan(obs: Observed) -> Plan:  # noqa: PLR0915 - one linear pass over the pip
             "serving": serving.id if serving else None,
             "stable": history.stable.id if history.stable else None,
             "failed": [
-                {"id": r.id, "reason": r.reason or ACCEPTANCE_LOW, "at": r.at or obs.now_iso}
+                {
+                    "id": r.id,
+                    "reason": r.reason or ACCEPTANCE_LOW,
+                    **({"message": r.message} if r.message else {}),
+                    "at": r.at or obs.now_iso,
+                }
                 for r in history.failed[:MAX_FAILED_IN_STATUS]
             ],
         },
@@ -409,7 +469,15 @@ def plan(obs: Observed) -> Plan:  # noqa: PLR0915 - one linear pass over the pip
     out.status = status
 
     # 7. Events on transitions only (at most one per transition).
-    out.events.extend(_transition_events(old_conditions, new_conditions, rolled_back_now))
+    rollback_event = None
+    if rolled_back_now is not None:
+        target = serving.id if serving else "nothing"
+        rollback_event = Event(
+            "Warning",
+            "RolledBack",
+            f"revision {rolled_back_now.id} rolled back to {target}: {rolled_back_now.message}"[: cond.MAX_MESSAGE],
+        )
+    out.events.extend(_transition_events(old_conditions, new_conditions, rollback_event))
 
     keep_ids = {current_id}
     if serving:
@@ -418,6 +486,28 @@ def plan(obs: Observed) -> Plan:  # noqa: PLR0915 - one linear pass over the pip
         keep_ids.add(history.stable.id)
     out.prune = [controller_revision_name(owner.name, r.id) for r in prunable(history, keep_ids)]
     return out
+
+
+def _select(
+    history: History, current: Revision, action: Action, gated: bool, live_id: str | None
+) -> tuple[Serving | None, Revision | None]:
+    """What serves, and the failed current revision it stands in for (the RolledBack condition), if any.
+
+    Gated (the current revision is not cleared by validation): what the Deployment runs keeps running, unless it
+    failed on acceptance itself; then it falls back as a failed current revision would, never to the gated one.
+    That fallback is news (an Event) but not a rollback of the current spec, so it returns no replaced revision.
+    """
+    if not gated:
+        serving = choose_serving(history, current, action)
+        replaced = current if current.state is RevisionState.FAILED and action is not Action.NONE else None
+        return serving, replaced
+    kept = _keep_live(history, live_id)
+    if kept is None:
+        return None, None
+    rev = kept.revision
+    if kept.speculation and rev.state is RevisionState.FAILED and action is not Action.NONE:
+        return choose_serving(history, rev, action), None
+    return kept, None
 
 
 def _keep_live(history: History, live_id: str | None) -> Serving | None:
@@ -431,6 +521,11 @@ def _keep_live(history: History, live_id: str | None) -> Serving | None:
     return Serving(rev, speculation=not live_id.endswith(NO_SPECULATION_SUFFIX), why="kept while validating")
 
 
+def _says(conditions: Sequence[Mapping[str, Any]], type_: str, status: str, message: str) -> bool:
+    before = cond.get(conditions, type_)
+    return before is not None and before.get("status") == status and before.get("message") == message
+
+
 def _draft(spec: SpeculativeDeploymentSpec) -> str:
     return spec.draft.model if spec.draft is not None else "(none)"
 
@@ -438,7 +533,7 @@ def _draft(spec: SpeculativeDeploymentSpec) -> str:
 _EVENT_FOR: dict[tuple[str, str], tuple[str, str]] = {
     # (condition type, new status) -> (event type, event reason); the message is the condition's.
     (cond.VALIDATED, cond.TRUE): ("Normal", "ValidationSucceeded"),
-    (cond.VALIDATED, cond.FALSE): ("Warning", "ValidationFailed"),
+    (cond.VALIDATED, cond.FALSE): ("Warning", VALIDATION_FAILED),  # or ValidationError: the condition's reason
     (cond.READY, cond.TRUE): ("Normal", "Ready"),
     (cond.ROLLED_BACK, cond.TRUE): ("Warning", "RolledBack"),
     (cond.DEGRADED, cond.TRUE): ("Warning", "Degraded"),
@@ -447,9 +542,16 @@ _EVENT_FOR: dict[tuple[str, str], tuple[str, str]] = {
 
 
 def _transition_events(
-    old: Sequence[Mapping[str, Any]], new: Sequence[Mapping[str, Any]], rolled_back_now: bool
+    old: Sequence[Mapping[str, Any]], new: Sequence[Mapping[str, Any]], rollback: Event | None
 ) -> list[Event]:
+    """One Event per condition that changed status or reason, and the Event of a rollback taken in this pass.
+
+    A rollback taken now always gets its Event, even when RolledBack was already True (the stable revision failed
+    too); the RolledBack condition's own transition speaks only when no rollback was taken in this pass (the
+    operator restarted after recording the verdict but before saying so).
+    """
     events = []
+    rolled_back = cond.is_true(new, cond.ROLLED_BACK)
     for c in new:
         before = cond.get(old, c["type"])
         changed = before is None or before.get("status") != c["status"] or before.get("reason") != c["reason"]
@@ -462,9 +564,17 @@ def _transition_events(
             continue  # "Recovered" only after a real degradation
         if key == (cond.VALIDATED, cond.TRUE) and c["reason"] in ("ValidationSkipped", "NothingToValidate"):
             continue
+        if key == (cond.DEGRADED, cond.TRUE) and (
+            c["reason"] in (VALIDATION_FAILED, VALIDATION_ERROR)
+            or (c["reason"] == ACCEPTANCE_LOW and (rolled_back or rollback is not None))
+        ):
+            continue  # the ValidationFailed / ValidationError / RolledBack event already says it
+        if key == (cond.ROLLED_BACK, cond.TRUE) and rollback is not None:
+            continue  # said by the rollback's own Event below
         etype, reason = _EVENT_FOR[key]
-        if key == (cond.DEGRADED, cond.TRUE) and c["reason"] in (ACCEPTANCE_LOW, VALIDATION_FAILED):
-            continue  # the RolledBack / ValidationFailed event already says it
+        if key == (cond.VALIDATED, cond.FALSE):
+            reason = str(c["reason"])
         events.append(Event(etype, reason, str(c["message"])))
-    del rolled_back_now
+    if rollback is not None:
+        events.append(rollback)
     return events

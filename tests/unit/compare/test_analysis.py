@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from tests.unit.compare.synthetic import PASS_ALL, candidate, tiny_comparison
+
 from specdeploy.compare.analysis import analysis, architecture_rows, factors, ranked
 from specdeploy.compare.results import Verdict
-from tests.unit.compare.synthetic import PASS_ALL, candidate, tiny_comparison
 
 
 def test_ranking_is_by_overall_acceptance_whatever_the_input_order() -> None:

@@ -15,6 +15,7 @@ from specdeploy.compare.launch import (
     ProcessLauncher,
     find_vllm_python,
     is_cpu_build,
+    run_env,
     server_args,
 )
 
@@ -53,7 +54,7 @@ def test_the_installed_cache_venv_is_found_and_recognised_as_the_cpu_build(cache
     launcher = ProcessLauncher.default(extra_args=["--enforce-eager"])
     assert launcher.python == python
     assert list(launcher.extra_args) == [*CPU_ARGS, "--enforce-eager"]
-    assert launcher.env == {"VLLM_CPU_KVCACHE_SPACE": "1", "HF_HUB_OFFLINE": "1"}
+    assert launcher.env == {"VLLM_CPU_KVCACHE_SPACE": "1"}
 
 
 def test_the_environment_and_the_flag_win_over_the_cache(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -90,3 +91,9 @@ def test_the_real_install_cache_layout_matches_the_install_script() -> None:
     assert 'VENV="$DEST/venv"' in script
     assert 'STAMP="$DEST/.installed"' in script
     assert os.access(Path(__file__).resolve().parents[3] / "hack" / "vllm" / "install.sh", os.X_OK)
+
+
+def test_local_folders_run_offline_and_hub_ids_do_not(tmp_path: Path) -> None:
+    base = {"VLLM_CPU_KVCACHE_SPACE": "1"}
+    assert run_env(base, [str(tmp_path), str(tmp_path)]) == {**base, "HF_HUB_OFFLINE": "1"}
+    assert run_env(base, [str(tmp_path), "org/draft"]) == base

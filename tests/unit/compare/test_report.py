@@ -7,11 +7,11 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from tests.unit.compare.synthetic import tiny_comparison
 
 from specdeploy.compare.plot import PlotError, series, write_chart
 from specdeploy.compare.report import render_table, to_json
 from specdeploy.compare.results import Bucket
-from tests.unit.compare.synthetic import tiny_comparison
 
 
 def _rows(table: str) -> list[str]:

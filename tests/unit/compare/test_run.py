@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.unit.compare.synthetic import arch
 
 from specdeploy.compare.results import Verdict
 from specdeploy.compare.run import (
@@ -25,7 +26,6 @@ from specdeploy.compare.run import (
     plan_buckets,
     unique_labels,
 )
-from tests.unit.compare.synthetic import arch
 
 REAL_PAGE = (
     Path(__file__).resolve().parents[2] / "fixtures/vllm/vllm-0.32-cpu-unrelated-draft.metrics.txt"

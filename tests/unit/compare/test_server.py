@@ -115,7 +115,7 @@ def test_listen_address_overrides_every_form() -> None:
 
 def test_only_loopback_addresses_are_allowed() -> None:
     with pytest.raises(ValueError, match="loopback"):
-        VllmServer(sys.executable, [], host="0.0.0.0")  # noqa: S104
+        VllmServer(sys.executable, [], host="0.0.0.0")
 
 
 def test_serves_completions_and_stops_the_whole_process_group(standin: Path) -> None:
@@ -151,17 +151,18 @@ def test_a_server_that_ignores_sigterm_is_killed(standin: Path) -> None:
 
 def test_a_crash_during_start_up_reports_the_log(standin: Path) -> None:
     server = _server(standin, mode="crash")
-    with pytest.raises(ServerError, match="exited with status 3 during start-up") as info:
-        with running(server, timeout_s=60):
-            pass
+    with (
+        pytest.raises(ServerError, match="exited with status 3 during start-up") as info,
+        running(server, timeout_s=60),
+    ):
+        pass
     assert "told to fail at start-up" in str(info.value)
 
 
 def test_a_server_that_never_becomes_healthy_times_out_with_the_log(standin: Path) -> None:
     server = _server(standin, STANDIN_DELAY="30")
-    with pytest.raises(ServerError, match=r"did not answer /health within 2 s") as info:
-        with running(server, timeout_s=2):
-            pass
+    with pytest.raises(ServerError, match=r"did not answer /health within 2 s") as info, running(server, timeout_s=2):
+        pass
     assert "standin starting" in str(info.value)
     assert not server.running()
 
@@ -177,5 +178,5 @@ def test_http_errors_name_the_call(standin: Path) -> None:
 
 def test_a_missing_python_is_a_clear_error(tmp_path: Path) -> None:
     server = VllmServer(str(tmp_path / "no-python"), [], log_path=tmp_path / "log")
-    with pytest.raises(ServerError, match="cannot run .*no-python"):
+    with pytest.raises(ServerError, match=r"cannot run .*no-python"):
         server.start()
