@@ -110,7 +110,7 @@ class RecordingProxy:
             self._loop = loop
             try:
                 loop.run_until_complete(self._serve())
-            except BaseException as e:  # noqa: BLE001 - reported to start()'s caller
+            except BaseException as e:  # reported to start()'s caller
                 failure.append(e)
                 ready.set()
                 return

@@ -31,7 +31,6 @@ CLUSTERWIDE = "ci/clusterwide-values.yaml"
 FULLNAME = f"{RELEASE}-specdeploy"
 
 
-
 def of_kind(docs: list[Manifest], kind: str) -> list[Manifest]:
     return [d for d in docs if d["kind"] == kind]
 

@@ -20,6 +20,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -401,7 +402,9 @@ def test_service_account_rules_are_exactly_the_operator_rules_and_only_where_it_
     for ns in (*namespaced.watched, namespaced.other, namespaced.namespace, "default", "kube-system"):
         extra = namespaced.rules_in(ns) - namespaced.rules_in(ns, baseline)
         expected = triples(OPERATOR_RULES) if ns in namespaced.watched else set()
-        assert extra == expected, f"in namespace {ns}: granted-but-unexpected {sorted(extra - expected)}, missing {sorted(expected - extra)}"
+        assert extra == expected, (
+            f"in namespace {ns}: granted-but-unexpected {sorted(extra - expected)}, missing {sorted(expected - extra)}"
+        )
 
 
 # (verb, resource, subresource, where) -> what the ServiceAccount must be told; where: watched | other | release | all
@@ -410,8 +413,15 @@ NAMESPACED_ACCESS: list[tuple[str, str, str, str, bool]] = [
     *[(v, "secrets", "", w, False) for v in ("get", "list", "watch") for w in ("watched", "other", "release", "all")],
     ("create", "secrets", "", "watched", False),
     # Nothing outside the watched namespace, not even in the operator's own namespace.
-    *[(v, "speculativedeployments.specdeploy.io", "", w, False) for v in ("list", "watch", "patch") for w in ("other", "release")],
-    *[(v, r, "", "other", False) for v, r in (("create", "deployments.apps"), ("create", "jobs.batch"), ("list", "pods"), ("create", "events"))],
+    *[
+        (v, "speculativedeployments.specdeploy.io", "", w, False)
+        for v in ("list", "watch", "patch")
+        for w in ("other", "release")
+    ],
+    *[
+        (v, r, "", "other", False)
+        for v, r in (("create", "deployments.apps"), ("create", "jobs.batch"), ("list", "pods"), ("create", "events"))
+    ],
     ("list", "speculativedeployments.specdeploy.io", "", "all", False),
     # What the operator never does, even where it watches.
     ("delete", "deployments.apps", "", "watched", False),
@@ -443,12 +453,24 @@ NAMESPACED_ACCESS: list[tuple[str, str, str, str, bool]] = [
 ]
 
 
+def wrong_answers(release: Release, checks: list[tuple[str, str, str, str | None, bool]]) -> list[str]:
+    """Run `kubectl auth can-i` as the ServiceAccount for each (verb, resource, subresource, namespace, expected);
+    kubectl processes in parallel, since each spends its time starting up."""
+
+    def one(check: tuple[str, str, str, str | None, bool]) -> str:
+        verb, resource, sub, ns, expected = check
+        if release.can_i(verb, resource, ns, sub) == expected:
+            return ""
+        what = f"{verb} {resource}{'/' + sub if sub else ''} in {ns or 'all namespaces'}"
+        return f"{what}: expected {'yes' if expected else 'no'}"
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        return [w for w in pool.map(one, checks) if w]
+
+
 def test_kubectl_auth_can_i_as_the_service_account(namespaced: Release) -> None:
     where = {"watched": namespaced.watched[0], "other": namespaced.other, "release": namespaced.namespace, "all": None}
-    wrong = []
-    for verb, resource, sub, w, expected in NAMESPACED_ACCESS:
-        if namespaced.can_i(verb, resource, where[w], sub) != expected:
-            wrong.append(f"{verb} {resource}{'/' + sub if sub else ''} in {w}: expected {'yes' if expected else 'no'}")
+    wrong = wrong_answers(namespaced, [(v, r, sub, where[w], yes) for v, r, sub, w, yes in NAMESPACED_ACCESS])
     assert not wrong, "\n".join(wrong)
 
 
@@ -570,7 +592,7 @@ def test_cluster_wide_install_grants_the_operator_rules_in_every_namespace_and_s
     for ns in (clusterwide.other, "default"):
         extra = clusterwide.rules_in(ns) - clusterwide.rules_in(ns, baseline)
         assert extra == triples(CLUSTER_RULES), f"in {ns}: {sorted(extra ^ triples(CLUSTER_RULES))}"
-    checks = [
+    checks: list[tuple[str, str, str, str | None, bool]] = [
         ("list", "speculativedeployments.specdeploy.io", "", None, True),
         ("watch", "pods", "", None, True),
         ("patch", "clusterkopfpeerings.kopf.dev", "", None, True),
@@ -581,8 +603,8 @@ def test_cluster_wide_install_grants_the_operator_rules_in_every_namespace_and_s
         ("delete", "deployments.apps", "", "default", False),
         ("create", "clusterrolebindings.rbac.authorization.k8s.io", "", None, False),
     ]
-    wrong = [c for c in checks if clusterwide.can_i(c[0], c[1], c[3], c[2]) != c[4]]
-    assert not wrong, wrong
+    wrong = wrong_answers(clusterwide, checks)
+    assert not wrong, "\n".join(wrong)
 
 
 def test_cluster_wide_operator_reconciles_any_namespace_and_keeps_its_peering_alive(

@@ -20,7 +20,7 @@ CATEGORIES: Final = ("specdeploy", "llm")
 CRD_NAME: Final = f"{PLURAL}.{GROUP}"
 
 # Pinned images. The vLLM tag matches the release whose `serve` options are checked by the unit tests
-# (shared/fixtures/vllm/vllm-0.32-serve-options.json); the validator tag follows the operator's version.
+# (tests/fixtures/vllm/vllm-0.32-serve-options.json); the validator tag follows the operator's version.
 DEFAULT_VLLM_IMAGE: Final = "vllm/vllm-openai:v0.32.0"
 DEFAULT_VALIDATOR_IMAGE: Final = "ghcr.io/specdeploy/validator:0.1.0"
 

@@ -182,12 +182,15 @@ class Validation(SpecModel):
             "check. Default: Enforce."
         ),
     )
-    image: str = Field(
-        DEFAULT_VALIDATOR_IMAGE,
+    image: str | None = Field(
+        None,
         min_length=1,
         max_length=512,
         pattern=r"^\S+$",
-        description=f"Image of the validation Job. Default: {DEFAULT_VALIDATOR_IMAGE}.",
+        description=(
+            "Image of the validation Job. Default: the operator's validator image (its SPECDEPLOY_VALIDATOR_IMAGE, "
+            f"set by the Helm chart), else {DEFAULT_VALIDATOR_IMAGE}."
+        ),
     )
     active_deadline_seconds: int = Field(
         600, ge=30, le=86_400, description="The Job is stopped (and the check fails) after this long. Default: 600."

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from specdeploy.compare.launch import Endpoint, Launcher
 from specdeploy.compare.prompts import build_contexts
@@ -182,7 +182,7 @@ def measure_candidate(
     base = Candidate(label=draft.label, model=draft.model, architecture=draft_arch, verdict=check, cost_ratio=cost)
     skipped_buckets = {n: Bucket(n, 0, None, skipped=reason) for n, reason in skipped.items()}
     if not kept:
-        return _with(base, buckets=tuple(skipped_buckets[n] for n in settings.context_lengths)), notes
+        return replace(base, buckets=tuple(skipped_buckets[n] for n in settings.context_lengths)), notes
     config = {"method": "draft_model", "model": draft.model, "num_speculative_tokens": settings.num_speculative_tokens}
     max_len = max(kept) + settings.max_tokens
     log(f"{draft.label}: starting vLLM (max model len {max_len}) ...")
@@ -198,7 +198,7 @@ def measure_candidate(
         buckets = tuple(
             skipped_buckets.get(n) or Bucket(n, 0, None, skipped="not measured") for n in settings.context_lengths
         )
-        return _with(base, buckets=buckets, error=message), notes
+        return replace(base, buckets=buckets, error=message), notes
     by_length = {n: Bucket(n, count, summarize(w) if w is not None else None) for n, count, w in measured}
     buckets = tuple(by_length.get(n) or skipped_buckets[n] for n in settings.context_lengths)
     total = combine(w for _, _, w in measured if w is not None)
@@ -208,13 +208,7 @@ def measure_candidate(
         rec = recommend_depth(overall.per_position, cost, max_k=settings.max_depth)
     if overall is None or overall.rate is None:
         notes.append(f"{draft.label}: vLLM reported no draft tokens (is speculation active?)")
-    return _with(base, buckets=buckets, overall=overall, recommendation=rec, startup_seconds=startup), notes
-
-
-def _with(base: Candidate, **changes: object) -> Candidate:
-    from dataclasses import replace
-
-    return replace(base, **changes)  # type: ignore[arg-type]
+    return replace(base, buckets=buckets, overall=overall, recommendation=rec, startup_seconds=startup), notes
 
 
 def compare(

@@ -16,8 +16,10 @@ kubelet would then re-own every cached weight file on the claim before the Job c
 
 from __future__ import annotations
 
+import os
 from typing import Any, Final
 
+from specdeploy.api.constants import DEFAULT_VALIDATOR_IMAGE
 from specdeploy.api.spec import SpeculativeDeploymentSpec, ValidationPolicy
 from specdeploy.render import labels as lbl
 from specdeploy.render.meta import OwnerRef, object_meta
@@ -60,6 +62,12 @@ def validator_args(spec: SpeculativeDeploymentSpec) -> list[str]:
     return args
 
 
+def default_validator_image() -> str:
+    """The validator image when the spec names none: the operator's own setting (the chart passes the image that
+    matches the operator's version), else the image of this release."""
+    return os.environ.get("SPECDEPLOY_VALIDATOR_IMAGE") or DEFAULT_VALIDATOR_IMAGE
+
+
 def _container(spec: SpeculativeDeploymentSpec) -> dict[str, Any]:
     serving = spec.serving
     env: list[dict[str, Any]] = [
@@ -73,7 +81,7 @@ def _container(spec: SpeculativeDeploymentSpec) -> dict[str, Any]:
         mounts.append(cache_mount(serving.model_cache, read_only=True))
     return {
         "name": VALIDATOR_CONTAINER,
-        "image": spec.validation.image,
+        "image": spec.validation.image or default_validator_image(),
         "imagePullPolicy": "IfNotPresent",
         "command": list(VALIDATOR_COMMAND),
         "args": validator_args(spec),

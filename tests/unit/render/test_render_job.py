@@ -140,3 +140,21 @@ def test_job_name_fits_the_63_character_label_limit() -> None:
     assert len(job_name("a" * 43, "0123456789")) == 63
     with pytest.raises(ValueError, match="43"):
         job_name("a" * 44, "0123456789")
+
+
+def test_job_image_defaults_to_the_operators_validator_image(monkeypatch: pytest.MonkeyPatch) -> None:
+    from specdeploy.api import DEFAULT_VALIDATOR_IMAGE, SpeculativeDeploymentSpec
+    from specdeploy.render import render_validation_job
+
+    spec = SpeculativeDeploymentSpec.model_validate({"target": {"model": "org/t"}, "draft": {"model": "org/d"}})
+    monkeypatch.delenv("SPECDEPLOY_VALIDATOR_IMAGE", raising=False)
+    job = render_validation_job("x", "ns", spec, "abc", owner=None)
+    assert job["spec"]["template"]["spec"]["containers"][0]["image"] == DEFAULT_VALIDATOR_IMAGE
+    monkeypatch.setenv("SPECDEPLOY_VALIDATOR_IMAGE", "registry.example/validator:1.2.3")
+    job = render_validation_job("x", "ns", spec, "abc", owner=None)
+    assert job["spec"]["template"]["spec"]["containers"][0]["image"] == "registry.example/validator:1.2.3"
+    pinned = SpeculativeDeploymentSpec.model_validate(
+        {**spec.model_dump(by_alias=True), "validation": {"image": "mine:1"}}
+    )
+    job = render_validation_job("x", "ns", pinned, "abc", owner=None)
+    assert job["spec"]["template"]["spec"]["containers"][0]["image"] == "mine:1"
