@@ -239,7 +239,7 @@ def bench_cluster(nodes: int, *, gpus_per_node: int = 8, keep: bool = False) -> 
     cluster.start(timeout=180)
     try:
         if nodes:
-            cluster.add_gpu_nodes(nodes, start=pod_cidr_block() * 256, gpus=gpus_per_node)
+            cluster.add_gpu_nodes(nodes, gpus=gpus_per_node)
             _wait_nodes_ready(cluster, nodes, timeout=180)
         kubectl(cluster, "apply", "--server-side", "-f", str(REPO / "crds"))
         kubectl(cluster, "wait", "--for=condition=Established", "crd/speculativedeployments.specdeploy.io")
@@ -249,15 +249,6 @@ def bench_cluster(nodes: int, *, gpus_per_node: int = 8, keep: bool = False) -> 
         cluster.stop()
         if not keep:
             shutil.rmtree(root, ignore_errors=True)
-
-
-def pod_cidr_block() -> int:
-    """A random first node index, so this cluster's pod IPs (127.<1 + index // 256>.x.y) do not collide with
-    another local cluster on this machine (the tests' and the demo's start at 127.1.0.0, and their scripted
-    vLLM servers listen there: a benchmark operator would scrape *them*)."""
-    import random
-
-    return random.randint(20, 120)  # noqa: S311 - not security relevant
 
 
 def audit_log_path(root: Path) -> Path:

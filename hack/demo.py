@@ -63,6 +63,7 @@ def manifest(target: str, draft: str) -> dict[str, Any]:
                 "consecutiveWindows": 2,
                 "minDraftTokens": 500,
                 "warmupSeconds": 0,
+                "stableAfterSeconds": 5,
             },
             "metrics": {"scrapeIntervalSeconds": 2},
         },

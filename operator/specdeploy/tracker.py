@@ -84,6 +84,7 @@ class AcceptanceTracker:
         self.accumulator: WindowAccumulator | None = None
         self.windows: list[Window] = []
         self.decision: Decision | None = None
+        self.healthy_since: float | None = None
         self.published: dict[str, Any] | None = None
         self.cost_ratio = cost_ratio
 
@@ -101,6 +102,7 @@ class AcceptanceTracker:
             self.accumulator = None
             self.windows = []
             self.decision = None
+            self.healthy_since = None
         if self.serving_id is None:
             return
         status = (deployment or {}).get("status") or {}
@@ -137,6 +139,10 @@ class AcceptanceTracker:
         self.windows.extend(self.accumulator.advance(time.time()))
         del self.windows[:-MAX_WINDOWS]
         self.decision = decide(policy_of(spec), self.ready_since, time.time(), self.windows)
+        if self.decision.verdict is Verdict.HEALTHY:
+            self.healthy_since = self.healthy_since or time.time()
+        else:
+            self.healthy_since = None
 
     def _targets(self, spec: SpeculativeDeploymentSpec, pods: Sequence[Mapping[str, Any]]) -> dict[str, str]:
         port = int(spec.serving.port)
@@ -215,6 +221,7 @@ class AcceptanceTracker:
             revision=self.serving_id,
             trip=trip,
             healthy_streak=healthy,
+            healthy_seconds=time.time() - self.healthy_since if self.healthy_since is not None else 0.0,
             message=d.message,
             acceptance=self._acceptance_status(spec, namespace, name),
         )

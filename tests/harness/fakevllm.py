@@ -157,6 +157,7 @@ class Fleet:
         self.behaviour_for = behaviour_for
         self.interval = interval
         self.servers: dict[str, FakeVllm] = {}
+        self.errors: list[str] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="fleet", daemon=True)
 
@@ -187,7 +188,11 @@ class Fleet:
                 live.add(uid)
                 if uid not in self.servers:
                     ip, port, model, draft = pod_endpoint(pod)
-                    self.servers[uid] = FakeVllm(ip, port, model, self.behaviour_for(draft))
+                    try:
+                        self.servers[uid] = FakeVllm(ip, port, model, self.behaviour_for(draft))
+                    except OSError as e:  # address taken: say so and try again on the next pass
+                        self.errors.append(f"{ip}:{port}: {e}")
+                        live.discard(uid)
             for uid in list(self.servers):
                 if uid not in live:
                     self.servers.pop(uid).stop()

@@ -23,6 +23,7 @@ import datetime as dt
 import ipaddress
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -207,6 +208,9 @@ class LocalCluster:
     etcd_dir: str = ""
     apiserver_port: int = 0
     extra_apiserver_args: list[str] = field(default_factory=list)
+    # Second octet of the pod IPs (127.<octet>.<node>.x), random per cluster so that two clusters on one
+    # machine (a test run and the demo, say) never hand out the same pod IP.
+    pod_octet: int = field(default_factory=lambda: random.SystemRandom().randint(2, 250))
 
     @property
     def kubeconfig(self) -> Path:
@@ -409,8 +413,8 @@ class LocalCluster:
                     "labels": {**GPU_NODE_LABELS, "kubernetes.io/hostname": name, "nvidia.com/gpu.count": str(gpus)},
                 },
                 "spec": {
-                    "podCIDR": f"127.{1 + i // 256}.{i % 256}.0/24",
-                    "podCIDRs": [f"127.{1 + i // 256}.{i % 256}.0/24"],
+                    "podCIDR": self.pod_cidr(i),
+                    "podCIDRs": [self.pod_cidr(i)],
                 },
                 "status": {
                     "allocatable": {"cpu": "96", "memory": "1Ti", "pods": "110", "nvidia.com/gpu": str(gpus)},
@@ -420,6 +424,11 @@ class LocalCluster:
             self.request("POST", "/api/v1/nodes", node)
             names.append(name)
         return names
+
+    def pod_cidr(self, node_index: int) -> str:
+        if not 0 <= node_index < 256:
+            raise ClusterError(f"at most 256 fake nodes per cluster, asked for node {node_index}")
+        return f"127.{self.pod_octet}.{node_index}.0/24"
 
     def _wait_ready(self, deadline: float) -> None:
         """Ready means: nodes Ready, and the default ServiceAccount exists (pods can be admitted)."""

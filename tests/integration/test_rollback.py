@@ -27,6 +27,7 @@ FAST_ROLLBACK = {
     "consecutiveWindows": 2,
     "minDraftTokens": 100,
     "warmupSeconds": 0,
+    "stableAfterSeconds": 5,
 }
 
 

@@ -83,6 +83,7 @@ class MonitorVerdict:
     revision: str
     trip: bool = False
     healthy_streak: int = 0
+    healthy_seconds: float = 0.0  # how long the verdict has been Healthy without a break
     message: str = ""
     acceptance: Mapping[str, Any] | None = None
 
@@ -319,6 +320,7 @@ def plan(obs: Observed) -> Plan:  # noqa: PLR0915 - one linear pass over the pip
             not mon.trip
             and target_rev.state is RevisionState.NEW
             and mon.healthy_streak >= spec.rollback.consecutive_windows
+            and mon.healthy_seconds >= spec.rollback.stable_after_seconds
         ):
             out.verdicts.append(
                 (target_rev.id, verdict_annotations(RevisionState.STABLE, "Healthy", mon.message, obs.now_iso))

@@ -47,6 +47,7 @@ BASE: dict[str, Any] = {
     "target": {"model": "org/target-70b", "tensorParallelSize": 4},
     "draft": {"model": "org/draft-7b"},
     "speculation": {"method": "draft_model", "numSpeculativeTokens": 4},
+    "rollback": {"stableAfterSeconds": 0},
 }
 
 
@@ -547,7 +548,11 @@ def test_a_trip_while_a_new_revision_validates_never_serves_the_unvalidated_revi
 
 
 def test_rolling_back_from_a_draft_model_to_an_ngram_revision_renders_without_the_draft(reports: Reports) -> None:
-    ngram = {"target": BASE["target"], "speculation": {"method": "ngram", "numSpeculativeTokens": 3}}
+    ngram = {
+        "target": BASE["target"],
+        "speculation": {"method": "ngram", "numSpeculativeTokens": 3},
+        "rollback": {"stableAfterSeconds": 0},
+    }
     world = World(spec=copy.deepcopy(ngram))
     world.step()
     world.roll_out()
@@ -654,3 +659,26 @@ def test_a_monitor_verdict_for_another_revision_is_ignored(reports: Reports) -> 
     world.monitor = MonitorVerdict(revision="0123456789", trip=True, message="old revision's windows")
     p = world.step()
     assert p.verdicts == [] and world.serving() == rev(BASE)
+
+
+def test_stable_needs_stable_after_seconds_of_health() -> None:
+    """A healthy streak alone is not enough: the revision must stay healthy for spec.rollback.stableAfterSeconds."""
+    from specdeploy.rollout.history import History
+    from specdeploy.rollout.plan import MonitorVerdict, Observed, Owner
+
+    spec = SpeculativeDeploymentSpec.model_validate({**BASE, "rollback": {"stableAfterSeconds": 300}, "validation": {"policy": "Skip"}})
+    rid = revision_id(spec)
+    first = plan(
+        Observed(Owner("x", "ns", "uid", 1), spec, {}, History(), None, None, None, None, "2026-01-01T00:00:00Z", 0.0)
+    )
+    assert first.record_revision is not None
+    history = from_controller_revisions([first.record_revision])
+
+    def observed(seconds: float) -> Observed:
+        verdict = MonitorVerdict(revision=rid, healthy_streak=3, healthy_seconds=seconds, message="ok")
+        return Observed(
+            Owner("x", "ns", "uid", 1), spec, {}, history, first.deployment, None, None, verdict, "2026-01-01T00:00:00Z", 0.0
+        )
+
+    assert not [v for v in plan(observed(299.0)).verdicts if v[1].get("specdeploy.io/state") == "stable"]
+    assert [v for v in plan(observed(300.0)).verdicts if v[1].get("specdeploy.io/state") == "stable"]

@@ -165,6 +165,7 @@ def worlds(draw: st.DrawFn) -> World:
             revision=draw(st.sampled_from(ids)),
             trip=draw(st.booleans()),
             healthy_streak=draw(st.sampled_from([0, 3])),
+            healthy_seconds=draw(st.sampled_from([0.0, 600.0])),
             message="acceptance rate 0.310 is below the threshold 0.500 in 3 consecutive qualifying window(s)",
         )
     return world
