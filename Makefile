@@ -38,9 +38,10 @@ integration: install controlplane
 chart-check: install controlplane
 	$(PYTEST) tests/chart -q
 
-## test: everything CI runs
+## test: everything CI runs — lint, types, unit, then the tiers that need the local control plane
 test: install lint types controlplane
-	$(PYTEST) tests -q
+	$(PYTEST) tests/unit -q
+	$(PYTEST) tests/integration tests/chart -q
 
 cluster-up: install controlplane
 	$(PY) -m tests.harness.localcluster up --dir $(CLUSTER_DIR)

@@ -242,7 +242,7 @@ def bench_cluster(nodes: int, *, gpus_per_node: int = 8, keep: bool = False) -> 
             cluster.add_gpu_nodes(nodes, gpus=gpus_per_node)
             _wait_nodes_ready(cluster, nodes, timeout=180)
         kubectl(cluster, "apply", "--server-side", "-f", str(REPO / "crds"))
-        kubectl(cluster, "wait", "--for=condition=Established", "crd/speculativedeployments.specdeploy.io")
+        _wait_established(cluster, "speculativedeployments.specdeploy.io", timeout=60)
         print(f"[bench] local cluster with {nodes} GPU nodes up in {time.monotonic() - started:.1f} s ({root})", flush=True)
         yield cluster
     finally:
@@ -266,6 +266,17 @@ def kubectl(cluster: LocalCluster, *args: str) -> str:
     if proc.returncode != 0:
         raise ApiError(f"kubectl {' '.join(args)}: {proc.stderr.strip()}")
     return proc.stdout
+
+
+def _wait_established(cluster: LocalCluster, crd: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = cluster.get(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{crd}")
+        conditions = (got.get("status") or {}).get("conditions") or []
+        if any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions):
+            return
+        time.sleep(0.2)
+    raise ApiError(f"CRD {crd} not Established within {timeout:.0f} s")
 
 
 def _wait_nodes_ready(cluster: LocalCluster, count: int, timeout: float) -> None:

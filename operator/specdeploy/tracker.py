@@ -22,7 +22,7 @@ import aiohttp
 
 from specdeploy.api import SpeculativeDeploymentSpec
 from specdeploy.monitor import exporter
-from specdeploy.monitor.decision import Decision, Policy, Verdict, decide
+from specdeploy.monitor.decision import Decision, Policy, Reason, Verdict, decide
 from specdeploy.monitor.parse import MetricsParseError, parse_spec_decode
 from specdeploy.monitor.prometheus_source import PodSelector, PrometheusQueryError, query_window
 from specdeploy.monitor.scrape import ScrapeError, scrape_many
@@ -268,6 +268,10 @@ class AcceptanceTracker:
         for key in ("revision", "verdict", "reason", "podsCounted", "recommendedNumSpeculativeTokens"):
             if old.get(key) != candidate.get(key):
                 return True
+        # While nothing qualifies, the message is the only place that says why (HTTP 500, a page that does not
+        # parse, no traffic); it stays the same while the situation does, so following it costs no steady writes.
+        if candidate.get("reason") == str(Reason.NO_DATA) and old.get("message") != candidate.get("message"):
+            return True
         for key in ("rate", "meanAcceptedLength"):
             a, b = old.get(key), candidate.get(key)
             if (a is None) != (b is None):

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
+import json
 import ssl
 import threading
 from dataclasses import dataclass, field
@@ -39,6 +41,18 @@ class Call:
     namespace: str | None
     name: str | None
     status: int
+    message: str = ""  # the API server's Status message, for answers >= 400
+
+
+def status_message(body: bytes, encoding: str) -> str:
+    """The ``message`` of an error answer's Status object (or its raw text)."""
+    if encoding == "gzip":
+        body = gzip.decompress(body)
+    text = body.decode(errors="replace")
+    try:
+        return str(json.loads(text).get("message", text))
+    except (ValueError, AttributeError):
+        return text
 
 
 def rbac_attributes(method: str, path: str, query: str) -> tuple[str, str, str, str | None, str | None] | None:
@@ -152,12 +166,12 @@ class RecordingProxy:
         if self._session is not None:
             await self._session.close()
 
-    def _record(self, request: web.BaseRequest, status: int) -> None:
+    def _record(self, request: web.BaseRequest, status: int, message: str = "") -> None:
         attrs = rbac_attributes(request.method, request.path, request.query_string)
         if attrs is None:
             return
         with self._lock:
-            self.calls.append(Call(*attrs, status=status))
+            self.calls.append(Call(*attrs, status=status, message=message))
             if request.method == "PATCH" and status == 201:
                 # A server-side apply that created the object: the API server authorized create as well.
                 self.calls.append(Call("create", *attrs[1:], status=status))
@@ -174,11 +188,20 @@ class RecordingProxy:
             self._record(request, 502)
             return web.Response(status=502, text=f"recording proxy: upstream failed: {e}")
         async with upstream:
+            headers_out = [(k, v) for k, v in upstream.headers.items() if k.lower() not in _HOP]
+            if upstream.status >= 400:  # a small Status object: read it whole, keep its message
+                answer = await upstream.read()
+                self._record(
+                    request, upstream.status, status_message(answer, upstream.headers.get("Content-Encoding", ""))
+                )
+                error = web.Response(status=upstream.status, reason=upstream.reason, body=answer)
+                for k, v in headers_out:
+                    error.headers.add(k, v)
+                return error
             self._record(request, upstream.status)
             response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
-            for k, v in upstream.headers.items():
-                if k.lower() not in _HOP:
-                    response.headers.add(k, v)
+            for k, v in headers_out:
+                response.headers.add(k, v)
             await response.prepare(request)
             with contextlib.suppress(ConnectionError, aiohttp.ClientError):  # either side hung up
                 async for chunk in upstream.content.iter_any():

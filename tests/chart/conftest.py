@@ -64,9 +64,9 @@ MAY_GO_UNSEEN: dict[tuple[str, str, str], str] = {
     ),
 }
 # Peering (operator.peering.enabled): kopf keeps its keep-alive in the peering object's status (patch) and
-# watches the other operators' (list+watch). The resource is kopfpeerings per watched namespace, or
-# clusterkopfpeerings for a cluster-wide operator.
-PEERING_VERBS = {"get", "list", "watch", "patch"}
+# watches the other operators' (list+watch); it never reads one object alone. The resource is kopfpeerings per
+# watched namespace, or clusterkopfpeerings for a cluster-wide operator.
+PEERING_VERBS = {"list", "watch", "patch"}
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -8,10 +8,15 @@ spec-decode counters exactly as vLLM 0.32 registers them (``vllm:spec_decode_num
 The acceptance behaviour is chosen per draft model (read from the pod's ``--speculative-config``), so a test says
 "this draft accepts 80%" and the counters advance with simulated traffic between scrapes. A pod with no
 ``--speculative-config`` exposes no spec-decode series, as vLLM does.
+
+For fault injection a ``Behaviour`` can also answer with another HTTP status, answer late, leave out
+Content-Length (so only the reader's own cap stops a huge body), restart its simulated vLLM process before every
+scrape (counters back to zero, new ``_created`` start times), or serve a fixed page from a callable.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -45,16 +50,57 @@ class Behaviour:
     draft_tokens_per_second: float = 400.0
     k: int = 4
     page: Callable[[], bytes] | None = None  # a fixed page overrides the counters (hostile-page tests)
+    status: int = 200  # HTTP status of /metrics
+    delay_seconds: float = 0.0  # wait this long before answering /metrics
+    content_length: bool = True  # False: no Content-Length header, the body ends when the connection closes
+    restart_every_scrape: bool = False  # a new vLLM process (counters from zero) before each scrape
 
 
 class FakeVllm:
     def __init__(self, host: str, port: int, model: str, behaviour: Behaviour) -> None:
         self.host, self.port, self.model, self.behaviour = host, port, model, behaviour
+        self.scrapes = 0
+        self._new_process()
+        self.lock = threading.Lock()
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                if self.path == "/health":
+                    self._send(200, b"", "text/plain")
+                elif self.path == "/metrics":
+                    b = fake.behaviour
+                    body = fake.render()
+                    if b.delay_seconds:
+                        time.sleep(b.delay_seconds)
+                    ctype = "text/plain; version=0.0.4; charset=utf-8"
+                    self._send(b.status, body, ctype, length=b.content_length)
+                else:
+                    self._send(404, b"not found", "text/plain")
+
+            def _send(self, code: int, body: bytes, ctype: str, length: bool = True) -> None:
+                self.send_response(code)
+                self.send_header("Content-Type", ctype)
+                if length:
+                    self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                with contextlib.suppress(OSError):  # the scraper gave up (timeout, size cap): not our error
+                    self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                return
+
+        self.server = _QuietServer((host, port), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def _new_process(self) -> None:
+        """A freshly started vLLM: a new registry, counters at zero, ``_created`` start times of now."""
         self.registry = CollectorRegistry()
         self.started = time.monotonic()
         self.last = self.started
-        self.scrapes = 0
         labels = ["model_name", "engine"]
+        behaviour, model = self.behaviour, self.model
         if behaviour.rate is not None:
             self.drafts = Counter(
                 "vllm:spec_decode_num_drafts", "Number of spec decoding drafts.", labels, registry=self.registry
@@ -74,31 +120,6 @@ class FakeVllm:
         Counter("vllm:prompt_tokens", "Number of prefill tokens processed.", labels, registry=self.registry).labels(
             model, "0"
         ).inc(0)
-        self.lock = threading.Lock()
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                if self.path == "/health":
-                    self._send(200, b"", "text/plain")
-                elif self.path == "/metrics":
-                    self._send(200, fake.render(), "text/plain; version=0.0.4; charset=utf-8")
-                else:
-                    self._send(404, b"not found", "text/plain")
-
-            def _send(self, code: int, body: bytes, ctype: str) -> None:
-                self.send_response(code)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: Any) -> None:
-                return
-
-        self.server = ThreadingHTTPServer((host, port), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
 
     def advance(self) -> None:
         b = self.behaviour
@@ -124,12 +145,24 @@ class FakeVllm:
             self.scrapes += 1
             if self.behaviour.page is not None:
                 return self.behaviour.page()
+            if self.behaviour.restart_every_scrape and self.scrapes > 1:
+                # The process restarted half-way since the last scrape: only the second half was counted.
+                half = (time.monotonic() - self.last) / 2
+                self._new_process()
+                self.last -= half
             self.advance()
             return generate_latest(self.registry)
 
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        return  # a client that hung up early (timeouts, size caps) is part of these tests, not a failure
 
 
 def pod_endpoint(pod: Any) -> tuple[str, int, str, str | None]:

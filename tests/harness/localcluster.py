@@ -195,6 +195,7 @@ class Proc:
     name: str
     pid: int
     log: str
+    args: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -208,6 +209,8 @@ class LocalCluster:
     etcd_dir: str = ""
     apiserver_port: int = 0
     extra_apiserver_args: list[str] = field(default_factory=list)
+    # Components stopped by stop_component(), kept so that start_component() restarts them unchanged.
+    stopped: dict[str, Proc] = field(default_factory=dict)
     # Second octet of the pod IPs (127.<octet>.<node>.x), random per cluster so that two clusters on one
     # machine (a test run and the demo, say) never hand out the same pod IP.
     pod_octet: int = field(default_factory=lambda: random.SystemRandom().randint(2, 250))
@@ -333,8 +336,64 @@ class LocalCluster:
                 start_new_session=True,
                 cwd=self.root,
             )
-        self.procs.append(Proc(name=name, pid=p.pid, log=str(log)))
+        self.procs.append(Proc(name=name, pid=p.pid, log=str(log), args=list(args)))
         self._save()
+
+    # -- fault injection: stop and start one component with the flags, port and data it had
+    def component(self, name: str) -> Proc:
+        """The running process of component ``name`` (etcd, kube-apiserver, kube-controller-manager, ...)."""
+        for p in self.procs:
+            if p.name == name:
+                return p
+        raise ClusterError(f"no component named {name!r} is running; running: {[p.name for p in self.procs]}")
+
+    def stop_component(self, name: str, sig: int = signal.SIGTERM, grace: float = 5.0) -> None:
+        """Stop one component and wait until it has exited: ``sig`` first (SIGTERM: its graceful shutdown; SIGKILL:
+        a crash), then SIGKILL after ``grace`` seconds, as a kubelet would. kube-apiserver stops listening at once on
+        SIGTERM but may hold open requests for a long while, so a short grace is the realistic case.
+
+        The component is remembered in ``stopped`` so that :meth:`start_component` brings it back as it was.
+        """
+        proc = self.component(name)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, sig)
+        deadline = time.monotonic() + grace
+        while _alive(proc.pid):
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(proc.pid, os.WNOHANG)
+            if time.monotonic() > deadline:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+            time.sleep(0.02)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(proc.pid, 0)
+        self.procs.remove(proc)
+        self.stopped[name] = proc
+        self._save()
+
+    def start_component(self, name: str, timeout: float = 60.0) -> None:
+        """Start a component stopped by :meth:`stop_component` again with the same argv (same port, same etcd).
+
+        For kube-apiserver this returns once ``/readyz`` says ok.
+        """
+        proc = self.stopped.pop(name, None)
+        if proc is None:
+            raise ClusterError(f"component {name!r} was not stopped by stop_component()")
+        self._spawn(name, proc.args)
+        if name == "kube-apiserver":
+            self._wait_api(deadline=time.monotonic() + timeout)
+
+    def restart_apiserver(self, downtime: float = 0.0, sig: int = signal.SIGTERM, grace: float = 5.0) -> float:
+        """Stop kube-apiserver, keep it down for ``downtime`` seconds, start it again on the same port and etcd.
+
+        Every client's connections, watch streams included, are cut. Returns the seconds it was unreachable.
+        """
+        t0 = time.monotonic()
+        self.stop_component("kube-apiserver", sig=sig, grace=grace)
+        if downtime > 0:
+            time.sleep(downtime)
+        self.start_component("kube-apiserver")
+        return time.monotonic() - t0
 
     def _save(self) -> None:
         state = {

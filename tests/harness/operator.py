@@ -75,6 +75,36 @@ class OperatorProcess:
     def logs(self) -> str:
         return "\n".join(p.read_text(errors="replace") for p in sorted(self.log_dir.glob("operator-*.log")))
 
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None, "the operator was never started"
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def restart(self, downtime: float = 0.0, wait: bool = True) -> None:
+        """SIGKILL, stay down ``downtime`` seconds, start again (a crash and the kubelet's restart)."""
+        self.kill()
+        if downtime > 0:
+            time.sleep(downtime)
+        self.start(wait=wait)
+
+    def log_mark(self) -> tuple[int, int]:
+        """A point in the logs (which run, how many bytes), for :meth:`logs_since`."""
+        return self.starts, self.log_path.stat().st_size if self.log_path.exists() else 0
+
+    def logs_since(self, mark: tuple[int, int]) -> str:
+        """What every run wrote after ``mark``."""
+        start, offset = mark
+        out = []
+        for run in range(max(start, 1), self.starts + 1):
+            path = self.log_dir / f"operator-{run}.log"
+            if path.exists():
+                data = path.read_bytes()
+                out.append(data[offset if run == start else 0 :].decode(errors="replace"))
+        return "".join(out)
+
     def kill(self) -> None:
         """SIGKILL: no clean shutdown, as in a crash or an OOM kill."""
         if self.proc and self.proc.poll() is None:

@@ -49,9 +49,9 @@ which the kubelet resolves. Call with (dict "root" . "peeringResource" "kopfpeer
   resources: ["events"]
   verbs: ["create"]
 {{- if .root.Values.operator.peering.enabled }}
-# kopf peering: keep-alives in the peering object's status, and seeing the other operators.
+# kopf peering: keep-alives in the peering object's status (patch), and watching the other operators'.
 - apiGroups: ["kopf.dev"]
   resources: [{{ .peeringResource | quote }}]
-  verbs: ["get", "list", "watch", "patch"]
+  verbs: ["list", "watch", "patch"]
 {{- end }}
 {{- end }}

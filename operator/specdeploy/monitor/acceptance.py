@@ -8,6 +8,9 @@ windows (deltas per pod, summed over pods) and the Prometheus source, and the tr
   ``_created`` start time changed (that catches a restart whose counters already grew past the old values, which
   Prometheus' per-series rule misses). A restarted series' increase is its current value, as in ``rate()``. A
   series absent from the earlier page counts from zero (vLLM creates its counters at zero).
+* Counters that go down while their ``_created`` start time stays the same were not reset by a restart: the page
+  is lying (a broken exporter or proxy). ``inconsistency`` says so, and the monitor holds instead of reading the
+  drop as a restart and counting the whole lifetime of the page as one window.
 * V0 engines: their counters are lifetime sums of sums, so no token count or windowed rate can be derived from
   them; the acceptance rate is V0's own lifetime gauge and the token counts are reported as unknown (None).
 * Zero denominators mean "no data" (None), never a rate of 0.
@@ -69,6 +72,23 @@ def restarted(prev: SpecDecodeCounters, cur: SpecDecodeCounters) -> bool:
             return True
     started = prev.created_map()
     return any(key in started and started[key] != when for key, when in cur.created)
+
+
+def inconsistency(prev: SpecDecodeCounters, cur: SpecDecodeCounters) -> str | None:
+    """Why ``cur`` cannot be a later reading of the same process as ``prev`` (a counter went down although its
+    start time did not change), or None. Without ``_created`` series a drop can only be read as a restart."""
+    if prev.engine != cur.engine:
+        return None
+    before, started_before, started_now = prev.series_map(), prev.created_map(), cur.created_map()
+    for key, value in cur.series:
+        old = before.get(key)
+        if old is None or value >= old or key not in started_before:
+            continue
+        if started_before[key] == started_now.get(key):
+            name, labels = key
+            shown = "{" + ",".join(f'{k}="{v}"' for k, v in labels) + "}" if labels else ""
+            return f"counter {name}{shown} went down while its start time stayed the same: not a restart"
+    return None
 
 
 def delta(prev: SpecDecodeCounters | None, cur: SpecDecodeCounters) -> SpecDecodeCounters:

@@ -164,20 +164,46 @@ def _rate(window: Window) -> float:
 
 
 def _no_data_message(windows: Sequence[Window], policy: Policy) -> str:
+    """Why nothing qualifies, from the last ``consecutive_windows`` windows (the ones a verdict would need).
+
+    Counts over that fixed span, not over all windows since warm-up, so the message stays the same while the
+    situation does (a status write only when something changed), and each pod that could not be read is named
+    with its latest reason (the HTTP status, the timeout, the line of the page that did not parse).
+    """
     if not windows:
         return "no window has closed since warm-up ended: holding"
-    incomplete = sum(1 for w in windows if w.incomplete_pods)
-    no_rate = sum(1 for w in windows if not w.incomplete_pods and w.rate is None)
-    thin = len(windows) - incomplete - no_rate
+    recent = windows[-policy.consecutive_windows :]
+    incomplete = [w for w in recent if w.incomplete_pods]
+    complete = [w for w in recent if not w.incomplete_pods]
+    no_series = sum(1 for w in complete if w.rate is None and w.counters is None)
+    no_tokens = sum(1 for w in complete if w.rate is None and w.counters is not None)
+    unknown = sum(1 for w in complete if w.rate is not None and w.draft_tokens is None)
+    thin = len(complete) - no_series - no_tokens - unknown
     parts = []
-    if no_rate:
-        parts.append(f"{no_rate} without spec-decode data")
+    if no_series:
+        pods = sorted({p for w in complete for p in w.pods_without_data})
+        where = f" on {', '.join(pods[:3])}" if pods else " (no ready pod was scraped)"
+        parts.append(f"{no_series} without spec-decode data{where}")
+    if no_tokens:
+        parts.append(f"{no_tokens} with no draft tokens (no traffic)")
     if thin:
         parts.append(f"{thin} with fewer than {policy.min_draft_tokens:g} draft tokens")
+    if unknown:
+        parts.append(f"{unknown} from a V0 engine, which gives no token counts (minDraftTokens 0 would judge them)")
     if incomplete:
-        pods = sorted({p for w in windows for p in w.incomplete_pods})
-        parts.append(f"{incomplete} with pods that could not be scraped ({', '.join(pods[:5])})")
-    return f"no qualifying window since warm-up ({'; '.join(parts)}): holding"
+        latest: dict[str, str] = {}
+        for w in incomplete:
+            for err in w.errors:
+                latest[err.pod] = err.reason
+        pods = sorted({p for w in incomplete for p in w.incomplete_pods})
+        named = [f"{pod}: {_clip(latest[pod])}" if pod in latest else pod for pod in pods[:2]]
+        more = f" and {len(pods) - 2} more" if len(pods) > 2 else ""
+        parts.append(f"{len(incomplete)} with pods that could not be read ({'; '.join(named)}{more})")
+    return f"no qualifying window since warm-up; of the last {len(recent)}: {'; '.join(parts)}: holding"
+
+
+def _clip(text: str, width: int = 200) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def _when(timestamp: float) -> str:

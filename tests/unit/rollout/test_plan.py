@@ -666,7 +666,9 @@ def test_stable_needs_stable_after_seconds_of_health() -> None:
     from specdeploy.rollout.history import History
     from specdeploy.rollout.plan import MonitorVerdict, Observed, Owner
 
-    spec = SpeculativeDeploymentSpec.model_validate({**BASE, "rollback": {"stableAfterSeconds": 300}, "validation": {"policy": "Skip"}})
+    spec = SpeculativeDeploymentSpec.model_validate(
+        {**BASE, "rollback": {"stableAfterSeconds": 300}, "validation": {"policy": "Skip"}}
+    )
     rid = revision_id(spec)
     first = plan(
         Observed(Owner("x", "ns", "uid", 1), spec, {}, History(), None, None, None, None, "2026-01-01T00:00:00Z", 0.0)
@@ -677,7 +679,16 @@ def test_stable_needs_stable_after_seconds_of_health() -> None:
     def observed(seconds: float) -> Observed:
         verdict = MonitorVerdict(revision=rid, healthy_streak=3, healthy_seconds=seconds, message="ok")
         return Observed(
-            Owner("x", "ns", "uid", 1), spec, {}, history, first.deployment, None, None, verdict, "2026-01-01T00:00:00Z", 0.0
+            Owner("x", "ns", "uid", 1),
+            spec,
+            {},
+            history,
+            first.deployment,
+            None,
+            None,
+            verdict,
+            "2026-01-01T00:00:00Z",
+            0.0,
         )
 
     assert not [v for v in plan(observed(299.0)).verdicts if v[1].get("specdeploy.io/state") == "stable"]

@@ -1,0 +1,258 @@
+"""A witness for fault-injection tests: what the operator wrote to one namespace, seen from outside.
+
+Crash, API-server and conflict tests must prove things that the final state alone cannot show: that a condition
+flipped once and its Event was posted at most once, that a rollback was applied once and never undone, that no
+child exists twice. The recorder watches SpeculativeDeployments and Deployments of one namespace from a thread
+(list, then watch from the list's resourceVersion, re-listing after any break, so an API-server restart loses
+nothing that is still visible afterwards) and keeps, per object, every distinct condition state and every
+revision a Deployment's pod template named. The checks compare that record with the Events and children
+listed at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client, config, watch
+from kubernetes.client.exceptions import ApiException
+
+GROUP, VERSION, PLURAL = "specdeploy.io", "v1alpha1", "speculativedeployments"
+MANAGED = "app.kubernetes.io/managed-by=specdeploy"
+NAME_LABEL = "specdeploy.io/name"
+REVISION_LABEL = "specdeploy.io/revision"
+NOSPEC = "-nospec"
+
+# Event reason -> the condition change that justifies one such Event (type, status, reason or None for any).
+EVENT_TRANSITIONS: dict[str, tuple[str, str, str | None]] = {
+    "Ready": ("Ready", "True", None),
+    "ValidationStarted": ("Validated", "Unknown", "ValidationRunning"),
+    "ValidationSucceeded": ("Validated", "True", "ValidationSucceeded"),
+    "ValidationFailed": ("Validated", "False", "ValidationFailed"),
+    "ValidationError": ("Validated", "False", "ValidationError"),
+    "RolledBack": ("RolledBack", "True", None),
+    "Degraded": ("Degraded", "True", None),
+    "Recovered": ("Degraded", "False", None),
+}
+
+
+def api_client(kubeconfig: Path, user_agent: str | None = None) -> client.ApiClient:
+    """A client of its own (own connection pool); ``user_agent`` names it in managedFields."""
+    api = config.new_client_from_config(str(kubeconfig))
+    if user_agent:
+        api.user_agent = user_agent
+    return api
+
+
+@dataclass
+class ObjectRecord:
+    """Everything seen of one SpeculativeDeployment and its Deployment."""
+
+    # (type, status, reason, message) of each condition change, in order; message only for Validated Unknown,
+    # whose Event (ValidationStarted) is per revision.
+    transitions: list[tuple[str, str, str, str]] = field(default_factory=list)
+    last: dict[str, tuple[str, str, str]] = field(default_factory=dict)
+    templates: list[str] = field(default_factory=list)  # distinct successive pod-template revisions
+
+    def count(self, type_: str, status: str, reason: str | None) -> int:
+        return sum(1 for t, s, r, _ in self.transitions if t == type_ and s == status and reason in (None, r))
+
+
+class Recorder:
+    """Watch one namespace from a thread; ``stop()`` ends it. Thread-safe reads through ``snapshot()``."""
+
+    def __init__(self, kubeconfig: Path, namespace: str) -> None:
+        self.namespace = namespace
+        api = api_client(kubeconfig)
+        self.custom = client.CustomObjectsApi(api)
+        self.apps = client.AppsV1Api(api)
+        self.core = client.CoreV1Api(api)
+        self.batch = client.BatchV1Api(api)
+        self.records: dict[str, ObjectRecord] = {}
+        self.reconnects = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._loop, args=(self._list_sds, self._on_sd), daemon=True, name="rec-sd"),
+            threading.Thread(target=self._loop, args=(self._list_deps, self._on_dep), daemon=True, name="rec-dep"),
+        ]
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> Recorder:
+        for t in self._threads:
+            t.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout=40)
+
+    def record(self, name: str) -> ObjectRecord:
+        with self._lock:
+            rec = self.records.get(name, ObjectRecord())
+            return ObjectRecord(list(rec.transitions), dict(rec.last), list(rec.templates))
+
+    # ------------------------------------------------------------------ watching
+    def _list_sds(self, **kw: Any) -> Any:
+        return self.custom.list_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, **kw)
+
+    def _list_deps(self, **kw: Any) -> Any:
+        return self.apps.list_namespaced_deployment(self.namespace, label_selector=MANAGED, **kw)
+
+    def _loop(self, lister: Callable[..., Any], handle: Callable[[Mapping[str, Any]], None]) -> None:
+        while not self._stop.is_set():
+            try:
+                listed = json.loads(lister(_preload_content=False, _request_timeout=10).data)
+                for obj in listed["items"]:
+                    handle(obj)
+                w = watch.Watch()
+                rv = listed["metadata"]["resourceVersion"]
+                for ev in w.stream(
+                    lister, resource_version=rv, timeout_seconds=20, allow_watch_bookmarks=True, deserialize=False
+                ):
+                    if self._stop.is_set():
+                        w.stop()
+                        break
+                    if ev["type"] in ("ADDED", "MODIFIED"):
+                        handle(ev["object"])
+            except ApiException as e:
+                if e.status != 410:  # 410 Gone: the resourceVersion is too old, list again
+                    self.reconnects += 1
+                    self._stop.wait(0.2)
+            except Exception:  # connection refused while the API server is down, read timeouts
+                self.reconnects += 1
+                self._stop.wait(0.2)
+
+    def _on_sd(self, obj: Mapping[str, Any]) -> None:
+        name = obj["metadata"]["name"]
+        conditions = (obj.get("status") or {}).get("conditions") or []
+        with self._lock:
+            rec = self.records.setdefault(name, ObjectRecord())
+            for c in conditions:
+                type_, status, reason = c.get("type", ""), c.get("status", ""), c.get("reason", "")
+                message = c.get("message", "") if (type_, status) == ("Validated", "Unknown") else ""
+                now = (status, reason, message)
+                if rec.last.get(type_) != now:
+                    before = rec.last.get(type_)
+                    rec.last[type_] = now
+                    # "Recovered" is only news after a real degradation; a first Degraded=False is not a transition.
+                    if (type_, status) == ("Degraded", "False") and (before is None or before[0] != "True"):
+                        continue
+                    rec.transitions.append((type_, status, reason, message))
+
+    def _on_dep(self, obj: Mapping[str, Any]) -> None:
+        labels = (obj.get("metadata") or {}).get("labels") or {}
+        name = labels.get(NAME_LABEL)
+        template = ((obj.get("spec") or {}).get("template") or {}).get("metadata", {}).get("labels", {}) or {}
+        revision = template.get(REVISION_LABEL)
+        if not name or not revision:
+            return
+        with self._lock:
+            rec = self.records.setdefault(name, ObjectRecord())
+            if not rec.templates or rec.templates[-1] != revision:
+                rec.templates.append(revision)
+
+    # ------------------------------------------------------------------ checks
+    def sd_events(self) -> dict[str, Counter[str]]:
+        """Events posted on each SpeculativeDeployment, counted by reason (an aggregated Event counts ``count``)."""
+        out: dict[str, Counter[str]] = {}
+        for ev in self.core.list_namespaced_event(self.namespace).items:
+            ref = ev.involved_object
+            if ref.kind != "SpeculativeDeployment":
+                continue
+            out.setdefault(ref.name, Counter())[ev.reason] += max(1, ev.count or 1)
+        return out
+
+    def excess_events(self, names: Iterable[str]) -> list[str]:
+        """Every (object, reason) with more Events than the condition changes that justify them."""
+        events = self.sd_events()
+        problems = []
+        for name in names:
+            rec = self.record(name)
+            for reason, n in sorted(events.get(name, Counter()).items()):
+                if reason not in EVENT_TRANSITIONS:
+                    continue
+                allowed = rec.count(*EVENT_TRANSITIONS[reason])
+                if n > allowed:
+                    problems.append(f"{name}: {n} {reason} Events for {allowed} transitions")
+        return problems
+
+    def missing_events(self, names: Iterable[str]) -> int:
+        """How many justified Events were never posted (allowed, not required: a crash may eat one)."""
+        events = self.sd_events()
+        missing = 0
+        for name in names:
+            rec = self.record(name)
+            for reason, transition in EVENT_TRANSITIONS.items():
+                if reason in ("Degraded", "Recovered", "ValidationStarted"):
+                    continue  # said by another Event, or only when this process created the Job
+                missing += max(0, rec.count(*transition) - events.get(name, Counter())[reason])
+        return missing
+
+    def rollbacks_applied(self, name: str) -> int:
+        """How many times the Deployment's pod template switched to a speculation-disabled revision."""
+        return sum(1 for rev in self.record(name).templates if rev.endswith(NOSPEC))
+
+    def duplicate_children(self) -> list[str]:
+        """Children that exist twice: per object one Deployment and one Service, per revision one Job and one
+        ControllerRevision, and no two ControllerRevisions of one object with the same revision number."""
+        sds = {
+            o["metadata"]["name"]: o["metadata"]["uid"]
+            for o in json.loads(self._list_sds(_preload_content=False).data)["items"]
+            if not o["metadata"].get("deletionTimestamp")
+        }
+        problems: list[str] = []
+        per_object: dict[tuple[str, str], list[str]] = {}
+
+        def add(kind: str, meta: Any) -> None:
+            owner = (meta.labels or {}).get(NAME_LABEL)
+            if not owner:
+                return
+            refs = meta.owner_references or []
+            if owner in sds and [r.uid for r in refs if r.controller] != [sds[owner]]:
+                problems.append(f"{kind} {meta.name} is not controlled by {owner} ({[r.uid for r in refs]})")
+            key = (kind, owner) if kind in ("Deployment", "Service") else (kind, owner, meta.labels[REVISION_LABEL])
+            per_object.setdefault(key, []).append(meta.name)  # type: ignore[arg-type]
+
+        for d in self.apps.list_namespaced_deployment(self.namespace, label_selector=MANAGED).items:
+            add("Deployment", d.metadata)
+        for s in self.core.list_namespaced_service(self.namespace, label_selector=MANAGED).items:
+            add("Service", s.metadata)
+        for j in self.batch.list_namespaced_job(self.namespace, label_selector=MANAGED).items:
+            add("Job", j.metadata)
+        numbers: dict[str, list[int]] = {}
+        for cr in self.apps.list_namespaced_controller_revision(self.namespace, label_selector=MANAGED).items:
+            add("ControllerRevision", cr.metadata)
+            numbers.setdefault(cr.metadata.labels[NAME_LABEL], []).append(int(cr.revision))
+        problems += [f"{key[0]} of {key[1:]} exists {len(v)} times: {v}" for key, v in per_object.items() if len(v) > 1]
+        for owner, nums in numbers.items():
+            dupes = sorted(n for n, c in Counter(nums).items() if c > 1)
+            if dupes:
+                problems.append(f"{owner}: ControllerRevision numbers used twice: {dupes}")
+        return problems
+
+
+def wait_until(what: str, fn: Callable[[], Any], timeout: float, interval: float = 0.2) -> tuple[Any, float]:
+    """Poll ``fn`` until truthy; return (value, seconds waited). Fails naming ``what`` and the last value."""
+    t0 = time.monotonic()
+    last: Any = None
+    while time.monotonic() - t0 < timeout:
+        last = fn()
+        if last:
+            return last, time.monotonic() - t0
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; last value: {last!r}")
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100) of a non-empty list."""
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), int(-(-q * len(ordered) // 100))))
+    return ordered[rank - 1]

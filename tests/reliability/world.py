@@ -1,0 +1,162 @@
+"""What each SpeculativeDeployment of a fault-injection test should become, and whether it has.
+
+The tests apply specs through the API (faster than kubectl under 2 cores) and tell the ``World`` the outcome
+they expect: served at the revision of the current spec, refused by validation, or rolled back to speculation
+disabled. ``not_converged()`` reads every object and Deployment once and says, per object, what is still off.
+The revision id comes from the operator's own pure function, so "at the current revision" means the status and
+the pod template were computed from the latest spec, not an older one.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubernetes import client
+
+from specdeploy.api import SpeculativeDeploymentSpec
+from specdeploy.rollout.revision import revision_id
+from tests.reliability.recorder import GROUP, PLURAL, VERSION
+
+TARGET, GOOD, BAD = "org/target-8b", "org/good-draft", "org/bad-draft"
+# Trips after one bad 10 s window of scripted traffic.
+FAST_ROLLBACK = {
+    "minAcceptanceRate": 0.5,
+    "windowSeconds": 10,
+    "consecutiveWindows": 1,
+    "minDraftTokens": 100,
+    "warmupSeconds": 0,
+}
+
+
+def sd(
+    name: str,
+    *,
+    target: str = TARGET,
+    draft: str = GOOD,
+    k: int = 4,
+    policy: str = "Skip",
+    replicas: int = 1,
+    fast: bool = False,
+) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "target": {"model": target, "tensorParallelSize": 1, "maxModelLen": 8192},
+        "draft": {"model": draft},
+        "speculation": {"method": "draft_model", "numSpeculativeTokens": k},
+        "replicas": replicas,
+        "validation": {"policy": policy},
+    }
+    if fast:
+        spec["rollback"] = FAST_ROLLBACK
+        spec["metrics"] = {"scrapeIntervalSeconds": 1, "timeoutSeconds": 2}
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "SpeculativeDeployment",
+        "metadata": {"name": name},
+        "spec": spec,
+    }
+
+
+def cond(st: dict[str, Any], type_: str) -> dict[str, Any]:
+    return next((c for c in st.get("conditions") or [] if c.get("type") == type_), {})
+
+
+def template_revision(dep: dict[str, Any] | None) -> str | None:
+    if dep is None:
+        return None
+    labels = dep["spec"]["template"]["metadata"].get("labels") or {}
+    return labels.get("specdeploy.io/revision")
+
+
+def k_of(dep: dict[str, Any]) -> int | None:
+    args = dep["spec"]["template"]["spec"]["containers"][0].get("args") or []
+    if "--speculative-config" not in args:
+        return None
+    return int(json.loads(args[args.index("--speculative-config") + 1])["num_speculative_tokens"])
+
+
+@dataclass
+class World:
+    """The test's own account of what each object should become, and the API to read what it is."""
+
+    namespace: str
+    custom: client.CustomObjectsApi
+    apps: client.AppsV1Api
+    expected: dict[str, str] = field(default_factory=dict)  # name -> serve | refuse | rollback
+    revisions: dict[str, list[str]] = field(default_factory=dict)  # name -> revision ids in the order applied
+
+    def apply(self, obj: dict[str, Any], outcome: str) -> None:
+        name = obj["metadata"]["name"]
+        rev = revision_id(SpeculativeDeploymentSpec.model_validate(obj["spec"]))
+        if name in self.expected:
+            self.custom.patch_namespaced_custom_object(
+                GROUP, VERSION, self.namespace, PLURAL, name, {"spec": obj["spec"]}
+            )
+        else:
+            self.custom.create_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, obj)
+        self.expected[name] = outcome
+        self.revisions.setdefault(name, []).append(rev)
+
+    def not_converged(self) -> dict[str, str]:
+        """Objects not (yet) in their expected state, each with what is wrong."""
+        sds = self.custom.list_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL)["items"]
+        deps = {
+            d["metadata"]["name"]: d
+            for d in json.loads(self.apps.list_namespaced_deployment(self.namespace, _preload_content=False).data)[
+                "items"
+            ]
+        }
+        by_name = {o["metadata"]["name"]: o for o in sds}
+        wrong = {}
+        for name, outcome in self.expected.items():
+            obj = by_name.get(name)
+            why = "missing" if obj is None else self._why(obj, outcome, deps.get(name))
+            if why:
+                wrong[name] = why
+        return wrong
+
+    @staticmethod
+    def _why(obj: dict[str, Any], outcome: str, dep: dict[str, Any] | None) -> str:
+        st = obj.get("status") or {}
+        rev = revision_id(SpeculativeDeploymentSpec.model_validate(obj["spec"]))
+        revs = st.get("revision") or {}
+        if st.get("observedGeneration") != obj["metadata"]["generation"] or revs.get("current") != rev:
+            return f"status not at generation {obj['metadata']['generation']} / revision {rev}"
+        serving = revs.get("serving")
+        if outcome == "serve":
+            k = obj["spec"]["speculation"]["numSpeculativeTokens"]
+            ok = (
+                serving == rev
+                and cond(st, "Ready").get("status") == "True"
+                and template_revision(dep) == rev
+                and dep is not None
+                and k_of(dep) == k
+            )
+            return "" if ok else f"not serving {rev} (serving {serving}, template {template_revision(dep)})"
+        if outcome == "refuse":
+            ok = (
+                st.get("phase") == "Failed"
+                and cond(st, "Validated").get("reason") == "ValidationFailed"
+                and dep is None
+                and [f["id"] for f in revs.get("failed") or []] == [rev]
+            )
+            return "" if ok else f"not refused (phase {st.get('phase')}, deployment {dep is not None})"
+        nospec = f"{rev}-nospec"
+        ok = (
+            cond(st, "RolledBack").get("status") == "True"
+            and serving == nospec
+            and template_revision(dep) == nospec
+            and cond(st, "Ready").get("status") == "True"
+            and [f["id"] for f in revs.get("failed") or []] == [rev]
+        )
+        return "" if ok else f"not rolled back (serving {serving}, template {template_revision(dep)})"
+
+
+def verdict(apps: client.AppsV1Api, namespace: str, name: str) -> dict[str, str]:
+    """The failed verdict annotations on the ControllerRevisions of ``name`` (empty when none)."""
+    for cr in apps.list_namespaced_controller_revision(namespace, label_selector=f"specdeploy.io/name={name}").items:
+        ann = cr.metadata.annotations or {}
+        if ann.get("specdeploy.io/state") == "failed":
+            return dict(ann)
+    return {}
