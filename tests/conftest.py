@@ -22,7 +22,14 @@ REPO = Path(__file__).resolve().parents[1]
 def cluster() -> Iterator[LocalCluster]:
     """A real control plane (etcd, apiserver, controller-manager, scheduler, kwok) with 2 fake GPU nodes."""
     root = Path(tempfile.mkdtemp(prefix="specdeploy-it-"))
-    c = LocalCluster(root=root, bin_dir=control_plane_bin(), nodes=2)
+    # OwnerReferencesPermissionEnforcement (on in OpenShift and hardened clusters) proves the operator may set
+    # blockOwnerDeletion on its children's owner references.
+    c = LocalCluster(
+        root=root,
+        bin_dir=control_plane_bin(),
+        nodes=2,
+        extra_apiserver_args=["--enable-admission-plugins=OwnerReferencesPermissionEnforcement"],
+    )
     c.start()
     try:
         yield c

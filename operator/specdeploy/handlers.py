@@ -18,7 +18,6 @@ unchanged world causes zero API writes.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import datetime as dt
 import json
@@ -361,6 +360,20 @@ class ObjectReconciler:
             await kube.delete("ControllerRevision", ns, cr_name)
 
 
+async def _sleep(wake: asyncio.Event, stopped: kopf.DaemonStopped, timeout: float) -> None:
+    """Until a wake-up, the daemon being stopped (object deleted, operator exiting), or the timeout."""
+
+    async def until_stopped() -> None:
+        await stopped.wait()
+
+    waiters = [asyncio.ensure_future(wake.wait()), asyncio.ensure_future(until_stopped())]
+    try:
+        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waiters:
+            w.cancel()
+
+
 @kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=10)
 async def reconcile_daemon(
     *,
@@ -392,8 +405,7 @@ async def reconcile_daemon(
             finally:
                 exporter.RECONCILE_DURATION.labels(handler="reconcile").observe(time.monotonic() - started)
             timeout = max(0.05, min(RESYNC_SECONDS, reconciler.next_scrape - time.time()))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), timeout=timeout)
+            await _sleep(wake, stopped, timeout)
     finally:
         _wakeups.pop((namespace, name), None)
         if stopped.reason is not None and stopped.reason & kopf.DaemonStoppingReason.RESOURCE_DELETED:

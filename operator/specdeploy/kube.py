@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import json
 import logging
 from collections.abc import Callable
@@ -50,6 +51,9 @@ def load() -> None:
         config.load_incluster_config()  # type: ignore[no-untyped-call]
     except config.ConfigException:
         config.load_kube_config()  # type: ignore[no-untyped-call]
+    # The client imports its ~300 model modules lazily on the first call; pay that at start-up, not in the first
+    # reconcile (it delayed the first API call by seconds).
+    importlib.import_module("kubernetes.client.models")
     cfg = client.Configuration.get_default_copy()
     cfg.connection_pool_maxsize = 32
     cfg.retries = 3
@@ -102,12 +106,10 @@ _CREATE: dict[str, Callable[[], Callable[..., Any]]] = {
     "Deployment": lambda: _apps().create_namespaced_deployment,
     "Service": lambda: _core().create_namespaced_service,
     "Job": lambda: _batch().create_namespaced_job,
-    "ControllerRevision": lambda: _apps().create_namespaced_controller_revision,
 }
 _PATCH: dict[str, Callable[[], Callable[..., Any]]] = {
     "Deployment": lambda: _apps().patch_namespaced_deployment,
     "Service": lambda: _core().patch_namespaced_service,
-    "Job": lambda: _batch().patch_namespaced_job,
     "ControllerRevision": lambda: _apps().patch_namespaced_controller_revision,
 }
 _DELETE: dict[str, Callable[[], Callable[..., Any]]] = {

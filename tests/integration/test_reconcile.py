@@ -169,8 +169,13 @@ def test_operator_restart_mid_reconcile_creates_no_duplicates(
 
 
 def test_steady_state_makes_no_writes(kubectl: Kubectl, namespace: str, operator: OperatorProcess) -> None:
-    kubectl.apply(manifest("quiet"), "-n", namespace)
+    kubectl.apply(manifest("quiet", rollback={"warmupSeconds": 600}), "-n", namespace)
     wait_ready(kubectl, "quiet", namespace)
+    # The monitor's one transition in this span (not judged yet -> warming up) has been published:
+    wait_for(
+        "the warm-up verdict in status",
+        lambda: sd_status(kubectl, "quiet", namespace).get("acceptance", {}).get("reason") == "WarmingUp",
+    )
     before = {
         kind: kubectl.get(kind, "quiet", namespace)["metadata"]["resourceVersion"]
         for kind in ("sd", "deployment", "service")

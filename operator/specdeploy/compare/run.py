@@ -9,6 +9,12 @@ context-length bucket: read the spec-decode counters, send the bucket's prompts 
 EOS ignored so every completion drafts the same amount), read the counters again once they stop moving, and keep
 the difference (``monitor.acceptance.delta``). Buckets longer than the pair's maximum context are skipped with a
 note. The overall numbers are the sum of the buckets.
+
+Headroom: vLLM 0.32's draft proposer clamps a draft position that reaches ``max_model_len`` to 0
+(``vllm/v1/spec_decode/utils.py``), so drafts proposed at the very end of the allowed length are garbage and get
+rejected. Measured with the target's own copy as draft: acceptance 0.68 when prompt + generated tokens filled
+``max_model_len`` exactly, 1.00 with 9 or more tokens to spare. Each bucket therefore keeps
+:func:`headroom` = 2 * (k + 1) positions free, so what is measured is the draft, not the limit.
 """
 
 from __future__ import annotations
@@ -101,14 +107,22 @@ def verdict(target: str, draft: str, timeout_s: float) -> Verdict:
     return Verdict(compatible=compatible, summary=str(report.get("summary", "")), checks=checks)
 
 
-def plan_buckets(lengths: Sequence[int], max_tokens: int, limit: int | None) -> tuple[list[int], dict[int, str]]:
-    """Which context lengths fit ``limit`` (prompt + generated tokens); the others with the reason they are skipped."""
+def headroom(num_speculative_tokens: int) -> int:
+    """Positions kept free beyond prompt + generated tokens (see the module docstring)."""
+    return 2 * (num_speculative_tokens + 1)
+
+
+def plan_buckets(
+    lengths: Sequence[int], max_tokens: int, limit: int | None, spare: int = 0
+) -> tuple[list[int], dict[int, str]]:
+    """Which context lengths fit ``limit`` (prompt + generated + ``spare`` tokens); the others with the reason."""
     kept: list[int] = []
     skipped: dict[int, str] = {}
     for length in lengths:
-        if limit is not None and length + max_tokens > limit:
+        if limit is not None and length + max_tokens + spare > limit:
+            extra = f" + {spare} spare" if spare else ""
             skipped[length] = (
-                f"context {length} + {max_tokens} generated tokens exceeds the pair's maximum context {limit}"
+                f"context {length} + {max_tokens} generated tokens{extra} exceeds the pair's maximum context {limit}"
             )
         else:
             kept.append(length)
@@ -174,7 +188,8 @@ def measure_candidate(
     """Start a server for this draft, measure every bucket that fits, and return the candidate (and notes)."""
     notes: list[str] = []
     limit = pair_limit(target_arch, draft_arch)
-    kept, skipped = plan_buckets(settings.context_lengths, settings.max_tokens, limit)
+    spare = headroom(settings.num_speculative_tokens)
+    kept, skipped = plan_buckets(settings.context_lengths, settings.max_tokens, limit, spare)
     notes.extend(f"{draft.label}: skipped {reason}" for reason in skipped.values())
     cost = None
     if draft_arch.params and target_arch.params:
@@ -184,7 +199,7 @@ def measure_candidate(
     if not kept:
         return replace(base, buckets=tuple(skipped_buckets[n] for n in settings.context_lengths)), notes
     config = {"method": "draft_model", "model": draft.model, "num_speculative_tokens": settings.num_speculative_tokens}
-    max_len = max(kept) + settings.max_tokens
+    max_len = max(kept) + settings.max_tokens + spare
     log(f"{draft.label}: starting vLLM (max model len {max_len}) ...")
     started = time.monotonic()
     try:

@@ -119,6 +119,8 @@ def read_json(path: Path, label: str) -> dict[str, Any]:
         raise CheckError("malformed", f"{label} is not valid JSON: {exc.msg} at line {exc.lineno}") from exc
     except UnicodeDecodeError as exc:
         raise CheckError("malformed", f"{label} is not UTF-8 text") from exc
+    except RecursionError as exc:  # Python's parser recurses per nesting level; no model file nests that deep
+        raise CheckError("malformed", f"{label} nests JSON arrays or objects too deeply to be model metadata") from exc
     if not isinstance(data, dict):
         raise CheckError("malformed", f"{label} must hold a JSON object, found {type(data).__name__}")
     return data

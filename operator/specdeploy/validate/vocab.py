@@ -11,7 +11,32 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cache, cached_property
 
+from specdeploy.validate.errors import CheckError
+
 SPM_SPACE = "\u2581"
+#: The most ids a vocabulary may have. The largest published vocabularies hold about 262,000 ids (Gemma 3); a file
+#: that claims an id beyond four times that is not a tokenizer, and believing it would allocate gigabytes (the
+#: table is indexed by id) before any check could say so.
+MAX_VOCAB_IDS = 1 << 20
+
+
+def bounded_id(token_id: int, label: str, what: str = "token id") -> int:
+    """``token_id`` if it can index a real vocabulary; otherwise a ``malformed`` error naming ``label``."""
+    if not 0 <= token_id < MAX_VOCAB_IDS:
+        raise CheckError(
+            "malformed",
+            f"{label}: {what} {token_id:,} is outside 0..{MAX_VOCAB_IDS - 1:,}; no real tokenizer has that many ids",
+        )
+    return token_id
+
+
+def bounded_size(count: int, label: str, what: str) -> int:
+    """``count`` ids if a real vocabulary can have that many; otherwise a ``malformed`` error naming ``label``."""
+    if not 0 <= count <= MAX_VOCAB_IDS:
+        raise CheckError(
+            "malformed", f"{label}: {what} is {count:,}, more than the {MAX_VOCAB_IDS:,} ids of any real tokenizer"
+        )
+    return count
 
 
 @dataclass(frozen=True)

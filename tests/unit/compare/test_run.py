@@ -149,7 +149,7 @@ def test_buckets_measure_the_acceptance_of_their_own_requests_only() -> None:
         {
             "target": "/m/target",
             "config": {"method": "draft_model", "model": "/m/large", "num_speculative_tokens": 4},
-            "max_model_len": 256 + 32,
+            "max_model_len": 256 + 32 + 2 * (4 + 1),  # room so that no draft position reaches the limit
             "label": "large",
         }
     ]
@@ -162,10 +162,10 @@ def test_contexts_longer_than_the_pair_supports_are_skipped_with_a_note() -> Non
     candidate, notes = _measure(launcher, "short", settings, max_len=256)
     skipped = {b.context_length: b.skipped for b in candidate.buckets}
     assert skipped[64] is None
-    assert "context 256 + 32 generated tokens exceeds the pair's maximum context 256" in (skipped[256] or "")
+    assert "context 256 + 32 generated tokens + 10 spare exceeds the pair's maximum context 256" in (skipped[256] or "")
     assert skipped[4096] is not None
     assert len(notes) == 2 and all(n.startswith("short: skipped") for n in notes)
-    assert launcher.calls[0]["max_model_len"] == 96
+    assert launcher.calls[0]["max_model_len"] == 64 + 32 + 10
 
 
 def test_a_server_that_fails_makes_an_unmeasured_candidate_not_a_crash() -> None:
@@ -179,6 +179,8 @@ def test_a_server_that_fails_makes_an_unmeasured_candidate_not_a_crash() -> None
 def test_bucket_planning_and_pair_limit() -> None:
     kept, skipped = plan_buckets([64, 256, 1024], 64, 512)
     assert kept == [64, 256] and list(skipped) == [1024]
+    # The spare positions count: 438 + 64 + 10 = 512 fits, 439 does not.
+    assert plan_buckets([438, 439], 64, 512, spare=10)[0] == [438]
     assert plan_buckets([4096], 64, None) == ([4096], {})
     a, b = arch("a"), arch("b")
     assert pair_limit(a, type(b)(**{**b.to_json(), "max_len": 512})) == 512

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from specdeploy.validate.errors import CheckError
+from specdeploy.validate.vocab import bounded_id
 
 
 @dataclass(frozen=True)
@@ -36,5 +37,6 @@ def from_tokenizer_config(config: dict[str, Any] | None, *, label: str) -> dict[
         content = entry.get("content") if isinstance(entry, dict) else None
         if not isinstance(content, str) or token_id < 0:
             raise CheckError("malformed", f"{label}: added_tokens_decoder[{key}] has no string 'content'")
+        bounded_id(token_id, label, "added_tokens_decoder id")
         out[token_id] = AddedToken(content=content, special=bool(entry.get("special", False)))
     return out

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from specdeploy.validate.errors import CheckError
-from specdeploy.validate.vocab import Vocabulary, decode_byte_level, decode_sentencepiece
+from specdeploy.validate.vocab import Vocabulary, bounded_id, decode_byte_level, decode_sentencepiece
 
 
 def load(path: Path, label: str) -> Vocabulary:
@@ -28,7 +28,7 @@ def load(path: Path, label: str) -> Vocabulary:
     parts = [_state(tokenizer.pre_tokenizer), _state(tokenizer.decoder), _state(tokenizer.normalizer)]
     style = _style(parts, byte_fallback=bool(getattr(tokenizer.model, "byte_fallback", False)))
     decode = {"byte_level": decode_byte_level, "sentencepiece": decode_sentencepiece}.get(style, _utf8)
-    size = max(vocab.values(), default=-1) + 1
+    size = bounded_id(max(vocab.values(), default=-1), label, "the highest token id") + 1 if vocab else 0
     tokens: list[bytes | None] = [None] * size
     for text, token_id in vocab.items():
         tokens[token_id] = _utf8(added[token_id].content) if token_id in added else decode(text)

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from pathlib import Path
 from typing import Any
 
 from specdeploy.validate.errors import CheckError
-from specdeploy.validate.vocab import Vocabulary
+from specdeploy.validate.files import read_json
+from specdeploy.validate.vocab import Vocabulary, bounded_size
 
 _LEGACY_SPECIALS = (
     "<unk>",
@@ -43,16 +43,15 @@ _ROLE_NAMES = {"bos": "<s>", "eos": "</s>", "unk": "<unk>", "pad": "<pad>"}
 
 def load(path: Path, label: str) -> Vocabulary:
     """Load a tekken.json file; ``label`` names it in errors."""
-    try:
-        spec = json.loads(path.read_bytes())
-    except json.JSONDecodeError as exc:
-        raise CheckError("malformed", f"{label} is not valid JSON: {exc.msg} at line {exc.lineno}") from exc
-    config = spec.get("config") if isinstance(spec, dict) else None
-    vocab = spec.get("vocab") if isinstance(spec, dict) else None
+    spec = read_json(path, label)
+    config = spec.get("config")
+    vocab = spec.get("vocab")
     if not isinstance(config, dict) or not isinstance(vocab, list):
         raise CheckError("malformed", f"{label} lacks the 'config' object or the 'vocab' list of a tekken file")
-    num_special = _positive(config, "default_num_special_tokens", label)
-    total = _positive(config, "default_vocab_size", label)
+    num_special = bounded_size(
+        _positive(config, "default_num_special_tokens", label), label, "config.default_num_special_tokens"
+    )
+    total = bounded_size(_positive(config, "default_vocab_size", label), label, "config.default_vocab_size")
     specials = _specials(spec.get("special_tokens"), num_special, label)
     tokens: list[bytes | None] = [name.encode("utf-8") for name in specials]
     inner = total - num_special
