@@ -1,23 +1,24 @@
 """Benchmark: how long after the K-th bad acceptance window closes is the Deployment patched (the rollback applied)?
 
-Why: the design budget is "applied within one scrape interval after the K-th bad window closes". A window can only
-be judged at the first scrape after it closes, so the expected delay is uniform in [0, interval) plus the
-operator's own reaction (decide, record the verdict, patch). This measures both.
+Why: the design budget is "applied within one scrape interval after the K-th bad window closes". A window is only
+judged at the first scrape after it closes, so the delay is (window end -> next scrape), which is below one
+interval by construction, plus the operator's own reaction (decide, record the verdict, patch the Deployment).
+This measures both.
 
 Setup: a local control plane, the operator (``specdeploy run -n NS``) and scripted vLLM metrics servers on the
 pods' loopback IPs (``tests.harness.fakevllm.Fleet``: real HTTP, vLLM's metric names) whose draft accepts 20% of
 tokens, so each SpeculativeDeployment trips after K windows and, having no stable revision, gets speculation
-disabled. Several objects run at once, created at staggered times so their windows close at different phases
-of their scrape cycles.
+disabled. The objects' scrape intervals cycle through 2, 3 and 4 s with 10 s windows, so windows close at
+different phases of the scrape cycle (a multiple, as with the defaults 15 s / 60 s, and not).
 
 Timing, all on this machine's clock:
-  window close  windows start at the operator's first scrape of the serving revision and tile time by
-                windowSeconds; the first scrape is the fake server's first request (the pod is ready before the
-                operator's first scrape, checked against status.acceptance.windowEnd, which has 1 s resolution);
+  window close  windows tile time from the operator's first scrape of the serving revision; the pod's scripted
+                server notes every request, and status.acceptance.windowEnd (1 s resolution) picks which scrape
+                slot started the windows and which window tripped;
   patched       the API server's receipt time of the operator's PATCH of the Deployment (audit log, microseconds);
   reaction      patched minus the operator's first scrape after the window closed.
 
-Run: .venv/bin/python -m bench.bench_rollback [--repeat 5] [--scrape-seconds 2] [--window-seconds 10] [--k 2]
+Run: .venv/bin/python -m bench.bench_rollback [--repeat 6] [--intervals 2,3,4] [--window-seconds 10] [--k 2]
 """
 
 from __future__ import annotations
@@ -25,19 +26,21 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import itertools
 import json
 import statistics
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tests.harness.fakevllm import Behaviour, FakeVllm, Fleet
+
 from bench.apicount import AuditLog, AuditRecord
 from bench.kubeapi import Api, Operator, audit_log_path, bench_cluster
 from bench.stats import summarize
-from tests.harness.fakevllm import Behaviour, FakeVllm, Fleet
 
 NAMESPACE = "bench-rollback"
 BAD_DRAFT = "org/bad-draft"
@@ -96,22 +99,45 @@ def _ts(text: str) -> float:
 @dataclass(frozen=True)
 class Trip:
     name: str
+    interval: int  # the object's scrapeIntervalSeconds
     window_close: float
     patched: float
     first_scrape_after_close: float | None
-    phase_checked: bool  # the inferred window close agrees with status.acceptance.windowEnd
 
     @property
     def latency(self) -> float:
         return self.patched - self.window_close
 
     @property
+    def intervals(self) -> float:
+        return self.latency / self.interval
+
+    @property
     def reaction(self) -> float | None:
         return None if self.first_scrape_after_close is None else self.patched - self.first_scrape_after_close
 
 
+def window_close(scrapes: list[float], reported_end: float, window: int) -> float | None:
+    """When the judged window closed, from the pod's scrape times and status.acceptance.windowEnd (1 s resolution).
+
+    Windows tile time from the operator's first scrape of the serving revision. If the pod was not ready yet at
+    that moment, the first request the pod saw came one or more intervals later; so try the first request and the
+    scrape slots before it, and keep the one whose window end agrees with the reported (truncated) windowEnd.
+    """
+    if len(scrapes) < 2:
+        return None
+    spacing = statistics.median(b - a for a, b in itertools.pairwise(scrapes))
+    for slots_before in range(4):
+        start = scrapes[0] - slots_before * spacing
+        k = round((reported_end + 0.5 - start) / window)
+        close = start + k * window
+        if k >= 1 and reported_end <= close < reported_end + 1:
+            return close
+    return None
+
+
 def _measure(
-    name: str, status: dict[str, Any], pod_ip: str, scrapes: list[float], records: list[AuditRecord], window: int
+    name: str, *, interval: int, status: dict[str, Any], scrapes: list[float], records: list[AuditRecord], window: int
 ) -> Trip | None:
     patches = sorted(
         _ts(r.received)
@@ -119,24 +145,29 @@ def _measure(
         if r.from_operator and r.verb == "PATCH" and r.resource == "deployments" and r.name == name
     )
     acceptance = status.get("acceptance") or {}
-    if not patches or not scrapes or "windowEnd" not in acceptance:
+    if not patches or "windowEnd" not in acceptance:
         return None
-    first = scrapes[0]
-    reported_end = _ts(acceptance["windowEnd"])  # truncated to the second
-    k = round((reported_end + 0.5 - first) / window)
-    close = first + k * window
+    close = window_close(scrapes, _ts(acceptance["windowEnd"]), window)
+    if close is None:
+        return None
     after = [t for t in scrapes if t >= close]
     return Trip(
         name=name,
+        interval=interval,
         window_close=close,
         patched=patches[0],
         first_scrape_after_close=after[0] if after else None,
-        phase_checked=int(close) == int(reported_end) or abs(close - reported_end) < 1.0,
     )
 
 
-def run(repeat: int = 5, scrape_seconds: int = 2, window_seconds: int = 10, k: int = 2, keep: bool = False) -> dict[str, Any]:
+def run(
+    repeat: int = 6, intervals: Sequence[int] = (2, 3, 4), window_seconds: int = 10, k: int = 2, keep: bool = False
+) -> dict[str, Any]:
+    """``repeat`` objects, their scrape intervals cycling through ``intervals`` (so that windows close at different
+    phases of the scrape cycle: 10 s is a multiple of 2 s but not of 3 s or 4 s)."""
     started = time.monotonic()
+    names = [f"rb-{i}" for i in range(repeat)]
+    interval_of = {n: intervals[i % len(intervals)] for i, n in enumerate(names)}
     with bench_cluster(2, keep=keep) as cluster, scrape_log() as scrapes:
         api = Api(cluster)
         audit = AuditLog(audit_log_path(cluster.root))
@@ -145,15 +176,13 @@ def run(repeat: int = 5, scrape_seconds: int = 2, window_seconds: int = 10, k: i
         fleet.api.api_client.user_agent = "specdeploy-bench-fleet"
         operator = Operator(cluster, [NAMESPACE], cluster.root / "logs" / "operator.log").start()
         mark = audit.mark()
-        names = [f"rb-{i}" for i in range(repeat)]
+        pod_ips: dict[str, str] = {}
+        statuses: dict[str, dict[str, Any]] = {}
         try:
-            for i, name in enumerate(names):
-                api.create(sd_manifest(name, scrape_seconds, window_seconds, k))
-                if i + 1 < repeat:
-                    time.sleep(scrape_seconds / repeat + 0.37)  # spread the objects over scrape-cycle phases
-            deadline = time.monotonic() + window_seconds * (k + 2) + scrape_seconds * 4 + 60
-            pod_ips: dict[str, str] = {}
-            statuses: dict[str, dict[str, Any]] = {}
+            for name in names:
+                api.create(sd_manifest(name, interval_of[name], window_seconds, k))
+                time.sleep(0.37)
+            deadline = time.monotonic() + window_seconds * (k + 2) + max(intervals) * 4 + 60
             while time.monotonic() < deadline:
                 for pod in api.list("Pod", NAMESPACE)["items"]:
                     labels = pod["metadata"].get("labels", {})
@@ -162,8 +191,7 @@ def run(repeat: int = 5, scrape_seconds: int = 2, window_seconds: int = 10, k: i
                         pod_ips.setdefault(labels.get("specdeploy.io/name", ""), pod["status"]["podIP"])
                 for item in api.list("SpeculativeDeployment", NAMESPACE)["items"]:
                     statuses[item["metadata"]["name"]] = item.get("status") or {}
-                done = [n for n in names if (statuses.get(n) or {}).get("phase") == "RolledBack"]
-                if len(done) == len(names):
+                if all((statuses.get(n) or {}).get("phase") == "RolledBack" for n in names):
                     break
                 time.sleep(0.5)
             time.sleep(2)
@@ -171,52 +199,56 @@ def run(repeat: int = 5, scrape_seconds: int = 2, window_seconds: int = 10, k: i
         finally:
             operator.stop()
             fleet.stop()
-        trips = [
-            _measure(n, statuses.get(n, {}), pod_ips.get(n, ""), scrapes.get(pod_ips.get(n, ""), []), records, window_seconds)
+        trips = {
+            n: _measure(
+                n,
+                interval=interval_of[n],
+                status=statuses.get(n, {}),
+                scrapes=scrapes.get(pod_ips.get(n, ""), []),
+                records=records,
+                window=window_seconds,
+            )
             for n in names
-        ]
-    measured = [t for t in trips if t is not None]
-    missing = [n for n, t in zip(names, trips, strict=True) if t is None]
+        }
+    measured = [t for t in trips.values() if t is not None]
+    missing = [n for n, t in trips.items() if t is None]
     print(
-        f"rollback: {len(measured)} of {repeat} objects tripped (K={k} windows of {window_seconds} s, "
-        f"scrape interval {scrape_seconds} s, draft acceptance {BAD_RATE})",
+        f"rollback: {len(measured)} of {repeat} objects measured (K={k} windows of {window_seconds} s, "
+        f"scrape intervals {', '.join(map(str, intervals))} s, draft acceptance {BAD_RATE})",
         flush=True,
     )
     for t in measured:
-        reaction = f"{t.reaction * 1e3:7.1f} ms" if t.reaction is not None else "      -"
+        reaction = f"{t.reaction * 1e3:6.0f} ms" if t.reaction is not None else "     -"
         print(
-            f"  {t.name}: window closed -> Deployment patched {t.latency * 1e3:7.1f} ms; operator reaction after "
-            f"its next scrape {reaction}{'' if t.phase_checked else '  (window phase NOT confirmed)'}",
+            f"  {t.name} (scrape every {t.interval} s): K-th bad window closed -> Deployment patched "
+            f"{t.latency * 1e3:6.0f} ms = {t.intervals:.2f} intervals; reaction after the judging scrape {reaction}",
             flush=True,
         )
-    if missing:
-        print(f"  did not roll back in time: {', '.join(missing)}", flush=True)
+    for n in missing:
+        phase = (statuses.get(n) or {}).get("phase")
+        print(f"  {n}: not measured (phase {phase}; rolled back and timed only if phase is RolledBack)", flush=True)
     out: dict[str, Any] = {
         "repeat": repeat,
-        "scrape_interval_s": scrape_seconds,
+        "scrape_intervals_s": list(intervals),
         "window_s": window_seconds,
         "k": k,
         "missing": missing,
         "trips": [
-            {
-                "name": t.name,
-                "latency_s": t.latency,
-                "reaction_s": t.reaction,
-                "phase_checked": t.phase_checked,
-            }
+            {"name": t.name, "interval_s": t.interval, "latency_s": t.latency, "reaction_s": t.reaction}
             for t in measured
         ],
         "wall_s": time.monotonic() - started,
     }
     if measured:
         lat = summarize([t.latency for t in measured])
+        in_intervals = summarize([t.intervals for t in measured])
         reactions = [t.reaction for t in measured if t.reaction is not None]
         out["latency_s"] = lat.as_dict()
+        out["latency_intervals"] = in_intervals.as_dict()
         out["reaction_s"] = summarize(reactions).as_dict() if reactions else None
-        out["latency_over_interval"] = lat.median / scrape_seconds
         print(
-            f"  median {lat.median * 1e3:.0f} ms, max {lat.max * 1e3:.0f} ms = {lat.median / scrape_seconds:.2f} / "
-            f"{lat.max / scrape_seconds:.2f} scrape intervals (goal <= 1); operator reaction median "
+            f"  median {lat.median * 1e3:.0f} ms ({in_intervals.median:.2f} intervals), worst {in_intervals.max:.2f} "
+            f"intervals (goal <= 1); operator reaction median "
             f"{statistics.median(reactions) * 1e3 if reactions else float('nan'):.0f} ms",
             flush=True,
         )
@@ -225,14 +257,15 @@ def run(repeat: int = 5, scrape_seconds: int = 2, window_seconds: int = 10, k: i
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--repeat", type=int, default=5, help="objects that roll back (default 5)")
-    parser.add_argument("--scrape-seconds", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=6, help="objects that roll back (default 6)")
+    parser.add_argument("--intervals", default="2,3,4", help="scrapeIntervalSeconds to cycle through (default 2,3,4)")
     parser.add_argument("--window-seconds", type=int, default=10, help="windowSeconds (the API's minimum is 10)")
     parser.add_argument("--k", type=int, default=2, help="consecutiveWindows (default 2)")
     parser.add_argument("--keep", action="store_true")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    out = run(args.repeat, args.scrape_seconds, args.window_seconds, args.k, keep=args.keep)
+    intervals = [int(x) for x in args.intervals.split(",")]
+    out = run(args.repeat, intervals, args.window_seconds, args.k, keep=args.keep)
     if args.json:
         args.json.write_text(json.dumps(out, indent=2))
 

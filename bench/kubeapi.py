@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import urllib3
-
 from tests.harness.localcluster import LocalCluster, control_plane_bin, free_port
 
 REPO = Path(__file__).resolve().parents[1]
@@ -97,13 +96,20 @@ class Api:
         return self.request("GET", collection(kind, namespace) + query)
 
     def create_namespace(self, name: str) -> None:
-        self.request("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+        self.request(
+            "POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+        )
 
     def watch_lines(self, path: str, resource_version: str, timeout_s: int) -> Iterator[dict[str, Any]]:
         url = f"{self.server}{path}?watch=1&allowWatchBookmarks=true&resourceVersion={resource_version}"
         url += f"&timeoutSeconds={timeout_s}"
         resp = self.pool.request(
-            "GET", url, headers=self.headers, preload_content=False, timeout=urllib3.Timeout(connect=5.0, read=timeout_s + 10.0), retries=False
+            "GET",
+            url,
+            headers=self.headers,
+            preload_content=False,
+            timeout=urllib3.Timeout(connect=5.0, read=timeout_s + 10.0),
+            retries=False,
         )
         try:
             if resp.status != 200:
@@ -187,7 +193,7 @@ class ReadyWatch:
                             break
                     if gone:
                         break  # 410 Gone: list again
-        except BaseException as e:  # noqa: BLE001 - reported to the caller through .error
+        except BaseException as e:
             self.error = e
             self._started.set()
 
@@ -243,7 +249,10 @@ def bench_cluster(nodes: int, *, gpus_per_node: int = 8, keep: bool = False) -> 
             _wait_nodes_ready(cluster, nodes, timeout=180)
         kubectl(cluster, "apply", "--server-side", "-f", str(REPO / "crds"))
         _wait_established(cluster, "speculativedeployments.specdeploy.io", timeout=60)
-        print(f"[bench] local cluster with {nodes} GPU nodes up in {time.monotonic() - started:.1f} s ({root})", flush=True)
+        print(
+            f"[bench] local cluster with {nodes} GPU nodes up in {time.monotonic() - started:.1f} s ({root})",
+            flush=True,
+        )
         yield cluster
     finally:
         cluster.stop()
@@ -285,7 +294,9 @@ def _wait_nodes_ready(cluster: LocalCluster, count: int, timeout: float) -> None
     while time.monotonic() < deadline:
         nodes = cluster.get("/api/v1/nodes")["items"]
         ready = sum(
-            1 for n in nodes if any(c["type"] == "Ready" and c["status"] == "True" for c in n["status"].get("conditions", []))
+            1
+            for n in nodes
+            if any(c["type"] == "Ready" and c["status"] == "True" for c in n["status"].get("conditions", []))
         )
         if ready >= count:
             return
@@ -332,7 +343,7 @@ class Operator:
                 raise ApiError(f"operator exited with {self.proc.returncode}; see {self.log_path}")
             with suppress(OSError):
                 url = f"http://127.0.0.1:{self.liveness_port}/healthz"
-                with urllib.request.urlopen(url, timeout=1) as r:  # noqa: S310 - loopback only
+                with urllib.request.urlopen(url, timeout=1) as r:
                     if r.status == 200:
                         return self
             time.sleep(0.2)

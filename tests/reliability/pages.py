@@ -84,8 +84,8 @@ def garbage() -> bytes:
 def garbled() -> bytes:
     """The real page with its spec-decode lines mangled the way a broken proxy or encoder would."""
     text = bad()
-    text = text.replace('vllm:spec_decode_num_drafts_total{engine="0",model_name="tiny-target"} 1000.0',
-                        'vllm:spec_decode_num_drafts_total{engine="0",model_name="tiny-target" 1000.0 garbage')  # fmt: skip
+    line = 'vllm:spec_decode_num_drafts_total{engine="0",model_name="tiny-target"} 1000.0'
+    text = text.replace(line, line.replace("} 1000.0", " 1000.0 garbage"))
     return text.encode()
 
 

@@ -76,6 +76,7 @@ class Recorder:
         self.batch = client.BatchV1Api(api)
         self.records: dict[str, ObjectRecord] = {}
         self.reconnects = 0
+        self.relists = 0  # forced re-lists (410 Gone); changes between a break and a re-list are not seen
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._threads = [
@@ -107,28 +108,36 @@ class Recorder:
         return self.apps.list_namespaced_deployment(self.namespace, label_selector=MANAGED, **kw)
 
     def _loop(self, lister: Callable[..., Any], handle: Callable[[Mapping[str, Any]], None]) -> None:
+        """List once, then watch from the last resourceVersion seen, resuming from it after any break (the API
+        server serves the missed events even after a restart). Only a 410 Gone forces a new list, which could
+        hide changes made in between: those are counted in ``relists``."""
+        rv: str | None = None
         while not self._stop.is_set():
             try:
-                listed = json.loads(lister(_preload_content=False, _request_timeout=10).data)
-                for obj in listed["items"]:
-                    handle(obj)
+                if rv is None:
+                    listed = json.loads(lister(_preload_content=False, _request_timeout=10).data)
+                    for obj in listed["items"]:
+                        handle(obj)
+                    rv = listed["metadata"]["resourceVersion"]
                 w = watch.Watch()
-                rv = listed["metadata"]["resourceVersion"]
-                for ev in w.stream(
-                    lister, resource_version=rv, timeout_seconds=20, allow_watch_bookmarks=True, deserialize=False
-                ):
+                for ev in w.stream(lister, resource_version=rv, timeout_seconds=20, allow_watch_bookmarks=True):
+                    obj = ev["raw_object"]
+                    rv = obj["metadata"]["resourceVersion"]
+                    if ev["type"] in ("ADDED", "MODIFIED"):
+                        handle(obj)
                     if self._stop.is_set():
                         w.stop()
                         break
-                    if ev["type"] in ("ADDED", "MODIFIED"):
-                        handle(ev["object"])
             except ApiException as e:
-                if e.status != 410:  # 410 Gone: the resourceVersion is too old, list again
+                if e.status == 410:  # Gone: too old to resume, list again
+                    rv = None
+                    self.relists += 1
+                else:
                     self.reconnects += 1
-                    self._stop.wait(0.2)
+                    self._stop.wait(0.05)
             except Exception:  # connection refused while the API server is down, read timeouts
                 self.reconnects += 1
-                self._stop.wait(0.2)
+                self._stop.wait(0.05)
 
     def _on_sd(self, obj: Mapping[str, Any]) -> None:
         name = obj["metadata"]["name"]

@@ -11,9 +11,8 @@ import copy
 import json
 from typing import Any
 
-from tests.unit.rollout.world import World, monitor_verdict
-
 from specdeploy.rollout.history import MAX_FAILED_IN_STATUS, MAX_REVISIONS
+from tests.unit.rollout.world import World, monitor_verdict
 
 REVISIONS = 30
 STATUS_LIMIT_BYTES = 16 * 1024

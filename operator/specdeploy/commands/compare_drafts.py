@@ -3,7 +3,7 @@
 For each candidate the command prints the validator's verdict, then starts vLLM with that draft and measures the
 acceptance rate overall and per context length, the mean accepted length, per-position rates and the depth with
 the best modelled speedup; then a side-by-side table of architecture differences, a short analysis of what
-explains the spread, and (``--plot``) a chart of acceptance against context length. Exit status: 0 when every
+explains the spread, and (--plot) a chart of acceptance against context length. Exit status: 0 when every
 candidate was measured, 1 when some could not be (the report says why), 2 on bad arguments or unreadable models.
 """
 

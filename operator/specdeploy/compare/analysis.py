@@ -248,25 +248,24 @@ def _context_lines(comparison: Comparison) -> list[str]:
 
 
 def _speed_lines(comparison: Comparison) -> list[str]:
+    with_rec = [c for c in comparison.candidates if c.recommendation is not None]
+    worthwhile = [c for c in with_rec if c.recommendation is not None and c.recommendation.worthwhile]
     lines: list[str] = []
-    best: Candidate | None = None
-    for c in comparison.candidates:
-        rec = c.recommendation
-        if rec is None:
-            continue
-        if not rec.worthwhile:
-            ratio = f"{c.cost_ratio:.2f}" if c.cost_ratio is not None else "?"
-            lines.append(
-                f"{c.label}: no depth beats decoding without a draft in the speedup model (draft costs {ratio} of "
-                "a target step)."
-            )
-        elif best is None or (best.recommendation is not None and rec.speedup > best.recommendation.speedup):
-            best = c
-    if best is not None and best.recommendation is not None:
+    if worthwhile:
+        best = max(worthwhile, key=lambda c: c.recommendation.speedup if c.recommendation else 0.0)
         rec = best.recommendation
-        lines.insert(
-            0,
+        assert rec is not None
+        lines.append(
             f"Best modelled speedup: {best.label} at k = {rec.k}: {rec.speedup:.2f}x "
-            f"({rec.expected_tokens:.2f} tokens per target step; an upper bound, see monitor.speedup).",
+            f"({rec.expected_tokens:.2f} tokens per target step; an upper bound, see monitor.speedup)."
+        )
+    losing = [c for c in with_rec if c not in worthwhile]
+    if losing:
+        costs = ", ".join(f"{c.label} {c.cost_ratio:.2f}" for c in losing if c.cost_ratio is not None)
+        subject = "No candidate" if not worthwhile else ", ".join(c.label for c in losing) + ":"
+        verb = "beats" if not worthwhile else "no depth beats"
+        lines.append(
+            f"{subject} {verb} decoding without a draft in the speedup model: a draft step costs too much of a "
+            f"target step for its acceptance (cost ratios {costs})."
         )
     return lines

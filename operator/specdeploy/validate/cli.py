@@ -53,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
     """Validate as the parsed ``args`` say, print, write the report file, and return the exit code."""
     from specdeploy.validate.checks import Options
     from specdeploy.validate.engine import Request, validate
+    from specdeploy.validate.errors import redact
     from specdeploy.validate.report import to_json
 
     request = Request(
@@ -72,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         timeout_s=args.timeout,
     )
     outcome = validate(request)
-    text = to_json(outcome.report)
+    text = redact(to_json(outcome.report))
     if args.report_file:
         try:
             with open(args.report_file, "w", encoding="utf-8") as handle:
@@ -82,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     if args.output == "json":
         print(text)
     else:
-        print(render_text(outcome.report, outcome.exit_code))
+        print(redact(render_text(outcome.report, outcome.exit_code)))
     return outcome.exit_code
 
 

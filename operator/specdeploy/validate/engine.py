@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from specdeploy.validate import report as reports
 from specdeploy.validate.checks import Options, Pair, run_checks
-from specdeploy.validate.errors import CheckError
+from specdeploy.validate.errors import CheckError, redact
 from specdeploy.validate.methods import METHODS, NEEDS_DRAFT
 from specdeploy.validate.models import Model, load_model
 from specdeploy.validate.sources import ModelFiles, resolve
@@ -82,12 +82,13 @@ def validate(request: Request) -> Outcome:
 
 
 def _error(exc: Exception) -> dict[str, Any]:
+    """The report's ``error``; its message may quote the Hub or the HTTP client, so any token in it is redacted."""
     if isinstance(exc, CheckError):
-        error = {"kind": exc.kind, "message": str(exc)}
+        error = {"kind": exc.kind, "message": redact(str(exc))}
         if exc.source:
             error["source"] = exc.source
         return error
-    return {"kind": "internal", "message": f"validator bug: {type(exc).__name__}: {exc}"}
+    return {"kind": "internal", "message": redact(f"validator bug: {type(exc).__name__}: {exc}")}
 
 
 def _load_pair(request: Request) -> tuple[Model, Model | None]:

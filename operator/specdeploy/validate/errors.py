@@ -7,6 +7,7 @@ set HF_TOKEN, accept a licence, fix a path, retry later.
 
 from __future__ import annotations
 
+import os
 from typing import Literal
 
 ErrorKind = Literal[
@@ -40,3 +41,22 @@ class CheckError(Exception):
     def __str__(self) -> str:
         prefix = f"{self.source}: " if self.source else ""
         return f"{prefix}{self.message}"
+
+
+#: Environment variables that may hold a Hugging Face token (huggingface_hub reads both).
+TOKEN_VARIABLES = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
+REDACTED = "[redacted HF token]"
+
+
+def redact(text: str) -> str:
+    """``text`` with every Hugging Face token from the environment replaced.
+
+    Messages from the Hub and the HTTP client end up in the report, and the report ends up in the object's status:
+    a Hub that echoes the Authorization header back in an error (some proxies and error pages do) must not turn
+    the token into something every reader of the SpeculativeDeployment can see.
+    """
+    for name in TOKEN_VARIABLES:
+        secret = os.environ.get(name, "")
+        if len(secret) >= 8:  # a very short value would redact ordinary words; no real token is that short
+            text = text.replace(secret, REDACTED)
+    return text

@@ -206,8 +206,8 @@ def _translate(
         return CheckError("network", f"{what}: rate limited by the Hub (HTTP 429); retry later or set HF_TOKEN")
     if status is not None and status >= 500:
         return CheckError("network", f"{what}: the Hub answered HTTP {status}; retry later")
+    if status is not None:  # before the transport check: HTTP errors of requests are OSErrors too
+        return CheckError("network", f"{what}: unexpected HTTP {status} from the Hub")
     if names & {"TransportError", "NetworkError", "ConnectError", "ConnectionError", "OSError"}:
         return CheckError("network", f"{what}: cannot reach the Hub ({type(exc).__name__}: {exc})")
-    if status is not None:
-        return CheckError("network", f"{what}: unexpected HTTP {status} from the Hub")
     return CheckError("network", f"{what}: {type(exc).__name__}: {exc}")

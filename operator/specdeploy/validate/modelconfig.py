@@ -311,12 +311,26 @@ def _str(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+# No shape, length or id of a real model comes near 2**53 (the largest integer a JSON number holds exactly); a
+# bigger one is a broken or hostile file, and would make the sizing arithmetic slow or overflow a float.
+_MAX_CONFIG_INT = 2**53
+
+
 def _int(value: Any, label: str, key: str) -> int | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value) or value < 0:
-        raise CheckError("malformed", f"{label}: {key} must be a non-negative integer, found {value!r}")
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or (isinstance(value, float) and not (math.isfinite(value) and value.is_integer()))
+        or not 0 <= value <= _MAX_CONFIG_INT
+    ):
+        raise CheckError("malformed", f"{label}: {key} must be an integer from 0 to 2**53, found {_clip(repr(value))}")
     return int(value)
+
+
+def _clip(text: str, width: int = 40) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def _first_int(cfg: dict[str, Any], keys: tuple[str, ...], label: str) -> int | None:

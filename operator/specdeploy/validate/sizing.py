@@ -36,21 +36,18 @@ def estimate_parameters(cfg: ModelConfig, *, layers: int | None = None) -> Param
     norms = 2 * hidden
     ffn = cfg.intermediate_size or 4 * hidden
     dense_mlp = (3 if cfg.gated_mlp else 2) * hidden * ffn
-    total = embeddings + hidden
-    active = total
     moe = cfg.moe
-    for layer in range(n_layers):
-        total += attention + norms
-        active += attention + norms
-        if moe is None or layer < moe.dense_layers:
-            total += dense_mlp
-            active += dense_mlp
-            continue
+    # Whole layers at a time (not a loop over layers): a config claiming 10**30 layers costs no more than 32.
+    dense_layers = n_layers if moe is None else min(n_layers, max(0, moe.dense_layers))
+    moe_layers = n_layers - dense_layers
+    total = embeddings + hidden + n_layers * (attention + norms) + dense_layers * dense_mlp
+    active = total
+    if moe is not None and moe_layers:
         expert = 3 * hidden * moe.expert_intermediate
         shared = 3 * hidden * moe.shared_intermediate * moe.shared_experts
         router = hidden * moe.experts
-        total += moe.experts * expert + shared + router
-        active += moe.per_token * expert + shared + router
+        total += moe_layers * (moe.experts * expert + shared + router)
+        active += moe_layers * (moe.per_token * expert + shared + router)
     return ParameterEstimate(total=total, active=active)
 
 

@@ -51,7 +51,8 @@ def test_identical_shapes_give_no_factor() -> None:
 def test_analysis_names_the_ranking_the_copy_without_speedup_and_a_flat_context() -> None:
     text = "\n".join(analysis(tiny_comparison()))
     assert "copy (1.00) > same-family-large (0.72) > same-family-small (0.40) > other-family (0.07)" in text
-    assert "copy: no depth beats decoding without a draft" in text
+    assert "other-family, copy: no depth beats decoding without a draft" in text
+    assert "(cost ratios other-family 0.34, copy 1.00)" in text
     assert "Best modelled speedup: same-family-" in text
     assert "every candidate stays within 0.05 from 64 to 256 tokens" in text
     assert "associations, not proofs" in text
@@ -91,3 +92,12 @@ def test_vocabulary_mismatch_is_visible_in_the_table() -> None:
     odd = replace(comparison.candidates[0], verdict=refused)
     rows = dict(architecture_rows(replace(comparison, candidates=(odd,))))
     assert rows["vocabulary"] == ["(target)", "MISMATCH"]
+
+
+def test_when_no_candidate_pays_off_the_analysis_says_so_once() -> None:
+    comparison = tiny_comparison()
+    slow = tuple(c for c in comparison.candidates if c.label in ("copy", "other-family"))
+    lines = analysis(replace(comparison, candidates=slow))
+    speed = [line for line in lines if "speedup model" in line]
+    assert len(speed) == 1
+    assert speed[0].startswith("No candidate beats decoding without a draft")
