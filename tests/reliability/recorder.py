@@ -57,6 +57,7 @@ class ObjectRecord:
     # (type, status, reason, message) of each condition change, in order; message only for Validated Unknown,
     # whose Event (ValidationStarted) is per revision.
     transitions: list[tuple[str, str, str, str]] = field(default_factory=list)
+    seen_at: list[str] = field(default_factory=list)  # lastTransitionTime of each transition, for messages
     last: dict[str, tuple[str, str, str]] = field(default_factory=dict)
     templates: list[str] = field(default_factory=list)  # distinct successive pod-template revisions
 
@@ -98,7 +99,12 @@ class Recorder:
     def record(self, name: str) -> ObjectRecord:
         with self._lock:
             rec = self.records.get(name, ObjectRecord())
-            return ObjectRecord(list(rec.transitions), dict(rec.last), list(rec.templates))
+            return ObjectRecord(
+                transitions=list(rec.transitions),
+                seen_at=list(rec.seen_at),
+                last=dict(rec.last),
+                templates=list(rec.templates),
+            )
 
     # ------------------------------------------------------------------ watching
     def _list_sds(self, **kw: Any) -> Any:
@@ -155,6 +161,7 @@ class Recorder:
                     if (type_, status) == ("Degraded", "False") and (before is None or before[0] != "True"):
                         continue
                     rec.transitions.append((type_, status, reason, message))
+                    rec.seen_at.append(str(c.get("lastTransitionTime", "")))
 
     def _on_dep(self, obj: Mapping[str, Any]) -> None:
         labels = (obj.get("metadata") or {}).get("labels") or {}
@@ -172,25 +179,40 @@ class Recorder:
     def sd_events(self) -> dict[str, Counter[str]]:
         """Events posted on each SpeculativeDeployment, counted by reason (an aggregated Event counts ``count``)."""
         out: dict[str, Counter[str]] = {}
-        for ev in self.core.list_namespaced_event(self.namespace).items:
-            ref = ev.involved_object
-            if ref.kind != "SpeculativeDeployment":
-                continue
-            out.setdefault(ref.name, Counter())[ev.reason] += max(1, ev.count or 1)
+        for ev in self._events():
+            out.setdefault(ev.involved_object.name, Counter())[ev.reason] += max(1, ev.count or 1)
         return out
 
+    def _events(self) -> list[Any]:
+        items = self.core.list_namespaced_event(self.namespace).items
+        return [e for e in items if e.involved_object.kind == "SpeculativeDeployment"]
+
     def excess_events(self, names: Iterable[str]) -> list[str]:
-        """Every (object, reason) with more Events than the condition changes that justify them."""
-        events = self.sd_events()
+        """Every (object, reason) with more Events than the condition changes that justify them, with both."""
+        events = self._events()
+        counts: dict[str, Counter[str]] = {}
+        for ev in events:
+            counts.setdefault(ev.involved_object.name, Counter())[ev.reason] += max(1, ev.count or 1)
         problems = []
         for name in names:
             rec = self.record(name)
-            for reason, n in sorted(events.get(name, Counter()).items()):
+            for reason, n in sorted(counts.get(name, Counter()).items()):
                 if reason not in EVENT_TRANSITIONS:
                     continue
                 allowed = rec.count(*EVENT_TRANSITIONS[reason])
                 if n > allowed:
-                    problems.append(f"{name}: {n} {reason} Events for {allowed} transitions")
+                    posted = [
+                        f"{e.first_timestamp or e.event_time} {e.message}"
+                        for e in events
+                        if e.involved_object.name == name and e.reason == reason
+                    ]
+                    type_ = EVENT_TRANSITIONS[reason][0]
+                    seen = [f"{at} {t[1]}/{t[2]}" for t, at in zip(rec.transitions, rec.seen_at, strict=True)]
+                    seen = [x for x, t in zip(seen, rec.transitions, strict=True) if t[0] == type_]
+                    problems.append(
+                        f"{name}: {n} {reason} Events for {allowed} transitions (relists {self.relists})\n"
+                        f"  Events: {posted}\n  {type_} transitions seen: {seen}"
+                    )
         return problems
 
     def missing_events(self, names: Iterable[str]) -> int:

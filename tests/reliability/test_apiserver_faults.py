@@ -33,6 +33,9 @@ pytestmark = pytest.mark.integration
 SEED = int(os.environ.get("SPECDEPLOY_FAULT_SEED", "20261129"))
 CYCLES = int(os.environ.get("SPECDEPLOY_APISERVER_CYCLES", "4"))
 CATCH_UP_TIMEOUT = 120.0
+# Bounds asserted (measured well below them on 2 loaded cores; the printed figures are the measurement).
+CATCH_UP_BOUND = 30.0  # the operator's own writes after the API server is ready again
+READY_LAG_BOUND = 10.0  # status Ready after the Deployments themselves settled
 
 
 def deployments_settled(world: World) -> bool:
@@ -62,8 +65,6 @@ def test_operator_rides_out_apiserver_restarts_and_catches_up(
         wait_until("the first objects to serve", lambda: not world.not_converged(), timeout=CATCH_UP_TIMEOUT)
 
         catch_up: list[float] = []  # the operator's own writes: status and pod templates at the new revisions
-        settled: list[float] = []  # the controller-manager's: every Deployment rolled out at its generation
-        lag: list[float] = []  # from the last Deployment settled to every object's status saying Ready
         lines = []
         for c in range(CYCLES):
             sig = signal.SIGKILL if c % 2 else signal.SIGTERM
@@ -83,29 +84,24 @@ def test_operator_rides_out_apiserver_restarts_and_catches_up(
                 lambda: not world.not_converged(ready=False),
                 timeout=CATCH_UP_TIMEOUT,
             )
-            took = time.monotonic() - t_up
-            # Ready follows each Deployment's status, which moves only once the controller-manager is back too;
-            # the operator's share is how long after the last Deployment settled its status says Ready.
-            settled_at, ready_at = None, None
-            while ready_at is None:
-                assert time.monotonic() - t_up < CATCH_UP_TIMEOUT, f"cycle {c}: not Ready: {world.not_converged()}"
-                if settled_at is None and deployments_settled(world):
-                    settled_at = time.monotonic()
-                if settled_at is not None and not world.not_converged():
-                    ready_at = time.monotonic()
-                time.sleep(0.1)
-            catch_up.append(took)
-            settled.append(settled_at - t_up)
-            lag.append(ready_at - settled_at)
+            catch_up.append(time.monotonic() - t_up)
             assert operator.alive() and operator.pid == pid, "the operator restarted; it must recover by itself"
             lines.append(
                 f"cycle {c} {signal.Signals(sig).name:<7} down {downtime:4.1f} s; after the API server was ready: "
-                f"changes written in {took:4.1f} s; Deployments settled in {settled[-1]:5.1f} s, "
-                f"status Ready {lag[-1]:4.1f} s later"
+                f"status and pod templates at the new revisions {catch_up[-1]:4.1f} s later"
             )
 
+        # Ready follows each Deployment's status, which moves only once the controller-manager has caught up too
+        # (its work queue backs off while the API server is away). The operator's share is how long after the last
+        # Deployment settled its status says Ready: that proves its watches of the children caught up as well.
+        _, settled = wait_until("the Deployments to settle", lambda: deployments_settled(world), CATCH_UP_TIMEOUT)
+        _, lag = wait_until("every object Ready", lambda: not world.not_converged(), CATCH_UP_TIMEOUT)
+
+        assert max(catch_up) < CATCH_UP_BOUND, f"catch-up took {max(catch_up):.1f} s"
+        assert lag < READY_LAG_BOUND, f"status said Ready {lag:.1f} s after the Deployments settled"
         assert recorder.duplicate_children() == []
-        assert recorder.excess_events(list(world.expected)) == []
+        excess = recorder.excess_events(list(world.expected))
+        assert not excess, "\n".join(excess)
         for name, revs in world.revisions.items():
             distinct = [r for n, r in enumerate(revs) if n == 0 or r != revs[n - 1]]
             assert recorder.record(name).templates == distinct, f"{name}: pod template flapped"
@@ -113,9 +109,8 @@ def test_operator_rides_out_apiserver_restarts_and_catches_up(
         print("\n".join(lines))
         print(
             f"cycles {len(catch_up)}, operator restarts 0; after the API server is ready (s): changes written "
-            f"median {statistics.median(catch_up):.1f} max {max(catch_up):.1f}; Ready in status after the "
-            f"Deployments settled: median {statistics.median(lag):.1f} max {max(lag):.1f} "
-            f"(Deployments themselves settled after median {statistics.median(settled):.1f} max {max(settled):.1f})"
+            f"median {statistics.median(catch_up):.1f} max {max(catch_up):.1f}; status Ready {lag:.1f} s after the "
+            f"Deployments settled (the controller-manager took {settled:.1f} s more to settle them)"
         )
     finally:
         recorder.stop()

@@ -174,7 +174,8 @@ def test_sigkill_at_random_points_converges_without_duplicates(
             after = verdict(world.apps, namespace, name)
             assert after.get("specdeploy.io/at") == before.get("specdeploy.io/at"), f"{name}: decision re-taken"
         names = list(world.expected)
-        assert recorder.excess_events(names) == []
+        excess = recorder.excess_events(names)
+        assert not excess, "\n".join(excess)
         events = recorder.sd_events()
         for name, outcome in world.expected.items():
             if outcome == "rollback":

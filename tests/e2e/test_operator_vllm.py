@@ -1,0 +1,281 @@
+"""The operator on the local control plane, driving real vLLM (CPU): a good draft stays, a bad one is rolled back.
+
+The whole promise on real numbers. One SpeculativeDeployment names the generated tiny models as a user names
+models (``tiny/target``, ``tiny/copy``). The validation Job's own command runs here (``PodRunner``) on an offline
+Hugging Face cache of their metadata; every Ready vLLM pod gets real vLLM started from the pod's exact command line
+on its loopback IP (``VllmFleet``), with greedy traffic; the operator scrapes the real ``/metrics`` and decides by
+itself. The draft ``tiny/copy`` (the target's own weights) accepts every token and its revision becomes stable;
+``tiny/other-family`` (a GPT-NeoX model with the same tokenizer: validation passes) accepts about 2%, and the
+operator rolls back to the stable revision. Timings and numbers go to ``$SPECDEPLOY_E2E_OUT/operator-vllm.json``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from tests.harness.kubectl import Kubectl
+from tests.harness.operator import OperatorProcess
+from tests.harness.podrunner import PodRunner
+from tests.harness.vllm import ServerError
+from tests.harness.vllmfleet import PodServer, VllmFleet, model_id, pod_draft
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1500)]
+
+T = TypeVar("T")
+NAME = "tiny"
+TARGET, GOOD, BAD = model_id("target"), model_id("copy"), model_id("other-family")
+K = 4
+THRESHOLD = 0.5
+ROLLBACK = {
+    "minAcceptanceRate": THRESHOLD,
+    "windowSeconds": 20,
+    "consecutiveWindows": 2,
+    # A CPU server under this traffic proposes hundreds of draft tokens per window; 100 keeps thin windows out.
+    "minDraftTokens": 100,
+    "warmupSeconds": 0,
+    "stableAfterSeconds": 0,
+}
+# Real vLLM takes about a minute to load on 2 cores, more when the machine is busy.
+STARTUP_TIMEOUT = 420
+VERDICT_TIMEOUT = 240
+
+
+def manifest(draft: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "specdeploy.io/v1alpha1",
+        "kind": "SpeculativeDeployment",
+        "metadata": {"name": NAME},
+        "spec": {
+            "target": {"model": TARGET, "maxModelLen": 1024},
+            "draft": {"model": draft},
+            "speculation": {"method": "draft_model", "numSpeculativeTokens": K},
+            "validation": {"policy": "Enforce"},
+            "rollback": ROLLBACK,
+            "metrics": {"scrapeIntervalSeconds": 2, "timeoutSeconds": 5},
+        },
+    }
+
+
+def status(kubectl: Kubectl, ns: str) -> dict[str, Any]:
+    return dict((kubectl.get("sd", NAME, ns) or {}).get("status") or {})
+
+
+def cond(st: dict[str, Any], type_: str) -> dict[str, Any]:
+    return next((c for c in st.get("conditions", []) if c["type"] == type_), {})
+
+
+def validated(kubectl: Kubectl, ns: str) -> dict[str, Any] | None:
+    """The status once the validation Job's report is in it."""
+    st = status(kubectl, ns)
+    return st if st.get("validation", {}).get("exitCode") is not None else None
+
+
+def deployment_draft(kubectl: Kubectl, ns: str) -> str | None:
+    dep = kubectl.get("deployment", NAME, ns)
+    if not dep:
+        return None
+    container = dep["spec"]["template"]["spec"]["containers"][0]
+    return pod_draft([*container.get("command", []), *container["args"]])
+
+
+def wait(what: str, fleet: VllmFleet, fn: Callable[[], T | None], timeout: float, interval: float = 1.0) -> T:
+    """Poll ``fn`` until it returns something truthy; fail at once if real vLLM failed, with its log."""
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        fleet.check()
+        last = fn()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(
+        f"timed out after {timeout:.0f} s waiting for {what}; last value: {last!r}\nvLLM servers:\n"
+        + "\n".join(fleet.summary())
+    )
+
+
+def serving_draft(fleet: VllmFleet, ns: str, draft: str) -> PodServer | None:
+    """The one ready real vLLM server of this namespace, if it runs ``draft``."""
+    ready = fleet.ready(ns)
+    return ready[0] if len(ready) == 1 and ready[0].draft == draft else None
+
+
+def real_counters(server: PodServer) -> tuple[float, float]:
+    """(draft tokens, accepted tokens) since the server started, read from its real /metrics page."""
+    from specdeploy.monitor.parse import parse_spec_decode
+
+    assert server.server is not None
+    counters = parse_spec_decode(server.server.metrics())
+    assert counters is not None, f"no spec-decode series on {server.describe()}"
+    return counters.draft_tokens, counters.accepted_tokens
+
+
+def test_real_vllm_good_draft_becomes_stable_and_bad_draft_is_rolled_back(
+    models: Path,
+    vllm_python: Path,
+    e2e_out: Path,
+    kubectl: Kubectl,
+    namespace: str,
+    operator: OperatorProcess,
+    validator_runner: PodRunner,
+    vllm_fleet: VllmFleet,
+) -> None:
+    report: dict[str, Any] = {"policy": ROLLBACK, "k": K}
+    t0 = time.monotonic()
+
+    def elapsed() -> float:
+        return round(time.monotonic() - t0, 1)
+
+    try:
+        # ---- 1. the good draft: validated, served by real vLLM, measured, stable
+        kubectl.apply(manifest(GOOD), "-n", namespace)
+        st = wait("validation of the copy draft", vllm_fleet, lambda: validated(kubectl, namespace), timeout=120)
+        assert cond(st, "Validated")["status"] == "True", st.get("validation")
+        assert st["validation"]["compatible"] is True
+        assert any(run["argv"][:2] == ["specdeploy", "validate"] for run in validator_runner.runs)
+        good = wait(
+            "real vLLM serving the copy draft",
+            vllm_fleet,
+            lambda: serving_draft(vllm_fleet, namespace, GOOD),
+            STARTUP_TIMEOUT,
+        )
+        report["good_vllm_ready_s"] = elapsed()
+        report["good_vllm_startup_s"] = round(good.startup_seconds or 0, 1)
+        # The server runs the pod's own command line: model ids mapped to the generated folders, the pod's k.
+        assert good.server is not None
+        args = good.server.args
+        assert json.loads(args[args.index("--speculative-config") + 1]) == {
+            "method": "draft_model",
+            "model": str(models / "copy"),
+            "num_speculative_tokens": K,
+        }
+        assert args[args.index("--served-model-name") + 1] == TARGET
+        assert good.server.model_id == TARGET
+
+        st = wait(
+            "the copy draft's revision to become stable",
+            vllm_fleet,
+            lambda: (s := status(kubectl, namespace)).get("revision", {}).get("stable") and s,
+            VERDICT_TIMEOUT,
+        )
+        report["stable_s"] = elapsed()
+        stable = st["revision"]["stable"]
+        assert stable == st["revision"]["current"] == st["revision"]["serving"]
+        acc = st["acceptance"]
+        report["good_acceptance"] = acc
+        # The target's own weights propose exactly what the target would generate: every draft token is accepted.
+        assert acc["rate"] >= 0.98, acc
+        assert acc["meanAcceptedLength"] == pytest.approx(K + 1, abs=0.1), acc
+        assert acc["draftTokens"] >= ROLLBACK["minDraftTokens"] and acc["podsCounted"] == 1, acc
+        assert acc["perPosition"] == pytest.approx([1.0] * K, abs=0.02), acc
+        # What the operator published came from this server's real counters (a window is a slice of them).
+        drafted, accepted = real_counters(good)
+        report["good_server_totals"] = {"draft_tokens": drafted, "accepted_tokens": accepted}
+        assert drafted >= acc["draftTokens"] and accepted / drafted >= 0.98
+        assert cond(st, "RolledBack")["status"] == "False"
+
+        # ---- 2. the bad draft: validation passes (same tokenizer), real vLLM restarts with it, acceptance ~2%
+        kubectl.apply(manifest(BAD), "-n", namespace)
+        wait(
+            "the Deployment to run the other-family draft",
+            vllm_fleet,
+            lambda: deployment_draft(kubectl, namespace) == BAD,
+            120,
+        )
+        bad = wait(
+            "real vLLM restarted with the other-family draft",
+            vllm_fleet,
+            lambda: serving_draft(vllm_fleet, namespace, BAD),
+            STARTUP_TIMEOUT,
+        )
+        bad_ready = time.monotonic()
+        report["bad_vllm_ready_s"] = elapsed()
+        report["bad_vllm_startup_s"] = round(bad.startup_seconds or 0, 1)
+        assert good.state == "stopped", "the copy draft's server must stop when its pod goes away"
+        assert bad.server is not None
+        args = bad.server.args
+        assert json.loads(args[args.index("--speculative-config") + 1])["model"] == str(models / "other-family")
+
+        bad_totals: list[tuple[float, float]] = []
+
+        def rolled_back() -> dict[str, Any] | None:
+            s = status(kubectl, namespace)
+            if cond(s, "RolledBack").get("status") == "True":
+                return s
+            with contextlib.suppress(ServerError):  # the server may be stopped between the two reads
+                bad_totals.append(real_counters(bad))  # our own reading of the server the operator is judging
+            return None
+
+        st = wait("the operator to roll back by itself", vllm_fleet, rolled_back, VERDICT_TIMEOUT)
+        report["rolled_back_s"] = elapsed()
+        report["rollback_after_bad_ready_s"] = round(time.monotonic() - bad_ready, 1)
+        assert bad_totals, "the other-family server was never read before the rollback"
+        drafted, accepted = bad_totals[-1]
+        report["bad_server_totals"] = {"draft_tokens": drafted, "accepted_tokens": accepted}
+        assert drafted >= ROLLBACK["minDraftTokens"] and accepted / drafted < 0.1, report["bad_server_totals"]
+        rev = st["revision"]
+        assert rev["serving"] == stable and rev["current"] != stable
+        assert [f["id"] for f in rev["failed"]] == [rev["current"]]
+        assert st["phase"] == "RolledBack"
+        wait(
+            "the Deployment back on the copy draft",
+            vllm_fleet,
+            lambda: deployment_draft(kubectl, namespace) == GOOD,
+            60,
+        )
+
+        [event] = [e for e in kubectl.items("events", namespace) if e.get("reason") == "RolledBack"]
+        report["rollback_event"] = event["message"]
+        assert event["type"] == "Warning"
+        message = event["message"]
+        m = re.search(r"acceptance rate ([0-9.]+) is below the threshold ([0-9.]+) in 2 consecutive", message)
+        assert m, message
+        measured = float(m.group(1))
+        report["bad_rate"] = measured
+        # The GPT-NeoX draft agrees with the target's greedy choice about 2% of the time (compare-drafts: 0.019).
+        assert measured < 0.1, message
+        assert float(m.group(2)) == THRESHOLD
+        tokens = re.search(r"([\d,]+) of ([\d,]+) draft tokens accepted", message)
+        assert tokens, message
+        assert int(tokens.group(2).replace(",", "")) >= ROLLBACK["minDraftTokens"], message
+        # The spec still names the bad draft: the operator never edits spec, and does not retry the failed revision.
+        assert kubectl.get("sd", NAME, namespace)["spec"]["draft"]["model"] == BAD
+
+        # ---- 3. real vLLM serves the copy draft again, and the operator keeps measuring the revision it restored
+        wait(
+            "real vLLM serving the copy draft again",
+            vllm_fleet,
+            lambda: serving_draft(vllm_fleet, namespace, GOOD),
+            STARTUP_TIMEOUT,
+        )
+        report["restored_s"] = elapsed()
+
+        rolled_back_at = datetime.fromisoformat(event["lastTimestamp"])
+
+        def measured_again() -> dict[str, Any] | None:
+            acc = status(kubectl, namespace).get("acceptance") or {}
+            if acc.get("revision") != stable or "windowEnd" not in acc:
+                return None
+            fresh = datetime.fromisoformat(acc["windowEnd"]) > rolled_back_at
+            return acc if fresh and acc.get("draftTokens", 0) >= ROLLBACK["minDraftTokens"] else None
+
+        acc = wait("a new acceptance window of the restored revision", vllm_fleet, measured_again, VERDICT_TIMEOUT)
+        report["restored_acceptance_s"] = elapsed()
+        report["restored_acceptance"] = acc
+        assert acc["rate"] >= 0.98, acc
+        st = status(kubectl, namespace)
+        assert st["revision"]["serving"] == stable and cond(st, "RolledBack")["status"] == "True"
+        assert len([e for e in kubectl.items("events", namespace) if e.get("reason") == "RolledBack"]) == 1
+    finally:
+        report["servers"] = vllm_fleet.summary()
+        report["total_s"] = elapsed()
+        (e2e_out / "operator-vllm.json").write_text(json.dumps(report, indent=2) + "\n")

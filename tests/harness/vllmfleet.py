@@ -1,0 +1,327 @@
+"""Real vLLM (the CPU build) behind every Ready vLLM pod of the local cluster, and greedy traffic to each server.
+
+Why: kwok runs no containers, so in the e2e tier this harness plays the kubelet for the vLLM pods. For each Ready
+pod the operator created, it starts real vLLM on the pod's loopback IP and the container's ``--port`` with exactly
+the pod's command line (model ids mapped to the generated tiny models by ``tests.harness.vllm.cpu_argv``), and
+stops it when the pod goes away, as a kubelet would on deletion. A traffic thread per ready server sends greedy
+completions, so the operator's scrapes of the real ``/metrics`` see speculative decoding at work.
+
+Model ids: the specs of the tier and of the demo name models like a user would (``tiny/target``, ``tiny/copy``);
+:func:`model_map` maps them to the generated folders for vLLM, and :func:`offline_hub_cache` lays their metadata out
+as a Hugging Face cache, so the validator (run by ``PodRunner`` with ``HF_HUB_OFFLINE=1``) reads them as it would
+read a pre-fetched cache in an air-gapped cluster.
+
+Stand-in, said plainly: kwok marks a pod Ready at once, while real vLLM needs a minute to load. Until it answers,
+the operator's scrapes fail (connection refused) and its windows hold, which is the behaviour under test anyway.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import shutil
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client, config
+
+from specdeploy.render.names import VLLM_CONTAINER
+from tests.harness.fakevllm import SERVER_SELECTOR
+from tests.harness.tinymodels import CANDIDATES
+from tests.harness.vllm import ServerError, VllmServer, server_from_argv
+
+#: Owner part of the model ids that stand for the generated models (``tiny/target``, ``tiny/copy``, ...).
+MODEL_OWNER = "tiny"
+#: What a Hugging Face cache keeps of a model here: everything but the weights (the validator reads no weights).
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
+#: Longest prompt sent, in characters. The tokenizer is byte-level, so this bounds the prompt's tokens too:
+#: prompt + completion + 2*(k+1) stays far below the CPU servers' max-model-len (1024), where drafts get cut short.
+PROMPT_CHARS = 320
+
+
+def model_id(name: str) -> str:
+    """The id a spec uses for the generated model ``name`` (``target`` or a draft candidate)."""
+    return f"{MODEL_OWNER}/{name}"
+
+
+def model_map(models: Path) -> dict[str, str]:
+    """``tiny/<name>`` -> the generated folder, for the target and every draft candidate."""
+    return {model_id(name): str(models / name) for name in ("target", *CANDIDATES)}
+
+
+def offline_hub_cache(models: Mapping[str, str], home: Path) -> Path:
+    """Lay out each model's metadata files as a Hugging Face cache under ``home`` (use it as ``HF_HOME``).
+
+    Each id gets ``hub/models--<owner>--<name>/refs/main`` pointing at a snapshot named by a hash of its files, as
+    ``huggingface_hub`` writes them; ``snapshot_download(local_files_only=True)`` then finds them offline.
+    """
+    hub = home / "hub"
+    for repo_id, folder in models.items():
+        files = sorted(p for p in Path(folder).iterdir() if p.is_file() and not p.name.endswith(_WEIGHT_SUFFIXES))
+        if not files:
+            raise FileNotFoundError(f"{folder} (for {repo_id}) has no metadata files")
+        digest = hashlib.sha1(usedforsecurity=False)
+        for path in files:
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+        commit = digest.hexdigest()
+        repo = hub / f"models--{repo_id.replace('/', '--')}"
+        snapshot = repo / "snapshots" / commit
+        snapshot.mkdir(parents=True, exist_ok=True)
+        for path in files:
+            shutil.copyfile(path, snapshot / path.name)
+        (repo / "refs").mkdir(exist_ok=True)
+        (repo / "refs" / "main").write_text(commit)
+    return home
+
+
+def read_prompts(path: Path) -> list[str]:
+    """Prompts for the traffic: one per non-blank line of ``path``, cut to ``PROMPT_CHARS`` characters."""
+    prompts = [line.strip()[:PROMPT_CHARS] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not prompts:
+        raise ValueError(f"{path}: no prompts (one per non-blank line expected)")
+    return prompts
+
+
+@dataclass
+class Traffic:
+    """Greedy completions sent to each ready server: ``concurrency`` requests in flight, ``max_tokens`` each."""
+
+    prompts: Sequence[str]
+    max_tokens: int = 48
+    concurrency: int = 2
+
+
+@dataclass
+class PodServer:
+    """Real vLLM for one pod: where it listens, which draft it was given, and what happened to it."""
+
+    pod: str
+    namespace: str
+    uid: str
+    ip: str
+    port: int
+    draft: str | None  # the draft model id from the pod's --speculative-config, None without speculation
+    server: VllmServer | None  # None when the pod's command line could not be turned into one
+    state: str = "starting"  # starting -> ready -> stopped, or failed
+    error: str = ""
+    created: float = field(default_factory=time.monotonic)
+    ready_at: float | None = None
+    stopped_at: float | None = None
+    requests: int = 0
+    completion_tokens: int = 0
+    request_errors: list[str] = field(default_factory=list)
+    stopping: threading.Event = field(default_factory=threading.Event)
+    process_lock: threading.Lock = field(default_factory=threading.Lock)  # start vs stop of the vLLM process
+
+    @property
+    def startup_seconds(self) -> float | None:
+        return None if self.ready_at is None else self.ready_at - self.created
+
+    def describe(self) -> str:
+        started = f"ready after {self.startup_seconds:.0f} s" if self.startup_seconds is not None else self.state
+        return (
+            f"{self.namespace}/{self.pod} {self.ip}:{self.port} draft={self.draft} {started}, "
+            f"{self.requests} requests, {self.completion_tokens} tokens"
+        )
+
+
+def vllm_container(pod: Any) -> Any:
+    """The vLLM container of a server pod (by name, falling back to the first)."""
+    containers = list(pod.spec.containers or [])
+    return next((c for c in containers if c.name == VLLM_CONTAINER), containers[0])
+
+
+def pod_argv(pod: Any) -> list[str]:
+    """The container's command line as the kubelet would run it: ``command`` + ``args``."""
+    container = vllm_container(pod)
+    return [*(container.command or []), *(container.args or [])]
+
+
+def _flag(argv: Sequence[str], name: str) -> str | None:
+    for i, arg in enumerate(argv):
+        if arg == name and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith(name + "="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def pod_port(argv: Sequence[str]) -> int:
+    """The port vLLM listens on: the command line's ``--port`` (vLLM's default, 8000, without one)."""
+    return int(_flag(argv, "--port") or 8000)
+
+
+def pod_draft(argv: Sequence[str]) -> str | None:
+    spec_cfg = _flag(argv, "--speculative-config")
+    if spec_cfg is None:
+        return None
+    draft = json.loads(spec_cfg).get("model")
+    return str(draft) if draft is not None else None
+
+
+class VllmFleet:
+    """Start real vLLM for every Ready vLLM pod, stop it when the pod goes away, and keep traffic flowing.
+
+    ``failures`` lists servers that could not start or died: callers should fail fast on them (with
+    :meth:`check`) rather than wait for a verdict that cannot come.
+    """
+
+    def __init__(
+        self,
+        kubeconfig: Path,
+        python: Path,
+        models: Mapping[str, str],
+        log_dir: Path,
+        *,
+        traffic: Traffic | None = None,
+        interval: float = 0.5,
+        startup_timeout_s: float = 600.0,
+    ) -> None:
+        self.api = client.CoreV1Api(config.new_client_from_config(str(kubeconfig)))  # type: ignore[no-untyped-call]
+        self.python = python
+        self.models = dict(models)
+        self.log_dir = log_dir
+        self.traffic = traffic
+        self.interval = interval
+        self.startup_timeout_s = startup_timeout_s
+        self.servers: dict[str, PodServer] = {}  # live ones, by pod uid
+        self.history: list[PodServer] = []  # every server ever started, oldest first
+        self.failures: list[str] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="vllm-fleet", daemon=True)
+        self._prompt_counter = itertools.count()
+
+    def start(self) -> VllmFleet:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+        with self._lock:
+            live = list(self.servers.values())
+            self.servers.clear()
+        for ps in live:
+            self._stop_server(ps)
+
+    # ------------------------------------------------------------------ queries
+    def ready(self, namespace: str | None = None) -> list[PodServer]:
+        """Live servers that answer requests (of pods in ``namespace``, when given)."""
+        with self._lock:
+            live = list(self.servers.values())
+        return [ps for ps in live if ps.state == "ready" and (namespace is None or ps.namespace == namespace)]
+
+    def check(self) -> None:
+        """Raise AssertionError with the vLLM log tail if a server failed to start or died."""
+        if self.failures:
+            raise AssertionError("real vLLM failed:\n" + "\n\n".join(self.failures))
+
+    def summary(self) -> list[str]:
+        return [ps.describe() for ps in self.history]
+
+    # ------------------------------------------------------------------ the kubelet part
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                pods: list[Any] = self.api.list_pod_for_all_namespaces(label_selector=SERVER_SELECTOR).items
+            except Exception:  # the API server restarting or not up yet: try again
+                self._stop.wait(1)
+                continue
+            wanted = {}
+            for pod in pods:
+                ready = any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
+                if ready and pod.status.pod_ip and not pod.metadata.deletion_timestamp:
+                    wanted[pod.metadata.uid] = pod
+            with self._lock:
+                gone = [self.servers.pop(uid) for uid in list(self.servers) if uid not in wanted]
+            for ps in gone:  # before starting new ones: a new pod may get the IP of one that went away
+                self._stop_server(ps)
+            for uid, pod in wanted.items():
+                if uid not in self.servers:
+                    self._start_server(pod)
+            self._stop.wait(self.interval)
+
+    def _start_server(self, pod: Any) -> None:
+        argv = pod_argv(pod)
+        name, ns = pod.metadata.name, pod.metadata.namespace
+        try:
+            server = server_from_argv(
+                self.python,
+                argv,
+                self.models,
+                host=pod.status.pod_ip,
+                port=pod_port(argv),
+                log_path=self.log_dir / f"{ns}-{name}.log",
+            )
+        except (KeyError, ValueError) as err:  # an unmapped model id or an option vLLM does not have
+            self.failures.append(f"{ns}/{name}: cannot run the pod's command line: {err}\n{' '.join(argv)}")
+            with self._lock:  # remember it, so it is not retried every pass
+                self.servers[pod.metadata.uid] = PodServer(
+                    name, ns, pod.metadata.uid, pod.status.pod_ip, 0, None, None, state="failed"
+                )
+            return
+        ps = PodServer(name, ns, pod.metadata.uid, pod.status.pod_ip, server.port, pod_draft(argv), server)
+        with self._lock:
+            self.servers[ps.uid] = ps
+            self.history.append(ps)
+        threading.Thread(target=self._bring_up, args=(ps,), name=f"vllm-{name}", daemon=True).start()
+
+    def _bring_up(self, ps: PodServer) -> None:
+        assert ps.server is not None
+        try:
+            with ps.process_lock:  # a pod deleted before its server started must not leave a process behind
+                if ps.stopping.is_set():
+                    return
+                ps.server.start()
+            ps.server.wait_ready(self.startup_timeout_s)
+        except ServerError as err:
+            if not ps.stopping.is_set():  # stopped because its pod went away: not a failure
+                ps.state, ps.error = "failed", str(err)
+                self.failures.append(f"{ps.namespace}/{ps.pod} (draft {ps.draft}): {err}")
+            return
+        if ps.stopping.is_set():
+            return
+        ps.ready_at = time.monotonic()
+        ps.state = "ready"
+        if self.traffic is not None:
+            for i in range(max(1, self.traffic.concurrency)):
+                threading.Thread(
+                    target=self._send, args=(ps, self.traffic), name=f"traffic-{ps.pod}-{i}", daemon=True
+                ).start()
+
+    def _stop_server(self, ps: PodServer) -> None:
+        ps.stopping.set()
+        if ps.state != "failed":
+            ps.state = "stopped"
+        ps.stopped_at = time.monotonic()
+        if ps.server is not None:
+            with ps.process_lock:
+                ps.server.stop(grace_s=15)
+
+    # ------------------------------------------------------------------ traffic
+    def _send(self, ps: PodServer, traffic: Traffic) -> None:
+        """Greedy completions, one after another, until the server is stopped."""
+        assert ps.server is not None
+        while not ps.stopping.is_set() and not self._stop.is_set():
+            prompt = traffic.prompts[next(self._prompt_counter) % len(traffic.prompts)]
+            try:
+                reply = ps.server.complete(prompt, traffic.max_tokens)
+            except ServerError as err:
+                if ps.stopping.is_set():
+                    return
+                ps.request_errors.append(str(err)[:500])
+                if not ps.server.running():
+                    ps.state, ps.error = "failed", str(err)
+                    self.failures.append(f"{ps.namespace}/{ps.pod} (draft {ps.draft}) died: {err}")
+                    return
+                ps.stopping.wait(1)
+                continue
+            ps.requests += 1
+            ps.completion_tokens += int((reply.get("usage") or {}).get("completion_tokens") or 0)
