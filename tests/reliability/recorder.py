@@ -54,15 +54,19 @@ def api_client(kubeconfig: Path, user_agent: str | None = None) -> client.ApiCli
 class ObjectRecord:
     """Everything seen of one SpeculativeDeployment and its Deployment."""
 
-    # (type, status, reason, message) of each condition change, in order; message only for Validated Unknown,
-    # whose Event (ValidationStarted) is per revision.
+    # (type, status, reason, message) of each condition change, in order. A change is a new status or reason (for
+    # Validated Unknown also a new message: its Event, ValidationStarted, is per revision).
     transitions: list[tuple[str, str, str, str]] = field(default_factory=list)
     seen_at: list[str] = field(default_factory=list)  # lastTransitionTime of each transition, for messages
     last: dict[str, tuple[str, str, str]] = field(default_factory=dict)
     templates: list[str] = field(default_factory=list)  # distinct successive pod-template revisions
 
-    def count(self, type_: str, status: str, reason: str | None) -> int:
-        return sum(1 for t, s, r, _ in self.transitions if t == type_ and s == status and reason in (None, r))
+    def count(self, type_: str, status: str, reason: str | None, message: str | None = None) -> int:
+        return sum(
+            1
+            for t, s, r, m in self.transitions
+            if t == type_ and s == status and reason in (None, r) and message in (None, m)
+        )
 
 
 class Recorder:
@@ -152,8 +156,8 @@ class Recorder:
             rec = self.records.setdefault(name, ObjectRecord())
             for c in conditions:
                 type_, status, reason = c.get("type", ""), c.get("status", ""), c.get("reason", "")
-                message = c.get("message", "") if (type_, status) == ("Validated", "Unknown") else ""
-                now = (status, reason, message)
+                message = str(c.get("message", ""))
+                now = (status, reason, message if (type_, status) == ("Validated", "Unknown") else "")
                 if rec.last.get(type_) != now:
                     before = rec.last.get(type_)
                     rec.last[type_] = now
@@ -188,31 +192,38 @@ class Recorder:
         return [e for e in items if e.involved_object.kind == "SpeculativeDeployment"]
 
     def excess_events(self, names: Iterable[str]) -> list[str]:
-        """Every (object, reason) with more Events than the condition changes that justify them, with both."""
+        """Every (object, reason) with more Events than the condition changes that justify them, with both.
+
+        Two rules. Always: Events with one and the same message (the condition's message, which names the
+        revision) are at most as many as the changes seen to that condition with that message, and at least one
+        is allowed (a change the watch could not see, after a forced re-list). And when the watch never had to
+        re-list, the Events of a reason are at most the changes of its condition, whatever the messages.
+        """
         events = self._events()
-        counts: dict[str, Counter[str]] = {}
-        for ev in events:
-            counts.setdefault(ev.involved_object.name, Counter())[ev.reason] += max(1, ev.count or 1)
         problems = []
         for name in names:
             rec = self.record(name)
-            for reason, n in sorted(counts.get(name, Counter()).items()):
-                if reason not in EVENT_TRANSITIONS:
-                    continue
-                allowed = rec.count(*EVENT_TRANSITIONS[reason])
-                if n > allowed:
-                    posted = [
-                        f"{e.first_timestamp or e.event_time} {e.message}"
-                        for e in events
-                        if e.involved_object.name == name and e.reason == reason
-                    ]
-                    type_ = EVENT_TRANSITIONS[reason][0]
-                    seen = [f"{at} {t[1]}/{t[2]}" for t, at in zip(rec.transitions, rec.seen_at, strict=True)]
-                    seen = [x for x, t in zip(seen, rec.transitions, strict=True) if t[0] == type_]
-                    problems.append(
-                        f"{name}: {n} {reason} Events for {allowed} transitions (relists {self.relists})\n"
-                        f"  Events: {posted}\n  {type_} transitions seen: {seen}"
-                    )
+            mine = [e for e in events if e.involved_object.name == name and e.reason in EVENT_TRANSITIONS]
+            by_reason: Counter[str] = Counter()
+            by_message: Counter[tuple[str, str]] = Counter()
+            for e in mine:
+                by_reason[e.reason] += max(1, e.count or 1)
+                by_message[(e.reason, e.message)] += max(1, e.count or 1)
+            bad = [
+                f"{n} {reason} Events say {message!r}, {rec.count(*EVENT_TRANSITIONS[reason], message)} changes did"
+                for (reason, message), n in sorted(by_message.items())
+                if n > max(1, rec.count(*EVENT_TRANSITIONS[reason], message))
+            ]
+            if self.relists == 0:
+                bad += [
+                    f"{n} {reason} Events for {rec.count(*EVENT_TRANSITIONS[reason])} transitions"
+                    for reason, n in sorted(by_reason.items())
+                    if n > rec.count(*EVENT_TRANSITIONS[reason])
+                ]
+            if bad:
+                seen = [f"{at} {t[0]}={t[1]}/{t[2]}" for t, at in zip(rec.transitions, rec.seen_at, strict=True)]
+                posted = [f"{e.first_timestamp or e.event_time} {e.reason}: {e.message}" for e in mine]
+                problems.append(f"{name}: {'; '.join(bad)}\n  Events: {posted}\n  changes seen: {seen}")
         return problems
 
     def missing_events(self, names: Iterable[str]) -> int:

@@ -3,14 +3,13 @@ bounded memory, never with a traceback, a hang or an out-of-memory kill.
 
 Each case is a real model folder (Mistral 7B v0.1's config and SentencePiece tokenizer from mistral-common) with
 one file of the draft replaced, run through ``python -m specdeploy.validate`` as the validation Job runs it. The
-child's wall time and peak RSS (``os.wait4``) are printed; an address-space limit keeps a regression from taking
+child's wall time and peak RSS (VmHWM) are printed; an address-space limit keeps a regression from taking
 the test machine down with it.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import random
 import shutil
 import subprocess
@@ -41,39 +40,42 @@ class Run:
     stderr: str
 
 
-# The validator's own entry point, started under an address-space limit (set inside the child, before any import).
-LIMITED_VALIDATOR = (
-    "import resource, runpy, sys; "
-    f"resource.setrlimit(resource.RLIMIT_AS, ({ADDRESS_SPACE_LIMIT}, {ADDRESS_SPACE_LIMIT})); "
-    "sys.argv[0] = 'specdeploy.validate'; "
-    "runpy.run_module('specdeploy.validate', run_name='__main__', alter_sys=True)"
-)
+# The validator's own entry point under an address-space limit (set inside the child, before any import). Its peak
+# RSS is read from /proc/self/status (VmHWM) at exit: ru_maxrss of a child of pytest would report pytest's own size
+# for any child smaller than that, because Linux carries the parent's high-water mark across fork and exec.
+LIMITED_VALIDATOR = """
+import atexit, resource, runpy, sys
+resource.setrlimit(resource.RLIMIT_AS, ({limit}, {limit}))
+def peak():
+    with open("/proc/self/status") as status, open({hwm!r}, "w") as out:
+        out.write(next(line.split()[1] for line in status if line.startswith("VmHWM:")))
+atexit.register(peak)
+sys.argv[0] = "specdeploy.validate"
+runpy.run_module("specdeploy.validate", run_name="__main__", alter_sys=True)
+"""
 
 
 def run_validator(target: Path, draft: Path, timeout: float = 120) -> Run:
     out_path, err_path = draft.parent / f"{draft.name}.out", draft.parent / f"{draft.name}.err"
-    argv = [sys.executable, "-c", LIMITED_VALIDATOR, "--target", str(target), "--draft", str(draft), "--output", "json"]
+    hwm_path = draft.parent / f"{draft.name}.hwm"
+    code = LIMITED_VALIDATOR.format(limit=ADDRESS_SPACE_LIMIT, hwm=str(hwm_path))
+    argv = [sys.executable, "-c", code, "--target", str(target), "--draft", str(draft), "--output", "json"]
     started = time.monotonic()
     with out_path.open("wb") as out, err_path.open("wb") as err:
         proc = subprocess.Popen(argv, stdout=out, stderr=err)
-        deadline = started + timeout
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.monotonic() > deadline:
-                proc.kill()
-                os.wait4(proc.pid, 0)
-                raise AssertionError(f"the validator ran past {timeout:.0f} s on {draft.name}")
-            time.sleep(0.02)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise AssertionError(f"the validator ran past {timeout:.0f} s on {draft.name}") from None
     seconds = time.monotonic() - started
-    proc.returncode = os.waitstatus_to_exitcode(status)
     text = out_path.read_text()
     return Run(
         code=proc.returncode,
         report=json.loads(text) if text.strip() else {},
         seconds=seconds,
-        rss_mib=usage.ru_maxrss / 1024,
+        rss_mib=int(hwm_path.read_text()) / 1024 if hwm_path.exists() else float("nan"),
         stderr=err_path.read_text(),
     )
 

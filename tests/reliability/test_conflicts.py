@@ -1,0 +1,201 @@
+"""A second writer on the same objects: no update is lost, and the operator does not fight a user's own marks.
+
+While the operator rolls out spec changes, another client (its own connection and field manager, as another
+controller or a person with kubectl would be) keeps writing, as fast as the API server lets it:
+
+- the SpeculativeDeployment's status, read-modify-write with the resourceVersion (optimistic concurrency, the way
+  a well-behaved controller writes): a condition type of its own, ``example.com/Audited``, whose message counts
+  up, and ``status.phase``, a field the operator owns;
+- labels and annotations of its own on the Deployment and the Service (merge patches);
+- the Deployment's ``spec.replicas`` (a scale), another field the operator owns.
+
+Afterwards the operator's fields must be right again (phase, replicas, revision, Ready) and the other writer's
+last values must all still be there: its condition, labels and annotations. Then nothing may change for 30 s:
+no PATCH by the operator on the Deployment or the Service, no status write.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from tests.harness.localcluster import LocalCluster
+from tests.harness.operator import OperatorProcess
+from tests.reliability.recorder import GROUP, PLURAL, VERSION, api_client, wait_until
+from tests.reliability.world import World, cond, sd
+
+pytestmark = pytest.mark.integration
+
+OBJECTS = ("x0", "x1", "x2")
+WRITER_SECONDS = 12.0
+STEADY_SECONDS = 30.0
+FOREIGN = "example.com/Audited"
+LABEL = "team.example.com/owner"
+ANNOTATION = "audit.example.com/round"
+
+
+class SecondWriter:
+    """Another client writing the same objects from a thread; remembers the last value it wrote to each."""
+
+    def __init__(self, cluster: LocalCluster, namespace: str) -> None:
+        api = api_client(cluster.kubeconfig, user_agent="second-writer")
+        self.custom = client.CustomObjectsApi(api)
+        self.apps = client.AppsV1Api(api)
+        self.core = client.CoreV1Api(api)
+        self.namespace = namespace
+        self.rounds = 0
+        self.status_conflicts = 0  # 409s: the operator wrote in between; read again and retry
+        self.last_message: dict[str, str] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="second-writer", daemon=True)
+        self.error: BaseException | None = None
+
+    def start(self) -> SecondWriter:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+        if self.error is not None:
+            raise self.error
+
+    def _loop(self) -> None:
+        try:
+            while not self._stop.is_set():
+                self.write_round()
+        except BaseException as e:  # surfaced by stop()
+            self.error = e
+
+    def write_round(self) -> None:
+        self.rounds += 1
+        n = self.rounds
+        for name in OBJECTS:
+            self._status(name, f"round {n}", phase="Degraded" if n % 2 else "Pending")
+            marks = {"metadata": {"labels": {LABEL: "ml-platform"}, "annotations": {ANNOTATION: str(n)}}}
+            self.apps.patch_namespaced_deployment(name, self.namespace, marks)
+            self.core.patch_namespaced_service(name, self.namespace, marks)
+            if n % 3 == 0:
+                self.apps.patch_namespaced_deployment_scale(name, self.namespace, {"spec": {"replicas": 3}})
+
+    def _status(self, name: str, message: str, phase: str | None) -> None:
+        """Read-modify-write of the status with the resourceVersion; retried on 409 Conflict."""
+        while True:
+            obj = self.custom.get_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, name)
+            status = dict(obj.get("status") or {})
+            conditions = [c for c in status.get("conditions") or [] if c.get("type") != FOREIGN]
+            conditions.append(
+                {
+                    "type": FOREIGN,
+                    "status": "True",
+                    "reason": "Audited",
+                    "message": message,
+                    "lastTransitionTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                }
+            )
+            status["conditions"] = conditions
+            if phase:
+                status["phase"] = phase
+            body = {**obj, "status": status}
+            try:
+                self.custom.replace_namespaced_custom_object_status(GROUP, VERSION, self.namespace, PLURAL, name, body)
+            except ApiException as e:
+                if e.status == 409:
+                    self.status_conflicts += 1
+                    continue
+                raise
+            self.last_message[name] = message
+            return
+
+
+def foreign_marks_kept(world: World, writer: SecondWriter) -> dict[str, str]:
+    """What of the second writer's last writes is missing, per object."""
+    lost = {}
+    for name in OBJECTS:
+        obj = world.custom.get_namespaced_custom_object(GROUP, VERSION, world.namespace, PLURAL, name)
+        mine = cond(obj.get("status") or {}, FOREIGN)
+        if mine.get("message") != writer.last_message[name]:
+            lost[name] = f"condition {FOREIGN} is {mine or 'gone'}, last written {writer.last_message[name]!r}"
+            continue
+        for kind, meta in (
+            ("Deployment", world.apps.read_namespaced_deployment(name, world.namespace).metadata),
+            (
+                "Service",
+                client.CoreV1Api(world.apps.api_client).read_namespaced_service(name, world.namespace).metadata,
+            ),
+        ):
+            if (meta.labels or {}).get(LABEL) != "ml-platform" or (meta.annotations or {}).get(ANNOTATION) != str(
+                writer.rounds
+            ):
+                lost[name] = f"{kind} lost the writer's label or annotation: {meta.labels} {meta.annotations}"
+    return lost
+
+
+def resource_versions(world: World) -> dict[str, Any]:
+    core = client.CoreV1Api(world.apps.api_client)
+    out: dict[str, Any] = {}
+    for name in OBJECTS:
+        out[f"sd/{name}"] = world.custom.get_namespaced_custom_object(GROUP, VERSION, world.namespace, PLURAL, name)[
+            "metadata"
+        ]["resourceVersion"]
+        out[f"deployment/{name}"] = world.apps.read_namespaced_deployment(
+            name, world.namespace
+        ).metadata.resource_version
+        out[f"service/{name}"] = core.read_namespaced_service(name, world.namespace).metadata.resource_version
+    return out
+
+
+def test_a_second_writer_loses_nothing_and_is_not_fought(
+    cluster: LocalCluster, namespace: str, operator: OperatorProcess
+) -> None:
+    api = api_client(cluster.kubeconfig)
+    world = World(namespace, client.CustomObjectsApi(api), client.AppsV1Api(api))
+    for name in OBJECTS:
+        world.apply(sd(name, k=4, replicas=1), "serve")
+    wait_until("the objects to serve", lambda: not world.not_converged(), timeout=90)
+
+    mark = operator.log_mark()
+    writer = SecondWriter(cluster, namespace).start()
+    deadline = time.monotonic() + WRITER_SECONDS
+    k = 4
+    while time.monotonic() < deadline:  # the operator has real work meanwhile: new revisions to roll out
+        k = 2 + (k - 1) % 8
+        for name in OBJECTS:
+            world.apply(sd(name, k=k, replicas=1), "serve")
+        time.sleep(3)
+    writer.stop()
+    during = operator.logs_since(mark)
+
+    _, converged_in = wait_until(
+        "the operator's fields to be right again", lambda: not world.not_converged(), timeout=60
+    )
+    for name in OBJECTS:
+        st = world.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)["status"]
+        assert st["phase"] == "Ready", f"{name}: phase {st['phase']} (the second writer's value stuck)"
+        assert cond(st, "Ready")["status"] == "True"
+        assert world.apps.read_namespaced_deployment(name, namespace).spec.replicas == 1
+    lost = foreign_marks_kept(world, writer)
+    assert not lost, f"the operator removed the second writer's own writes: {lost}"
+
+    mark = operator.log_mark()
+    before = resource_versions(world)
+    time.sleep(STEADY_SECONDS)
+    after = resource_versions(world)
+    steady = operator.logs_since(mark)
+    patches = sum(steady.count(f"updated {kind} ") for kind in ("Deployment", "Service"))
+    changed = sorted(k for k in before if before[k] != after[k])
+    assert patches == 0 and changed == [], f"{patches} PATCHes, changed: {changed}\n{steady[-3000:]}"
+    assert not foreign_marks_kept(world, writer)
+
+    reverts = sum(during.count(f"updated Deployment {name}") for name in OBJECTS)
+    print(
+        f"\nsecond writer: {writer.rounds} rounds over {WRITER_SECONDS:.0f} s on {len(OBJECTS)} objects "
+        f"({writer.status_conflicts} of its status writes met 409 Conflict and were retried); operator Deployment "
+        f"PATCHes meanwhile {reverts}; converged {converged_in:.1f} s after it stopped; over the next "
+        f"{STEADY_SECONDS:.0f} s: {patches} PATCHes on Deployments/Services, {len(changed)} objects changed"
+    )
