@@ -81,7 +81,13 @@ class Api:
         headers = dict(self.headers)
         if data is not None:
             headers["Content-Type"] = "application/merge-patch+json" if method == "PATCH" else "application/json"
-        resp = self.pool.request(method, self.server + path, body=data, headers=headers, timeout=30.0, retries=False)
+        for _ in range(30):  # 429 "storage is (re)initializing": a new CRD's watch cache is not ready yet
+            resp = self.pool.request(
+                method, self.server + path, body=data, headers=headers, timeout=30.0, retries=False
+            )
+            if resp.status != 429:
+                break
+            time.sleep(1)
         if resp.status not in set(ok):
             raise ApiError(f"{method} {path}: HTTP {resp.status}: {resp.data[:300]!r}")
         parsed: dict[str, Any] = json.loads(resp.data) if resp.data else {}

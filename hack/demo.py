@@ -218,15 +218,14 @@ def main() -> int:  # noqa: PLR0915 - a script that tells a story step by step
                 model_map(tiny),
                 root / "vllm-logs",
                 traffic=Traffic(prompts=read_prompts(tiny / PROMPTS)),
+                namespace=NS,
             ).start()
             started.append(fleet.stop)
             note("vLLM pods: for each Ready pod, real vLLM (CPU build) starts on the pod's IP and port with the pod's")
-            note(f"own command line; {', '.join(model_map(tiny))} are tiny models generated in {tiny}")
-            note("(a 4-layer Llama target; its own copy as the good draft; a GPT-NeoX model with the same tokenizer as")
-            note(
-                "the bad one); greedy completions are sent to every ready server; vLLM logs in "
-                + str(root / "vllm-logs")
-            )
+            note("own command line, and greedy completions are sent to it. The models are tiny ones generated here:")
+            note(f"{target} (a 4-layer Llama), {good} (its own weights: the good draft) and {bad} (a GPT-NeoX")
+            note(f"model with the same tokenizer: the bad draft), in {tiny}")
+            note(f"vLLM logs: {root / 'vllm-logs'}")
         else:
             say(
                 "3. Stand-ins for containers (kwok runs none): SCRIPTED vLLM metrics",

@@ -266,6 +266,11 @@ class ObjectReconciler:
     and the last status it wrote, are applied over what the indexes and the body show until they show it
     themselves. Without them a stale index could undo a rollback for one loop, and a stale status would make
     the same transition post its Event twice.
+
+    Status writes carry the resourceVersion of the body they were computed from, so a status computed from an
+    older view than the API server's (another writer's condition landed since) is refused with 409 Conflict and
+    recomputed, instead of putting back what that writer replaced. The same precondition tells when the status
+    overlay is done: once the body has moved past that version, it holds the write.
     """
 
     def __init__(self, namespace: str, name: str, logger: logging.Logger | logging.LoggerAdapter[Any]) -> None:
@@ -274,6 +279,8 @@ class ObjectReconciler:
         self.tracker = AcceptanceTracker()
         self.written: dict[str, dict[str, str]] = {}
         self.last_status: dict[str, Any] = {}
+        self.last_status_over = ""  # resourceVersion the last status write was made over (its precondition)
+        self.seen_version = ""  # resourceVersion of the body this loop observed
         self.next_scrape = 0.0
 
     async def run_once(self, body: kopf.Body, spec: SpeculativeDeploymentSpec, idx: Indexes) -> None:
@@ -288,6 +295,7 @@ class ObjectReconciler:
         await self.execute(result, body, observed)
         if not is_subset(result.status, observed.status):
             self.last_status = result.status
+            self.last_status_over = self.seen_version
         self.tracker.set_serving(result.monitor, observed.deployment)
 
     def observe(
@@ -299,8 +307,9 @@ class ObjectReconciler:
             name=name, namespace=namespace, uid=str(meta.get("uid")), generation=int(meta.get("generation") or 0)
         )
         status = dict(body.get("status") or {})
+        self.seen_version = str(meta.get("resourceVersion") or "")
         if self.last_status:
-            if is_subset(self.last_status, status):
+            if self.seen_version != self.last_status_over or is_subset(self.last_status, status):
                 self.last_status = {}
             else:
                 status = {**status, **self.last_status}
@@ -351,7 +360,7 @@ class ObjectReconciler:
             if what:
                 self.logger.info(what)
         if not is_subset(p.status, dict(observed.status)):
-            await kube.patch_status(ns, name, p.status)
+            await kube.patch_status(ns, name, p.status, resource_version=self.seen_version or None)
         for ev in p.events:
             kopf.event(body, type=ev.type, reason=ev.reason, message=ev.message)
             if ev.reason == "RolledBack":
@@ -399,6 +408,10 @@ async def reconcile_daemon(
             except ValidationError as e:  # the API server validates; this only guards a CRD/model skew
                 logger.error(f"spec does not parse: {e}")
             except kube.KubeError as e:
+                if e.status == 409:  # the object changed since this loop read it: read it again, soon
+                    logger.debug(f"conflict, reconciling again: {e}")
+                    await asyncio.sleep(0.2)
+                    continue
                 logger.warning(f"reconcile failed, will retry: {e}")
                 await asyncio.sleep(2)
                 continue

@@ -5,8 +5,10 @@ client is synchronous, so each call runs in a bounded thread pool, never on the 
 as raw JSON (``_preload_content=False``) to skip the client's slow model deserialisation.
 
 Writes are idempotent by construction: children have deterministic names, so a retried create meets a 409
-and is treated as "already there"; patches are JSON merge patches without resourceVersion, so they never
-conflict, and only the keys the operator owns are sent.
+and is treated as "already there"; patches of children are JSON merge patches without resourceVersion, so they
+never conflict, and only the keys the operator owns are sent. The status is the exception: its conditions are
+one list that a merge patch replaces whole, other writers' conditions included, so a status write names the
+resourceVersion it was computed from and a stale one is refused (409) rather than undoing someone else's write.
 """
 
 from __future__ import annotations
@@ -189,8 +191,14 @@ async def delete(kind: str, namespace: str, name: str) -> None:
             raise
 
 
-async def patch_status(namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
-    """Merge-patch the SpeculativeDeployment's status subresource."""
+async def patch_status(
+    namespace: str, name: str, status: dict[str, Any], resource_version: str | None = None
+) -> dict[str, Any]:
+    """Merge-patch the SpeculativeDeployment's status subresource; with ``resource_version``, only over that
+    version of the object (KubeError 409 when it changed since)."""
+    body: dict[str, Any] = {"status": status}
+    if resource_version:
+        body["metadata"] = {"resourceVersion": resource_version}
     return await _call(
         _custom().patch_namespaced_custom_object_status,
         GROUP,
@@ -198,6 +206,6 @@ async def patch_status(namespace: str, name: str, status: dict[str, Any]) -> dic
         namespace,
         PLURAL,
         name,
-        {"status": status},
+        body,
         _content_type=MERGE_PATCH,
     )

@@ -68,13 +68,21 @@ def validator_runner(cluster: LocalCluster, hub_home: Path) -> Iterator[PodRunne
 
 @pytest.fixture
 def vllm_fleet(
-    cluster: LocalCluster, vllm_python: Path, models: Path, e2e_out: Path, request: pytest.FixtureRequest
+    cluster: LocalCluster,
+    vllm_python: Path,
+    models: Path,
+    e2e_out: Path,
+    namespace: str,
+    request: pytest.FixtureRequest,
 ) -> Iterator[VllmFleet]:
-    """Real vLLM (CPU) for every Ready vLLM pod, on its pod IP and port, with greedy traffic to each."""
+    """Real vLLM (CPU) for every Ready vLLM pod of the test's namespace, on its pod IP and port, with greedy
+    traffic to each. vLLM's logs are kept under ``$SPECDEPLOY_E2E_OUT/fleet/<test>/``."""
     log_dir = e2e_out / "fleet" / request.node.name
     shutil.rmtree(log_dir, ignore_errors=True)
     traffic = Traffic(prompts=read_prompts(models / PROMPTS))
-    fleet = VllmFleet(cluster.kubeconfig, vllm_python, model_map(models), log_dir, traffic=traffic).start()
+    fleet = VllmFleet(
+        cluster.kubeconfig, vllm_python, model_map(models), log_dir, traffic=traffic, namespace=namespace
+    ).start()
     try:
         yield fleet
     finally:

@@ -179,14 +179,17 @@ class VllmFleet:
         log_dir: Path,
         *,
         traffic: Traffic | None = None,
+        namespace: str | None = None,
         interval: float = 0.5,
         startup_timeout_s: float = 600.0,
     ) -> None:
+        """``namespace``: only that namespace's pods (pods of other tests on the shared cluster are left alone)."""
         self.api = client.CoreV1Api(config.new_client_from_config(str(kubeconfig)))  # type: ignore[no-untyped-call]
         self.python = python
         self.models = dict(models)
         self.log_dir = log_dir
         self.traffic = traffic
+        self.namespace = namespace
         self.interval = interval
         self.startup_timeout_s = startup_timeout_s
         self.servers: dict[str, PodServer] = {}  # live ones, by pod uid
@@ -230,7 +233,11 @@ class VllmFleet:
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
-                pods: list[Any] = self.api.list_pod_for_all_namespaces(label_selector=SERVER_SELECTOR).items
+                if self.namespace is None:
+                    found = self.api.list_pod_for_all_namespaces(label_selector=SERVER_SELECTOR)
+                else:
+                    found = self.api.list_namespaced_pod(self.namespace, label_selector=SERVER_SELECTOR)
+                pods: list[Any] = found.items
             except Exception:  # the API server restarting or not up yet: try again
                 self._stop.wait(1)
                 continue

@@ -15,7 +15,15 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_demo_runs_the_whole_story(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, str(REPO / "hack" / "demo.py"), "--no-wait", "--dir", str(tmp_path / "cluster")],
+        [
+            sys.executable,
+            str(REPO / "hack" / "demo.py"),
+            "--no-wait",
+            "--vllm",
+            "scripted",
+            "--dir",
+            str(tmp_path / "cluster"),
+        ],
         capture_output=True,
         text=True,
         timeout=420,

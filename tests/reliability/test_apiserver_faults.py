@@ -26,7 +26,7 @@ from kubernetes import client
 from tests.harness.localcluster import LocalCluster
 from tests.harness.operator import OperatorProcess
 from tests.reliability.recorder import Recorder, api_client, wait_until
-from tests.reliability.world import World, sd
+from tests.reliability.world import World, deployments_settled, sd
 
 pytestmark = pytest.mark.integration
 
@@ -36,18 +36,6 @@ CATCH_UP_TIMEOUT = 120.0
 # Bounds asserted (measured well below them on 2 loaded cores; the printed figures are the measurement).
 CATCH_UP_BOUND = 30.0  # the operator's own writes after the API server is ready again
 READY_LAG_BOUND = 10.0  # status Ready after the Deployments themselves settled
-
-
-def deployments_settled(world: World) -> bool:
-    """Every Deployment observed at its generation with all replicas updated and ready (the controller-manager's
-    part of a rollout, which the operator's Ready condition follows)."""
-    for d in world.apps.list_namespaced_deployment(world.namespace).items:
-        st, want = d.status, d.spec.replicas or 0
-        if (st.observed_generation or 0) < d.metadata.generation:
-            return False
-        if (st.updated_replicas or 0) < want or (st.ready_replicas or 0) < want or (st.replicas or 0) != want:
-            return False
-    return True
 
 
 def test_operator_rides_out_apiserver_restarts_and_catches_up(

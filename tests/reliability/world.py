@@ -157,6 +157,18 @@ class World:
         return "" if ok else f"not rolled back (serving {serving}, template {template_revision(dep)})"
 
 
+def deployments_settled(world: World) -> bool:
+    """Every Deployment observed at its generation with all replicas updated and ready (the controller-manager's
+    part of a rollout, which the operator's Ready condition follows)."""
+    for d in world.apps.list_namespaced_deployment(world.namespace).items:
+        st, want = d.status, d.spec.replicas or 0
+        if (st.observed_generation or 0) < d.metadata.generation:
+            return False
+        if (st.updated_replicas or 0) < want or (st.ready_replicas or 0) < want or (st.replicas or 0) != want:
+            return False
+    return True
+
+
 def verdict(apps: client.AppsV1Api, namespace: str, name: str) -> dict[str, str]:
     """The failed verdict annotations on the ControllerRevisions of ``name`` (empty when none)."""
     for cr in apps.list_namespaced_controller_revision(namespace, label_selector=f"specdeploy.io/name={name}").items:

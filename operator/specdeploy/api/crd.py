@@ -37,10 +37,9 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
     },
     {
         "name": "Accept",
-        "type": "number",
-        "format": "float",
-        "jsonPath": ".status.acceptance.rate",
-        "description": "Draft acceptance rate over the last window.",
+        "type": "string",
+        "jsonPath": ".status.acceptance.rateText",
+        "description": "Draft acceptance rate over the last window (status.acceptance.rate, two decimals).",
     },
     {"name": "Ready", "type": "string", "jsonPath": ".status.ready", "description": "Ready vLLM pods out of desired."},
     {"name": "Status", "type": "string", "jsonPath": ".status.phase", "description": "Phase."},

@@ -263,14 +263,16 @@ def plan(obs: Observed) -> Plan:  # noqa: PLR0915 - one linear pass over the pip
                 out.create_job = render_validation_job(
                     owner.name, owner.namespace, spec, current_id, owner=owner_for(owner.name, owner.uid)
                 )
-                if not _says(old_conditions, cond.VALIDATED, cond.UNKNOWN, running):  # not again for a slow index
-                    out.events.append(
-                        Event(
-                            "Normal",
-                            "ValidationStarted",
-                            f"Checking draft {_draft(spec)} against target {spec.target.model}",
-                        )
+            # Tied to the status saying so, not to creating the Job: if the status write that follows the create
+            # is refused (409), the next loop still announces it, once.
+            if not _says(old_conditions, cond.VALIDATED, cond.UNKNOWN, running):
+                out.events.append(
+                    Event(
+                        "Normal",
+                        "ValidationStarted",
+                        f"Checking draft {_draft(spec)} against target {spec.target.model}",
                     )
+                )
             wanted.append(cond.Condition(cond.VALIDATED, cond.UNKNOWN, "ValidationRunning", running))
         elif validation.get("exitCode") == 0:
             wanted.append(cond.Condition(cond.VALIDATED, cond.TRUE, "ValidationSucceeded", str(validation["summary"])))

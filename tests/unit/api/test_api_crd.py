@@ -164,7 +164,7 @@ def _resolve(path: str) -> dict[str, Any]:
 def test_printer_columns_point_at_fields_of_the_right_type() -> None:
     columns = {c["name"].upper(): c for c in build_crd()["spec"]["versions"][0]["additionalPrinterColumns"]}
     assert list(columns)[:8] == ["TARGET", "DRAFT", "K", "TP", "ACCEPT", "READY", "STATUS", "AGE"]
-    assert columns["ACCEPT"]["jsonPath"] == ".status.acceptance.rate"
+    assert columns["ACCEPT"]["jsonPath"] == ".status.acceptance.rateText"
     assert columns["STATUS"]["jsonPath"] == ".status.phase"
     for name, column in columns.items():
         if column["jsonPath"].startswith(".metadata"):
