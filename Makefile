@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[validator,test,dev]'
+	$(PY) -m pip install --quiet -e '.[validator,compare,test,dev]'
 	touch $(STAMP)
 
 ## controlplane: build (once) the pinned Kubernetes control plane from Go modules into the cache
@@ -45,7 +45,7 @@ e2e: install controlplane
 ## test: everything CI runs — lint, types, unit, then the tiers that need the local control plane, then real vLLM
 test: install lint types controlplane
 	$(PYTEST) tests/unit -q
-	$(PYTEST) tests/integration tests/chart -q
+	$(PYTEST) tests/integration tests/chart tests/reliability -q
 	$(PYTEST) tests/e2e -q
 
 cluster-up: install controlplane

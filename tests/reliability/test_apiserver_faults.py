@@ -83,8 +83,7 @@ def test_operator_rides_out_apiserver_restarts_and_catches_up(
         # Its informers back off after each lost watch (up to a minute after four restarts in a row), so it is
         # restarted here to settle the Deployments sooner. The operator's share is how long after the last
         # Deployment settled its status says Ready: that proves its watches of the children caught up as well.
-        cluster.stop_component("kube-controller-manager")
-        cluster.start_component("kube-controller-manager")
+        refresh_informers(cluster, "kube-controller-manager")
         _, settled = wait_until("the Deployments to settle", lambda: deployments_settled(world), CATCH_UP_TIMEOUT)
         _, lag = wait_until("every object Ready", lambda: not world.not_converged(), CATCH_UP_TIMEOUT)
 
@@ -105,3 +104,14 @@ def test_operator_rides_out_apiserver_restarts_and_catches_up(
         )
     finally:
         recorder.stop()
+        if "kube-apiserver" in cluster.stopped:
+            cluster.start_component("kube-apiserver")
+        # Leave no backed-off informers behind for the tests that share this cluster.
+        refresh_informers(cluster, "kube-controller-manager", "kube-scheduler", "kwok")
+
+
+def refresh_informers(cluster: LocalCluster, *components: str) -> None:
+    """Restart components whose watches were cut again and again, so none waits out a long re-list back-off."""
+    for name in components:
+        cluster.stop_component(name)
+        cluster.start_component(name)
