@@ -43,6 +43,8 @@ STAGES = REPO / "hack" / "kwok" / "stages.yaml"
 BUILD_SCRIPT = REPO / "hack" / "build-controlplane.sh"
 # Service ClusterIPs are allocated from here. Nothing ever dials them (tests dial pod IPs on loopback).
 SERVICE_CIDR = "127.128.0.0/16"
+# Second octets free for pod CIDRs: not 0/1 (127.0.0.1 is the node), not the Service range, not kwok's fallback.
+_POD_OCTETS = tuple(o for o in range(2, 250) if o != 128)
 GPU_NODE_LABELS = {
     "nvidia.com/gpu.present": "true",
     "nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3",
@@ -213,7 +215,7 @@ class LocalCluster:
     stopped: dict[str, Proc] = field(default_factory=dict)
     # Second octet of the pod IPs (127.<octet>.<node>.x), random per cluster so that two clusters on one
     # machine (a test run and the demo, say) never hand out the same pod IP.
-    pod_octet: int = field(default_factory=lambda: random.SystemRandom().randint(2, 250))
+    pod_octet: int = field(default_factory=lambda: random.SystemRandom().choice(_POD_OCTETS))
 
     @property
     def kubeconfig(self) -> Path:

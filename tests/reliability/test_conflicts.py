@@ -165,7 +165,7 @@ def test_a_second_writer_loses_nothing_and_is_not_fought(
     api = api_client(cluster.kubeconfig)
     world = World(namespace, client.CustomObjectsApi(api), client.AppsV1Api(api))
     for name in OBJECTS:
-        world.apply(sd(name, k=4, replicas=1), "serve")
+        world.apply(sd(name, k=4, replicas=1, scrape_seconds=1), "serve")
     wait_until("the objects to serve", lambda: not world.not_converged(), timeout=90)
 
     mark = operator.log_mark()
@@ -175,7 +175,7 @@ def test_a_second_writer_loses_nothing_and_is_not_fought(
     while time.monotonic() < deadline:  # the operator has real work meanwhile: new revisions to roll out
         k = 2 + (k - 1) % 8
         for name in OBJECTS:
-            world.apply(sd(name, k=k, replicas=1), "serve")
+            world.apply(sd(name, k=k, replicas=1, scrape_seconds=1), "serve")
         time.sleep(3)
     writer.stop()
     during = operator.logs_since(mark)
@@ -185,8 +185,8 @@ def test_a_second_writer_loses_nothing_and_is_not_fought(
         lambda: not world.not_converged() and deployments_settled(world),
         timeout=60,
     )
-    # The monitor's first word on a new revision ("warming up") is one status write of its own; wait for it, so
-    # that the quiet minute below measures fighting, not news.
+    # The monitor's first word on a new revision ("warming up", within a scrape interval of 1 s) is one status write
+    # of its own; wait for it, so that the quiet half-minute below measures fighting, not news.
     wait_until("the warm-up verdict of every object", lambda: warm_up_published(world), timeout=60)
     for name in OBJECTS:
         st = world.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)["status"]

@@ -39,6 +39,7 @@ def sd(
     policy: str = "Skip",
     replicas: int = 1,
     fast: bool = False,
+    scrape_seconds: int | None = None,
 ) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "target": {"model": target, "tensorParallelSize": 1, "maxModelLen": 8192},
@@ -50,6 +51,8 @@ def sd(
     if fast:
         spec["rollback"] = FAST_ROLLBACK
         spec["metrics"] = {"scrapeIntervalSeconds": 1, "timeoutSeconds": 2}
+    elif scrape_seconds is not None:
+        spec["metrics"] = {"scrapeIntervalSeconds": scrape_seconds, "timeoutSeconds": 1}
     return {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "SpeculativeDeployment",
