@@ -408,9 +408,9 @@ async def reconcile_daemon(
             except ValidationError as e:  # the API server validates; this only guards a CRD/model skew
                 logger.error(f"spec does not parse: {e}")
             except kube.KubeError as e:
-                if e.status == 409:  # the object changed since this loop read it: read it again, soon
-                    logger.debug(f"conflict, reconciling again: {e}")
-                    await asyncio.sleep(0.2)
+                if e.status == 409:  # the object changed since this loop read it: wait for the watch to show it
+                    logger.debug(f"conflict, reconciling again once the newer object arrives: {e}")
+                    await _sleep(wake, stopped, 1.0)
                     continue
                 logger.warning(f"reconcile failed, will retry: {e}")
                 await asyncio.sleep(2)

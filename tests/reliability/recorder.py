@@ -2,11 +2,10 @@
 
 Crash, API-server and conflict tests must prove things that the final state alone cannot show: that a condition
 flipped once and its Event was posted at most once, that a rollback was applied once and never undone, that no
-child exists twice. The recorder watches SpeculativeDeployments and Deployments of one namespace from a thread
-(list, then watch from the list's resourceVersion, re-listing after any break, so an API-server restart loses
-nothing that is still visible afterwards) and keeps, per object, every distinct condition state and every
-revision a Deployment's pod template named. The checks compare that record with the Events and children
-listed at the end.
+child exists twice. The recorder watches SpeculativeDeployments and Deployments of one namespace from threads
+(list, then watch, resuming from the last resourceVersion after any break, including an API-server restart) and
+keeps, per object, every condition change and every revision a Deployment's pod template named. The checks
+compare that record with the Events and children listed at the end.
 """
 
 from __future__ import annotations
@@ -84,6 +83,7 @@ class Recorder:
         self.relists = 0  # forced re-lists (410 Gone); changes between a break and a re-list are not seen
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._watches: set[watch.Watch] = set()
         self._threads = [
             threading.Thread(target=self._loop, args=(self._list_sds, self._on_sd), daemon=True, name="rec-sd"),
             threading.Thread(target=self._loop, args=(self._list_deps, self._on_dep), daemon=True, name="rec-dep"),
@@ -97,8 +97,10 @@ class Recorder:
 
     def stop(self) -> None:
         self._stop.set()
+        for w in list(self._watches):
+            w.stop()  # unblocks a stream waiting for its next event
         for t in self._threads:
-            t.join(timeout=40)
+            t.join(timeout=10)
 
     def record(self, name: str) -> ObjectRecord:
         with self._lock:
@@ -119,8 +121,8 @@ class Recorder:
 
     def _loop(self, lister: Callable[..., Any], handle: Callable[[Mapping[str, Any]], None]) -> None:
         """List once, then watch from the last resourceVersion seen, resuming from it after any break (the API
-        server serves the missed events even after a restart). Only a 410 Gone forces a new list, which could
-        hide changes made in between: those are counted in ``relists``."""
+        server can serve the missed events even after a restart). A 410 Gone (it cannot) forces a new list, which
+        may hide changes made in between: those are counted in ``relists`` and the Event check allows for them."""
         rv: str | None = None
         while not self._stop.is_set():
             try:
@@ -130,14 +132,17 @@ class Recorder:
                         handle(obj)
                     rv = listed["metadata"]["resourceVersion"]
                 w = watch.Watch()
-                for ev in w.stream(lister, resource_version=rv, timeout_seconds=20, allow_watch_bookmarks=True):
-                    obj = ev["raw_object"]
-                    rv = obj["metadata"]["resourceVersion"]
-                    if ev["type"] in ("ADDED", "MODIFIED"):
-                        handle(obj)
-                    if self._stop.is_set():
-                        w.stop()
-                        break
+                self._watches.add(w)
+                try:
+                    for ev in w.stream(lister, resource_version=rv, timeout_seconds=20, allow_watch_bookmarks=True):
+                        obj = ev["raw_object"]
+                        rv = obj["metadata"]["resourceVersion"]
+                        if ev["type"] in ("ADDED", "MODIFIED"):
+                            handle(obj)
+                        if self._stop.is_set():
+                            break
+                finally:
+                    self._watches.discard(w)
             except ApiException as e:
                 if e.status == 410:  # Gone: too old to resume, list again
                     rv = None
