@@ -231,16 +231,18 @@ class Recorder:
                 problems.append(f"{name}: {'; '.join(bad)}\n  Events: {posted}\n  changes seen: {seen}")
         return problems
 
-    def missing_events(self, names: Iterable[str]) -> int:
-        """How many justified Events were never posted (allowed, not required: a crash may eat one)."""
+    def missing_events(self, names: Iterable[str]) -> list[str]:
+        """Justified Events never posted, as "object: reason" (allowed, not required: Events are posted after the
+        status write that records the transition, so a crash between the two eats one and never repeats it)."""
         events = self.sd_events()
-        missing = 0
+        missing = []
         for name in names:
             rec = self.record(name)
             for reason, transition in EVENT_TRANSITIONS.items():
                 if reason in ("Degraded", "Recovered", "ValidationStarted"):
                     continue  # said by another Event, or only when this process created the Job
-                missing += max(0, rec.count(*transition) - events.get(name, Counter())[reason])
+                lost = rec.count(*transition) - events.get(name, Counter())[reason]
+                missing += [f"{name}: {reason}"] * max(0, lost)
         return missing
 
     def rollbacks_applied(self, name: str) -> int:

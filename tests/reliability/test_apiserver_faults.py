@@ -6,8 +6,11 @@ crash (SIGKILL). It stays down for a random while, comes back with the same flag
 after it is ready the test changes another object, before the operator's watch streams can have reconnected.
 Every watch stream of the operator is cut by each restart.
 
-The operator process must never restart, and every change must reach status and the children. The figure is
-the catch-up time: from the API server being ready again to every object converged.
+The operator process must never restart, and every change must reach status and the pod templates. The figures:
+the catch-up time, from the API server being ready again to every change written; and, at the end, how long
+after the Deployments themselves settle the objects' status says Ready (the operator's watches of its children
+caught up too). Not covered: a watch stream that goes silent without being cut; kopf's inactivity timeout
+(300 s, set in ``handlers.startup``) is the guard for that, too slow to wait for here.
 
 Seed: SPECDEPLOY_FAULT_SEED; cycles: SPECDEPLOY_APISERVER_CYCLES (default 4).
 """
@@ -61,9 +64,7 @@ def test_operator_rides_out_apiserver_restarts_and_catches_up(
             world.apply(sd("a", k=ks["a"], replicas=0), "serve")  # mid-reconcile: a new revision...
             world.apply(sd(f"n{c}", k=3, replicas=0), "serve")  # ...and a new object
             time.sleep(rng.uniform(0, 0.3))
-            cluster.stop_component("kube-apiserver", sig=sig, grace=2.0)
-            time.sleep(downtime)
-            cluster.start_component("kube-apiserver")
+            cluster.restart_apiserver(downtime=downtime, sig=sig, grace=2.0)
             t_up = time.monotonic()
             ks["b"] = 2 + (ks["b"] - 1) % 8
             world.apply(sd("b", k=ks["b"], replicas=0), "serve")  # right after: the operator's watches are still down

@@ -198,7 +198,7 @@ def test_sigkill_at_random_points_converges_without_duplicates(
             f"convergence after restart (s): median {statistics.median(converge_s):.1f}, "
             f"p99 {percentile(converge_s, 99):.1f}, max {max(converge_s):.1f}\n"
             f"validation runs {len(runner.runs)} (one per Job), rollbacks {len(trip_verdicts)} killed after the trip, "
-            f"justified Events never posted: {recorder.missing_events(names)}"
+            f"justified Events never posted (crash between status write and Event): {recorder.missing_events(names)}"
         )
     finally:
         recorder.stop()
