@@ -114,6 +114,12 @@ _PATCH: dict[str, Callable[[], Callable[..., Any]]] = {
     "Service": lambda: _core().patch_namespaced_service,
     "ControllerRevision": lambda: _apps().patch_namespaced_controller_revision,
 }
+_READ: dict[str, Callable[[], Callable[..., Any]]] = {
+    "Deployment": lambda: _apps().read_namespaced_deployment,
+    "Service": lambda: _core().read_namespaced_service,
+    "Job": lambda: _batch().read_namespaced_job,
+    "ControllerRevision": lambda: _apps().read_namespaced_controller_revision,
+}
 _DELETE: dict[str, Callable[[], Callable[..., Any]]] = {
     "Job": lambda: _batch().delete_namespaced_job,
     "ControllerRevision": lambda: _apps().delete_namespaced_controller_revision,
@@ -163,14 +169,8 @@ async def _create_revision(obj: dict[str, Any]) -> tuple[dict[str, Any], bool]:
 
 async def get(kind: str, namespace: str, name: str) -> dict[str, Any] | None:
     """Read one object; None when it does not exist."""
-    readers: dict[str, Callable[..., Any]] = {
-        "Deployment": _apps().read_namespaced_deployment,
-        "Service": _core().read_namespaced_service,
-        "Job": _batch().read_namespaced_job,
-        "ControllerRevision": _apps().read_namespaced_controller_revision,
-    }
     try:
-        return await _call(readers[kind], name, namespace)
+        return await _call(_READ[kind](), name, namespace)
     except KubeError as e:
         if e.status == 404:
             return None

@@ -18,11 +18,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    root = tmp_path_factory.mktemp("models")
-    target = zoo.llama(root / "llama-3.1-8b-instruct", zoo.LLAMA_31_8B_INSTRUCT, eos="<|eot_id|>")
-    good = zoo.llama(root / "llama-3.2-1b-instruct", zoo.LLAMA_32_1B_INSTRUCT, eos="<|eot_id|>")
-    bad = zoo.mistral(root / "mistral-7b-v0.3", zoo.MISTRAL_7B_V03, tokenizer="spm-v3")
-    return {"target": str(target), "good": str(good), "bad": str(bad)}
+    return zoo.model_folders(tmp_path_factory.mktemp("models"))
 
 
 @pytest.fixture

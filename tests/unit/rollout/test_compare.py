@@ -188,8 +188,8 @@ def test_a_service_with_a_cluster_ip_and_defaulted_ports_holds_what_we_rendered(
     desired = render_service("coder", "llm", spec, "0123456789", owner=owner_for("coder", "uid-1"))
     live = copy.deepcopy(desired)
     live["spec"].update(
-        clusterIP="10.96.12.34",
-        clusterIPs=["10.96.12.34"],
+        clusterIP="127.128.12.34",
+        clusterIPs=["127.128.12.34"],
         ipFamilies=["IPv4"],
         ipFamilyPolicy="SingleStack",
         sessionAffinity="None",

@@ -419,3 +419,12 @@ def mistral_tokenizer_json_text(model: Path = SPM_V3) -> str:
         },
     }
     return json.dumps(spec, ensure_ascii=False)
+
+
+def model_folders(root: Path) -> dict[str, str]:
+    """The pair the cluster tests validate: a Llama 3.1 8B target, a compatible Llama 3.2 1B draft ("good") and an
+    incompatible Mistral v0.3 draft ("bad"), as HF-style folders under ``root``."""
+    target = llama(root / "llama-3.1-8b-instruct", LLAMA_31_8B_INSTRUCT, eos="<|eot_id|>")
+    good = llama(root / "llama-3.2-1b-instruct", LLAMA_32_1B_INSTRUCT, eos="<|eot_id|>")
+    bad = mistral(root / "mistral-7b-v0.3", MISTRAL_7B_V03, tokenizer="spm-v3")
+    return {"target": str(target), "good": str(good), "bad": str(bad)}
