@@ -19,8 +19,12 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")
-def cluster() -> Iterator[LocalCluster]:
-    """A real control plane (etcd, apiserver, controller-manager, scheduler, kwok) with 2 fake GPU nodes."""
+def cluster(request: pytest.FixtureRequest) -> Iterator[LocalCluster]:
+    """A real control plane (etcd, apiserver, controller-manager, scheduler, kwok) with 2 fake GPU nodes.
+
+    When a test of the session failed, the components' logs are kept under ``$SPECDEPLOY_CLUSTER_LOGS``
+    (default ``/tmp/specdeploy-cluster-logs``) so that a CI failure can be read afterwards.
+    """
     root = Path(tempfile.mkdtemp(prefix="specdeploy-it-"))
     # OwnerReferencesPermissionEnforcement (on in OpenShift and hardened clusters) proves the operator may set
     # blockOwnerDeletion on its children's owner references.
@@ -35,6 +39,10 @@ def cluster() -> Iterator[LocalCluster]:
         yield c
     finally:
         c.stop()
+        if request.session.testsfailed:
+            kept = Path(os.environ.get("SPECDEPLOY_CLUSTER_LOGS", "/tmp/specdeploy-cluster-logs")) / root.name
+            shutil.copytree(root / "logs", kept, dirs_exist_ok=True)
+            print(f"\ncontrol-plane logs kept in {kept}")
         if not os.environ.get("SPECDEPLOY_KEEP_CLUSTER_LOGS"):
             shutil.rmtree(root, ignore_errors=True)
 

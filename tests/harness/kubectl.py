@@ -49,12 +49,27 @@ class Kubectl:
             args += ["-n", namespace]
         if selector:
             args += ["-l", selector]
-        proc = self.run(*args, "-o", "json", check=False)
+        proc = self._read(args)
         if proc.returncode != 0:
             if "NotFound" in proc.stderr:
                 return None
             raise AssertionError(proc.stderr)
         return json.loads(proc.stdout)
+
+    def _read(self, args: list[str], tries: int = 3, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+        """A read, tried again when kubectl hangs (seen once in CI under a real vLLM load; reads are idempotent).
+
+        Retries run with ``-v=6`` so that, should every try hang, the failure shows which request stalled.
+        """
+        hung: list[str] = []
+        for attempt in range(tries):
+            extra = ["-v=6"] if attempt else []
+            try:
+                return self.run(*args, "-o", "json", *extra, check=False, timeout=timeout)
+            except subprocess.TimeoutExpired as err:
+                stderr = err.stderr.decode(errors="replace") if isinstance(err.stderr, bytes) else (err.stderr or "")
+                hung.append(f"try {attempt + 1}: no answer in {timeout:.0f} s; stderr tail:\n{stderr[-2000:]}")
+        raise AssertionError(f"kubectl {' '.join(args)} hung {tries} times:\n" + "\n".join(hung))
 
     def items(self, kind: str, namespace: str | None = None, selector: str | None = None) -> list[dict[str, Any]]:
         got = self.get(kind, namespace=namespace, selector=selector)

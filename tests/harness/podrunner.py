@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -28,25 +27,30 @@ from kubernetes import client, config
 
 SELECTOR = "app.kubernetes.io/component=validator"
 TERMINATION_LIMIT = 4096
-_VAR = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
 
 
 def expand(value: str, env: Mapping[str, str]) -> str:
-    """Kubernetes $(VAR) expansion: known variables are replaced, $$ escapes, unknown references stay as written."""
+    """The kubelet's ``$(VAR)`` expansion of command and args, rule for rule.
+
+    ``$$`` is one ``$``; ``$(NAME)`` is NAME's value when the container defines it and stays as written when not;
+    an unterminated ``$(`` and a ``$`` before anything else stay as written.
+    """
     out = []
     i = 0
     while i < len(value):
-        if value.startswith("$$", i):
+        if value[i] != "$" or i + 1 == len(value):
+            out.append(value[i])
+            i += 1
+        elif value[i + 1] == "$":
             out.append("$")
             i += 2
-            continue
-        m = _VAR.match(value, i)
-        if m and m.group(1) in env:
-            out.append(env[m.group(1)])
-            i = m.end()
-            continue
-        out.append(value[i])
-        i += 1
+        elif value[i + 1] == "(" and (close := value.find(")", i + 2)) != -1:
+            name = value[i + 2 : close]
+            out.append(env.get(name, value[i : close + 1]))
+            i = close + 1
+        else:
+            out.append(value[i : i + 2])
+            i += 2
     return "".join(out)
 
 

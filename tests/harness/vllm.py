@@ -160,6 +160,21 @@ def _mapped(model: str, model_map: Mapping[str, str], where: str) -> str:
     raise KeyError(f"{where} {model!r} has no generated folder (known: {', '.join(sorted(model_map))})")
 
 
+class PodVllmServer(VllmServer):
+    """A vLLM server standing in for a pod, run at a lower CPU priority (``nice``).
+
+    On a real cluster a pod has its own GPU node; here it shares two cores with the control plane, the operator
+    and the test. vLLM already binds its compute thread to one core; the lower priority keeps the API server and
+    kubectl answering promptly while it serves traffic.
+    """
+
+    NICENESS = 10
+
+    @property
+    def argv(self) -> list[str]:
+        return ["nice", "-n", str(self.NICENESS), *super().argv]
+
+
 def server_from_argv(
     python: Path,
     argv: Sequence[str],
@@ -170,6 +185,6 @@ def server_from_argv(
     log_path: Path | None = None,
 ) -> VllmServer:
     """A (not yet started) CPU vLLM server for a pod's argv, listening on ``host:port``."""
-    return VllmServer(
+    return PodVllmServer(
         str(python), cpu_argv(argv, model_map), host=host, port=port, env={**CPU_ENV, **OFFLINE_ENV}, log_path=log_path
     )

@@ -32,6 +32,7 @@ from kubernetes import client, config
 
 from specdeploy.render.names import VLLM_CONTAINER
 from tests.harness.fakevllm import SERVER_SELECTOR
+from tests.harness.podrunner import expand
 from tests.harness.tinymodels import CANDIDATES
 from tests.harness.vllm import ServerError, VllmServer, server_from_argv
 
@@ -137,9 +138,10 @@ def vllm_container(pod: Any) -> Any:
 
 
 def pod_argv(pod: Any) -> list[str]:
-    """The container's command line as the kubelet would run it: ``command`` + ``args``."""
+    """The container's command line as the kubelet would run it: ``command`` + ``args``, ``$(VAR)`` expanded."""
     container = vllm_container(pod)
-    return [*(container.command or []), *(container.args or [])]
+    env = {e.name: e.value for e in container.env or [] if e.value is not None}
+    return [expand(arg, env) for arg in (*(container.command or []), *(container.args or []))]
 
 
 def _flag(argv: Sequence[str], name: str) -> str | None:

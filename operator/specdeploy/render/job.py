@@ -24,7 +24,7 @@ from specdeploy.api.spec import SpeculativeDeploymentSpec, ValidationPolicy
 from specdeploy.render import labels as lbl
 from specdeploy.render.meta import OwnerRef, object_meta
 from specdeploy.render.names import VALIDATOR_CONTAINER, job_name
-from specdeploy.render.pod import cache_mount, cache_volume, hf_token_env, image_pull_secrets
+from specdeploy.render.pod import cache_mount, cache_volume, hf_token_env, image_pull_secrets, literal_args
 
 VALIDATOR_COMMAND: Final = ("specdeploy", "validate")
 REPORT_FILE: Final = "/dev/termination-log"
@@ -84,7 +84,7 @@ def _container(spec: SpeculativeDeploymentSpec) -> dict[str, Any]:
         "image": spec.validation.image or default_validator_image(),
         "imagePullPolicy": "IfNotPresent",
         "command": list(VALIDATOR_COMMAND),
-        "args": validator_args(spec),
+        "args": literal_args(validator_args(spec)),
         "env": env,
         "resources": {
             "requests": {"cpu": "100m", "memory": "256Mi"},

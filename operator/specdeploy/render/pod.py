@@ -15,6 +15,17 @@ HF_TOKEN_ENV: Final = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")  # current name, an
 CACHE_VOLUME: Final = "model-cache"
 
 
+def literal_args(args: list[str]) -> list[str]:
+    """Container args the kubelet passes through unchanged.
+
+    The kubelet expands ``$(NAME)`` in ``command`` and ``args`` from the container's environment, which holds the
+    Hugging Face token: an extra argument ``--x=$(HF_TOKEN)`` would put the token on the process's command line
+    (in ``ps``, in vLLM's start-up log). Every ``$`` is doubled; the kubelet turns ``$$`` back into ``$``, so the
+    process gets exactly the text the user wrote and nothing is ever expanded.
+    """
+    return [arg.replace("$", "$$") for arg in args]
+
+
 def quantity(value: int | str) -> str:
     """A quantity as the API server serialises it (always a string)."""
     return str(value)

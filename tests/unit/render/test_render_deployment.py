@@ -209,3 +209,15 @@ def test_service_selects_the_deployments_pods_on_the_named_port() -> None:
     assert container(dep)["ports"][0] == {"name": "http", "containerPort": 9000, "protocol": "TCP"}
     assert svc["metadata"]["ownerReferences"][0]["uid"] == OWNER["uid"]
     assert svc["metadata"]["labels"]["specdeploy.io/revision"] == "0123456789"
+
+
+def test_extra_args_reach_vllm_literally_and_never_expand_the_token() -> None:
+    """The kubelet expands $(VAR) in args from the container env, which holds HF_TOKEN: nothing may expand."""
+    from tests.harness.podrunner import expand
+
+    written = ["--root-path=/$(HF_TOKEN)", "--chat-template=$$x $(POD_IP) $", "--api-key=$(MISSING)"]
+    dep = deployment(serving={"hfTokenSecretRef": {"name": "hf"}, "extraArgs": written})
+    env = {"HF_TOKEN": "hf_secret_value", "HUGGING_FACE_HUB_TOKEN": "hf_secret_value", "POD_IP": "127.0.0.9"}
+    as_run = [expand(arg, env) for arg in container(dep)["args"]]
+    assert as_run[-3:] == written
+    assert not any("hf_secret_value" in arg for arg in as_run)
