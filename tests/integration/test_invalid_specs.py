@@ -8,7 +8,11 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 from tests.harness.kubectl import Kubectl
+
+from specdeploy.api import SpeculativeDeploymentSpec
+from specdeploy.api.affinity import IN_NEEDS_VALUES, LABEL_KEYS_NEED_SELECTOR
 
 pytestmark = pytest.mark.integration
 
@@ -39,6 +43,11 @@ def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
 
 _DELETE = object()
 
+
+def _gpu_term(operator: str) -> dict[str, Any]:
+    return {"matchExpressions": [{"key": "nvidia.com/gpu.product", "operator": operator, "values": ["NVIDIA-H100"]}]}
+
+
 CASES: list[tuple[str, Callable[[dict[str, Any]], None], list[str]]] = [
     ("TP above 64", _set("spec.target.tensorParallelSize", 65), ["spec.target.tensorParallelSize"]),
     ("TP zero", _set("spec.target.tensorParallelSize", 0), ["spec.target.tensorParallelSize"]),
@@ -65,6 +74,61 @@ CASES: list[tuple[str, Callable[[dict[str, Any]], None], list[str]]] = [
     ("oversized model id", _set("spec.target.model", "a/" + "b" * 400), ["spec.target.model"]),
     ("port out of range", _set("spec.serving.port", 70000), ["spec.serving.port"]),
     ("prometheus without url", _set("spec.metrics", {"source": "Prometheus"}), ["spec.metrics"]),
+    (
+        "over-long annotation key",
+        _set("spec.serving.podAnnotations", {"example.com/" + "k" * 400: "v"}),
+        ["spec.serving.podAnnotations", "keys must be qualified names"],
+    ),
+    (
+        "unknown affinity operator",
+        _set(
+            "spec.serving.affinity",
+            {
+                "nodeAffinity": {
+                    "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [_gpu_term("Has")]}
+                }
+            },
+        ),
+        [
+            "spec.serving.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0]"
+            ".matchExpressions[0].operator",
+            "Unsupported value",
+        ],
+    ),
+    (
+        "affinity In without values",
+        _set(
+            "spec.serving.affinity",
+            {
+                "nodeAffinity": {
+                    "preferredDuringSchedulingIgnoredDuringExecution": [
+                        {
+                            "weight": 10,
+                            "preference": {"matchExpressions": [{"key": "nvidia.com/gpu.product", "operator": "In"}]},
+                        }
+                    ]
+                }
+            },
+        ),
+        ["spec.serving.affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution[0]", IN_NEEDS_VALUES],
+    ),
+    (
+        "matchLabelKeys without labelSelector",
+        _set(
+            "spec.serving.affinity",
+            {
+                "podAntiAffinity": {
+                    "requiredDuringSchedulingIgnoredDuringExecution": [
+                        {"matchLabelKeys": ["pod-template-hash"], "topologyKey": "kubernetes.io/hostname"}
+                    ]
+                }
+            },
+        ),
+        [
+            "spec.serving.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution[0]",
+            LABEL_KEYS_NEED_SELECTOR,
+        ],
+    ),
 ]
 
 
@@ -100,3 +164,47 @@ def test_the_valid_base_is_accepted_with_defaults(kubectl: Kubectl, crd: str, na
     assert spec["validation"]["policy"] == "Enforce"
     explain = kubectl.run("explain", "sd.spec.rollback").stdout
     assert "minAcceptanceRate" in explain and "consecutiveWindows" in explain
+
+
+# Keys at the edges of Kubernetes' qualified-name grammar: the API server (CEL rule on the map) and pydantic (what
+# the operator parses) must give the same verdict on each, or a stored object could be one the operator cannot read.
+_PREFIX_253 = ".".join(["a" * 63, "b" * 63, "c" * 63, "d" * 61])
+EDGE_KEYS: list[tuple[str, bool]] = [
+    ("app", True),
+    ("nvidia.com/gpu.product", True),
+    ("a" * 63, True),
+    ("a" * 64, False),  # the name part is limited to 63
+    (f"{_PREFIX_253}/{'n' * 63}", True),  # 253 + "/" + 63 = 317, the longest key there is
+    (f"{_PREFIX_253}e/n", False),  # a 254-character prefix
+    ("Example.com/a", False),  # the prefix is a lowercase DNS subdomain
+    ("a/b/c", False),
+    ("/a", False),
+    ("-a", False),
+    ("a_", False),
+    ("bad key", False),
+    ("", False),
+    ("k" * 100_000, False),
+]
+
+
+def _pydantic_accepts(key: str) -> bool:
+    try:
+        SpeculativeDeploymentSpec.model_validate({**BASE["spec"], "serving": {"podLabels": {key: "v"}}})
+    except ValidationError:
+        return False
+    return True
+
+
+def test_the_api_server_and_pydantic_agree_on_map_keys(kubectl: Kubectl, crd: str, namespace: str) -> None:
+    disagreements = []
+    for key, valid in EDGE_KEYS:
+        obj = copy.deepcopy(BASE)
+        obj["spec"]["serving"] = {"podLabels": {key: "v"}}
+        proc = kubectl.apply(obj, "-n", namespace, "--dry-run=server", check=False)
+        server = proc.returncode == 0
+        shown = key if len(key) < 40 else f"{key[:20]}...({len(key)} characters)"
+        if server != valid or _pydantic_accepts(key) != valid:
+            disagreements.append(f"{shown!r}: expected {valid}, API server {server}, pydantic {_pydantic_accepts(key)}")
+        if not server and "spec.serving.podLabels" not in proc.stderr:
+            disagreements.append(f"{shown!r}: the refusal does not name spec.serving.podLabels: {proc.stderr[:300]}")
+    assert disagreements == [], "\n".join(disagreements)

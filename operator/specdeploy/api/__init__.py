@@ -6,6 +6,15 @@ what the API server accepts, what Python accepts and what gets rendered cannot d
 ``model_dump(by_alias=True, exclude_none=True)`` (camelCase, as on the wire).
 """
 
+from specdeploy.api.affinity import (
+    Affinity,
+    LabelSelector,
+    NodeAffinity,
+    NodeSelectorTerm,
+    PodAffinity,
+    PodAffinityTerm,
+    PodAntiAffinity,
+)
 from specdeploy.api.constants import (
     API_VERSION,
     CATEGORIES,
@@ -22,7 +31,6 @@ from specdeploy.api.constants import (
 )
 from specdeploy.api.resource import SpeculativeDeployment, check_name
 from specdeploy.api.serving import (
-    Affinity,
     EnvVar,
     EnvVarSource,
     HfTokenSecretRef,
@@ -82,12 +90,18 @@ __all__ = [
     "FailedRevision",
     "HfTokenSecretRef",
     "KeySelector",
+    "LabelSelector",
     "LocalObjectReference",
     "Method",
     "Metrics",
     "MetricsSource",
     "ModelCache",
+    "NodeAffinity",
+    "NodeSelectorTerm",
     "Phase",
+    "PodAffinity",
+    "PodAffinityTerm",
+    "PodAntiAffinity",
     "Prometheus",
     "Resources",
     "RevisionStatus",

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
+from specdeploy.api.affinity import Affinity
 from specdeploy.api.base import SpecModel
 from specdeploy.api.constants import DEFAULT_VLLM_IMAGE
 from specdeploy.api.rules import (
@@ -29,9 +30,11 @@ from specdeploy.api.types import (
     AnnotationValue,
     DnsSubdomain,
     Image,
+    LabelKey,
     LabelValue,
     Quantity,
     check_qualified_name,
+    qualified_keys,
 )
 
 SecretKey = Annotated[str, Field(min_length=1, max_length=253, pattern=SECRET_KEY_PATTERN)]
@@ -145,6 +148,7 @@ class Resources(SpecModel):
         default_factory=dict,
         max_length=16,
         description="Minimum resources, e.g. {cpu: 8, memory: 64Gi}. The GPU count is set by the operator.",
+        json_schema_extra=qualified_keys("spec.serving.resources.requests"),
     )
     limits: dict[str, Quantity] = Field(
         default_factory=dict,
@@ -153,6 +157,7 @@ class Resources(SpecModel):
             "Maximum resources, e.g. {memory: 96Gi}. The limit of spec.serving.gpuResource is always "
             "spec.target.tensorParallelSize."
         ),
+        json_schema_extra=qualified_keys("spec.serving.resources.limits"),
     )
 
     _keys = field_validator("requests", "limits")(_check_resource_names)
@@ -161,7 +166,7 @@ class Resources(SpecModel):
 class Toleration(SpecModel):
     """Lets the pods run on nodes with a matching taint (GPU nodes are often tainted)."""
 
-    key: str | None = Field(None, max_length=316, pattern=QUALIFIED_NAME_PATTERN, description="Taint key to match.")
+    key: LabelKey | None = Field(None, description="Taint key to match.")
     operator: Literal["Exists", "Equal"] | None = Field(
         None, description="Exists (any value) or Equal (the value below). Kubernetes default: Equal."
     )
@@ -172,20 +177,6 @@ class Toleration(SpecModel):
     toleration_seconds: int | None = Field(
         None, ge=0, le=31_536_000, description="With NoExecute: how long the pod stays after the taint appears."
     )
-
-
-FreeForm = Annotated[
-    dict[str, Any],
-    Field(json_schema_extra={"x-kubernetes-preserve-unknown-fields": True, "maxProperties": 2}),
-]
-
-
-class Affinity(SpecModel):
-    """Pod affinity rules, passed to the pod unchanged (the core/v1 Affinity type)."""
-
-    node_affinity: FreeForm | None = Field(None, description="core/v1 NodeAffinity, e.g. to pick a GPU model.")
-    pod_affinity: FreeForm | None = Field(None, description="core/v1 PodAffinity.")
-    pod_anti_affinity: FreeForm | None = Field(None, description="core/v1 PodAntiAffinity, e.g. spread replicas.")
 
 
 class LocalObjectReference(SpecModel):
@@ -272,7 +263,10 @@ class Serving(SpecModel):
         None, description="A PersistentVolumeClaim for the Hugging Face cache, so restarts do not download again."
     )
     node_selector: dict[str, LabelValue] = Field(
-        default_factory=dict, max_length=32, description="Node labels the pods must match, e.g. a GPU product label."
+        default_factory=dict,
+        max_length=32,
+        description="Node labels the pods must match, e.g. a GPU product label.",
+        json_schema_extra=qualified_keys("spec.serving.nodeSelector"),
     )
     tolerations: list[Toleration] = Field(
         default_factory=list, max_length=32, description="Tolerations for tainted (e.g. GPU) nodes."
@@ -283,11 +277,13 @@ class Serving(SpecModel):
         default_factory=dict,
         max_length=64,
         description="Extra annotations on the vLLM pods; the operator's own annotations win on conflict.",
+        json_schema_extra=qualified_keys("spec.serving.podAnnotations"),
     )
     pod_labels: dict[str, LabelValue] = Field(
         default_factory=dict,
         max_length=32,
         description="Extra labels on the vLLM pods; the operator's own labels win on conflict.",
+        json_schema_extra=qualified_keys("spec.serving.podLabels"),
     )
     service_account_name: DnsSubdomain | None = Field(None, description="ServiceAccount of the vLLM pods.")
     image_pull_secrets: list[LocalObjectReference] = Field(

@@ -4,14 +4,18 @@ Every string the API accepts has a maximum length and, where Kubernetes or vLLM 
 The same pattern is enforced twice: by pydantic when the operator or ``specdeploy render`` parses an object,
 and by the API server (the pattern lands in the CRD). The patterns are therefore written in the common subset
 of Python's ``re`` and Go's RE2 (no look-around, no backreferences), anchored at both ends.
+
+Map keys have no schema of their own in OpenAPI, so for them (and for the one limit a pattern cannot count, the
+253-character prefix of a qualified name) the same check is written as a CEL rule: :func:`qualified_keys_rule`.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, Final
 
 from pydantic import AfterValidator, Field, PlainValidator, WithJsonSchema
+from pydantic.config import JsonDict
 
 # A path segment that is neither "." nor "..", and does not start with "-" (so a model id can never be read
 # as a command-line flag). Only letters, digits, ".", "_" and "-": no whitespace, quotes or shell syntax.
@@ -33,10 +37,10 @@ DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 RFC1035_LABEL_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
 SECRET_KEY_PATTERN = r"^[-._a-zA-Z0-9]+$"  # noqa: S105 - the grammar of a key name, not a secret
 ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
-# A qualified name: label and annotation keys, extended resource names ("nvidia.com/gpu").
-QUALIFIED_NAME_PATTERN = (
-    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
-)
+# A qualified name: label and annotation keys, extended resource names ("nvidia.com/gpu"). The name part's limit of
+# 63 characters is in the pattern; "." is written [.] so that the pattern can sit in a CEL string literal unescaped.
+_DNS_PREFIX = r"([a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+QUALIFIED_NAME_PATTERN = rf"^{_DNS_PREFIX}[A-Za-z0-9]([-A-Za-z0-9_.]{{0,61}}[A-Za-z0-9])?$"
 LABEL_VALUE_PATTERN = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
 # resource.Quantity as Kubernetes serialises it ("8Gi", "500m", "1", "1e3").
 QUANTITY_PATTERN = (
@@ -51,7 +55,14 @@ REVISION_ID_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 _QUANTITY_RE = re.compile(QUANTITY_PATTERN)
 _QUALIFIED_RE = re.compile(QUALIFIED_NAME_PATTERN)
 MAX_QUANTITY_LENGTH = 64
-MAX_QUALIFIED_NAME_LENGTH = 316
+# Kubernetes' qualified name: an optional DNS subdomain prefix (at most 253) and "/", then a name of at most 63.
+MAX_QUALIFIED_PREFIX_LENGTH = 253
+MAX_QUALIFIED_NAME_PART_LENGTH = 63
+MAX_QUALIFIED_NAME_LENGTH = MAX_QUALIFIED_PREFIX_LENGTH + 1 + MAX_QUALIFIED_NAME_PART_LENGTH  # 317
+QUALIFIED_NAMES_WORDS = (
+    "qualified names: an optional DNS subdomain prefix of at most 253 characters and '/', then a name of at most "
+    "63 letters, digits, '-', '_' or '.' that starts and ends with a letter or digit (example.com/my-key)"
+)
 
 
 def _check_quantity(value: object) -> int | str:
@@ -73,9 +84,41 @@ def check_qualified_name(value: str) -> str:
     if len(value) > MAX_QUALIFIED_NAME_LENGTH or not _QUALIFIED_RE.fullmatch(value):
         raise ValueError(f"{value!r} is not a valid key (a qualified name such as example.com/my-key)")
     prefix, _, name = value.rpartition("/")
-    if len(name) > 63 or len(prefix) > 253:
+    if len(name) > MAX_QUALIFIED_NAME_PART_LENGTH or len(prefix) > MAX_QUALIFIED_PREFIX_LENGTH:
         raise ValueError(f"{value!r}: the name part is limited to 63 characters and the prefix to 253")
     return value
+
+
+def _cel_qualified_name(var: str) -> str:
+    # size() first: CEL's && stops at the first false, so an oversized key never reaches the O(n) indexOf or the
+    # O(n*m) regex, and the rule's runtime cost stays bounded whatever a client sends.
+    return (
+        f"{var}.size() <= {MAX_QUALIFIED_NAME_LENGTH} && {var}.indexOf('/') <= {MAX_QUALIFIED_PREFIX_LENGTH} && "
+        f"{var}.matches('{QUALIFIED_NAME_PATTERN}')"
+    )
+
+
+def qualified_keys_rule(field: str) -> JsonDict:
+    """The CEL rule that makes the API server check a map's keys as :func:`check_qualified_name` does.
+
+    ``field`` is the manifest path the message names (``spec.serving.podAnnotations``).
+    """
+    return {
+        "rule": f"self.all(k, {_cel_qualified_name('k')})",
+        "message": f"{field} keys must be {QUALIFIED_NAMES_WORDS}",
+    }
+
+
+def qualified_keys(field: str) -> JsonDict:
+    """``json_schema_extra`` for a map keyed by qualified names (labels, annotations, resources)."""
+    return {"x-kubernetes-validations": [qualified_keys_rule(field)]}
+
+
+# The prefix limit, for string fields whose pattern already checks the rest (CEL indexOf is -1 without "/").
+QUALIFIED_PREFIX_RULE: Final[JsonDict] = {
+    "rule": f"self.indexOf('/') <= {MAX_QUALIFIED_PREFIX_LENGTH}",
+    "message": "spec.serving: the prefix of a qualified name (before '/') is limited to 253 characters",
+}
 
 
 # The shape Kubernetes uses for resource.Quantity: an integer or a string, never a float (floats round-trip
@@ -105,3 +148,14 @@ AnnotationValue = Annotated[str, Field(max_length=4096)]
 Timestamp = Annotated[str, Field(max_length=64, json_schema_extra={"format": "date-time"})]
 RevisionId = Annotated[str, Field(min_length=1, max_length=63, pattern=REVISION_ID_PATTERN)]
 QualifiedKey = Annotated[str, AfterValidator(check_qualified_name)]
+# A label key as a string field (topologyKey, a selector requirement's key, a toleration's key).
+LabelKey = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=MAX_QUALIFIED_NAME_LENGTH,
+        pattern=QUALIFIED_NAME_PATTERN,
+        json_schema_extra={"x-kubernetes-validations": [QUALIFIED_PREFIX_RULE]},
+    ),
+    AfterValidator(check_qualified_name),
+]

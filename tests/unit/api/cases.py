@@ -126,6 +126,27 @@ INVALID: list[Case] = [
         spec(serving={"env": [{"name": "A", "value": "x", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}]}),
         "set value or valueFrom, not both",
     ),
+    Case(
+        "annotation-key-too-long",
+        spec(serving={"podAnnotations": {"example.com/" + "k" * 64: "v"}}),
+        "spec.serving.podAnnotations",
+    ),
+    Case(
+        "affinity-unknown-operator",
+        spec(
+            serving={
+                "affinity": {
+                    "nodeAffinity": {
+                        "requiredDuringSchedulingIgnoredDuringExecution": {
+                            "nodeSelectorTerms": [{"matchExpressions": [{"key": "gpu", "operator": "Has"}]}]
+                        }
+                    }
+                }
+            }
+        ),
+        "spec.serving.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0]"
+        ".matchExpressions[0].operator",
+    ),
 ]
 
 VALID: list[Case] = [

@@ -18,6 +18,7 @@ import yaml
 
 from specdeploy.api import GROUP, KIND, PLURAL, VERSION, SpeculativeDeploymentSpec
 from specdeploy.api.crd import build_crd
+from specdeploy.api.types import MAX_QUALIFIED_NAME_LENGTH, QUALIFIED_NAME_PATTERN
 from specdeploy.rollout.revision import revision_id
 
 REPO = Path(__file__).resolve().parents[3]
@@ -94,13 +95,36 @@ def test_every_string_list_and_map_is_bounded() -> None:
             assert "maxProperties" in node, f"{path}: map without maxProperties"
 
 
-def test_unknown_fields_are_preserved_only_inside_affinity() -> None:
+def test_no_field_preserves_unknown_fields() -> None:
+    # Affinity is typed like core/v1: nothing in the object escapes the schema's bounds.
     preserved = [path for path, node in walk(schema()) if node.get("x-kubernetes-preserve-unknown-fields")]
-    assert preserved == [
-        ".spec.serving.affinity.nodeAffinity",
-        ".spec.serving.affinity.podAffinity",
-        ".spec.serving.affinity.podAntiAffinity",
-    ]
+    assert preserved == []
+
+
+def test_every_map_checks_its_keys_as_pydantic_does() -> None:
+    maps = {path: node for path, node in walk(schema()) if isinstance(node.get("additionalProperties"), dict)}
+    assert {
+        ".spec.serving.resources.requests",
+        ".spec.serving.resources.limits",
+        ".spec.serving.nodeSelector",
+        ".spec.serving.podAnnotations",
+        ".spec.serving.podLabels",
+        ".spec.serving.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution[].labelSelector"
+        ".matchLabels",
+    } <= maps.keys()
+    for path, node in maps.items():
+        (rule,) = node["x-kubernetes-validations"]
+        # size() comes first so that CEL stops before the regex on an oversized key (bounded runtime cost).
+        assert rule["rule"].startswith(f"self.all(k, k.size() <= {MAX_QUALIFIED_NAME_LENGTH} && "), path
+        assert f"k.matches('{QUALIFIED_NAME_PATTERN}')" in rule["rule"], path
+        field = path.lstrip(".") if "affinity" not in path else "spec.serving.affinity matchLabels"
+        assert rule["message"].startswith(f"{field} keys must be qualified names"), path
+
+
+def test_the_key_pattern_fits_in_a_cel_string_literal() -> None:
+    # The pattern is pasted between single quotes in CEL: a quote would end the literal, a backslash escape it.
+    assert "'" not in QUALIFIED_NAME_PATTERN
+    assert "\\" not in QUALIFIED_NAME_PATTERN
 
 
 def test_bounds_and_enums_from_the_models_reach_the_schema() -> None:

@@ -340,6 +340,33 @@ def test_label_and_annotation_keys_must_be_qualified_names() -> None:
     assert any(line.startswith("spec.serving.podLabels:") for line in lines), lines
 
 
+_PREFIX_253 = ".".join(["a" * 63, "b" * 63, "c" * 63, "d" * 61])
+
+
+@pytest.mark.parametrize(
+    ("key", "valid"),
+    [
+        (f"{_PREFIX_253}/{'n' * 63}", True),  # 253 + "/" + 63: the longest qualified name Kubernetes accepts
+        ("n" * 63, True),
+        ("n" * 64, False),
+        (f"{_PREFIX_253}e/n", False),
+        (f"{_PREFIX_253}/{'n' * 64}", False),
+    ],
+    ids=["317-characters", "63-name", "64-name", "254-prefix", "318-characters"],
+)
+def test_keys_follow_the_kubernetes_limits_of_prefix_and_name(key: str, valid: bool) -> None:
+    for field in ("podLabels", "podAnnotations", "nodeSelector"):
+        raw = spec_with(serving={field: {key: "v"}})
+        if valid:
+            assert key in getattr(SpeculativeDeploymentSpec.model_validate(raw).serving, _snake(field))
+        else:
+            assert any(line.startswith(f"spec.serving.{field}:") for line in errors_of(raw))
+
+
+def _snake(name: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name)
+
+
 def _object(name: str) -> dict[str, Any]:
     return {
         "apiVersion": "specdeploy.io/v1alpha1",
