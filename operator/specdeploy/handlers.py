@@ -7,7 +7,8 @@ Shape of the operator (level-based, like the Deployment controller):
   requests.
 - Any change to an object or one of its children wakes that object's daemon. The daemon gathers what is
   observed, calls the pure ``rollout.plan.plan()``, and carries out what it returns: creates and merge patches
-  only where the live object differs, status only when it changed, Events only on transitions.
+  only where the live object differs, status only when it changed, Events only on transitions (each created
+  under a name derived from its transition, before the status write that records it: see ``rollout.events``).
 - Every ``scrapeIntervalSeconds`` the daemon scrapes the serving pods' ``/metrics`` (or queries Prometheus),
   feeds the monitor, and reconciles again with its verdict.
 
@@ -22,6 +23,8 @@ import dataclasses
 import datetime as dt
 import json
 import logging
+import os
+import socket
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -35,6 +38,7 @@ from specdeploy.monitor import exporter
 from specdeploy.render import job_name
 from specdeploy.rollout import history as hist
 from specdeploy.rollout.compare import is_subset, patch_for
+from specdeploy.rollout.events import COMPONENT, Event, event_manifest, involved_object
 from specdeploy.rollout.plan import JobOutcome, Observed, Owner, Plan, plan
 from specdeploy.rollout.revision import revision_id
 from specdeploy.tracker import AcceptanceTracker
@@ -46,13 +50,20 @@ NAME_LABEL = hist.LABEL_NAME
 FINALIZER = "specdeploy.io/finalizer"
 # Reconcile at least this often even without any change (a safety net, costs no API requests).
 RESYNC_SECONDS = 60.0
+# An Event whose create fails for a passing reason (no answer, 429, 5xx) is tried in up to this many loops (about
+# 2 s apart) before the status write goes ahead without it, so a blip does not eat it; any other refusal (403, 422)
+# lets the status go ahead at once.
+EVENT_TRIES = 3
+# Which operator process said it (reportingInstance): the pod name the chart passes for kopf's peering identity.
+INSTANCE = os.environ.get("POD_ID") or socket.gethostname()
 
 _wakeups: dict[tuple[str, str], asyncio.Event] = {}
-_runtime = {"namespaced": True}
+_runtime: dict[str, Any] = {"namespaced": True, "peering_lifetime": 60}
 
 
-def configure_runtime(*, namespaced: bool) -> None:
+def configure_runtime(*, namespaced: bool, peering_lifetime: int = 60) -> None:
     _runtime["namespaced"] = namespaced
+    _runtime["peering_lifetime"] = peering_lifetime
 
 
 def _wake(namespace: str | None, name: str | None) -> None:
@@ -82,7 +93,13 @@ def startup(*, settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.networking.connect_timeout = 10
     settings.scanning.disabled = True
     settings.posting.level = logging.INFO
+    # kopf's own log Events say they come from the same component and process as the operator's (rollout.events).
+    settings.posting.reporting_component = COMPONENT
+    settings.posting.reporting_instance = INSTANCE[:128]
     settings.background.cancellation_polling = 5
+    # How long a replica that stopped sending keep-alives (crashed, partitioned) still counts as alive: the pause
+    # of the other replicas after a crash. kopf refreshes the record 5-10 s before it runs out.
+    settings.peering.lifetime = int(_runtime["peering_lifetime"])
     kube.load()
 
 
@@ -282,6 +299,7 @@ class ObjectReconciler:
         self.last_status_over = ""  # resourceVersion the last status write was made over (its precondition)
         self.seen_version = ""  # resourceVersion of the body this loop observed
         self.next_scrape = 0.0
+        self.event_failures: dict[str, int] = {}  # Event name -> failed creates in a row (passing errors)
 
     async def run_once(self, body: kopf.Body, spec: SpeculativeDeploymentSpec, idx: Indexes) -> None:
         namespace, name = self.key
@@ -292,7 +310,7 @@ class ObjectReconciler:
             self.next_scrape = now + float(spec.metrics.scrape_interval_seconds)
         observed = self.observe(body, spec, idx, pods)
         result = plan(observed)
-        await self.execute(result, body, observed)
+        await self.execute(result, observed)
         if not is_subset(result.status, observed.status):
             self.last_status = result.status
             self.last_status_over = self.seen_version
@@ -343,7 +361,11 @@ class ObjectReconciler:
             out.append(cr)
         return out
 
-    async def execute(self, p: Plan, body: kopf.Body, observed: Observed) -> None:
+    async def execute(self, p: Plan, observed: Observed) -> None:
+        """Carry the plan out. Events are created before the status write that records their transitions, each
+        under its transition's name: a crash in between means the restarted loop plans the same names again and
+        the API server refuses them as existing (no duplicate), while a crash before means they are created
+        then (none lost)."""
         ns, name = self.key
         if p.record_revision is not None:
             await kube.create(p.record_revision)
@@ -359,14 +381,36 @@ class ObjectReconciler:
             what = await _apply(child, desired)
             if what:
                 self.logger.info(what)
+        self.event_failures = {k: v for k, v in self.event_failures.items() if any(e.name == k for e in p.events)}
+        for ev in p.events:
+            if await self._say(ev, observed.owner) and ev.reason == "RolledBack":
+                exporter.count_rollback(ns, name)  # once per rollback made: a 409 means it was counted before
         if not is_subset(p.status, dict(observed.status)):
             await kube.patch_status(ns, name, p.status, resource_version=self.seen_version or None)
-        for ev in p.events:
-            kopf.event(body, type=ev.type, reason=ev.reason, message=ev.message)
-            if ev.reason == "RolledBack":
-                exporter.count_rollback(ns, name)
         for cr_name in p.prune:
             await kube.delete("ControllerRevision", ns, cr_name)
+
+    async def _say(self, ev: Event, owner: Owner) -> bool:
+        """Create the Event; True when this call created it. Events are best effort: a refusal other than 409 is
+        logged and the loop goes on, except that a passing failure first holds the status write back for a few
+        loops (raised, the daemon retries), so a brief API server outage does not eat the Event."""
+        involved = involved_object(owner.name, owner.namespace, owner.uid, self.seen_version)
+        manifest = event_manifest(ev, involved, dt.datetime.now(dt.UTC), INSTANCE)
+        try:
+            created = await kube.create_event(manifest)
+        except kube.KubeError as e:
+            failures = self.event_failures.get(ev.name, 0) + 1
+            passing = e.status in (0, 429) or e.status >= 500
+            if passing and failures < EVENT_TRIES:
+                self.event_failures[ev.name] = failures
+                raise
+            self.event_failures.pop(ev.name, None)
+            self.logger.warning(f"Event {ev.reason} ({ev.name}) not posted, going on without it: {e}")
+            return False
+        self.event_failures.pop(ev.name, None)
+        if not created:  # said before the status recorded it (a restart, a refused status write): not said again
+            log.info(f"{owner.namespace}/{owner.name}: Event {ev.reason} {ev.name} exists already (409)")
+        return created
 
 
 async def _sleep(wake: asyncio.Event, stopped: kopf.DaemonStopped, timeout: float) -> None:

@@ -1,4 +1,4 @@
-"""The one place that talks to the Kubernetes API server (besides kopf's own watches and Events).
+"""The one place that talks to the Kubernetes API server (besides kopf's own watches and its log Events).
 
 Handlers call these coroutines with plain dicts; nothing here decides anything. The official ``kubernetes``
 client is synchronous, so each call runs in a bounded thread pool, never on the event loop. Responses are read
@@ -165,6 +165,18 @@ async def _create_revision(obj: dict[str, Any]) -> tuple[dict[str, Any], bool]:
         _content_type=APPLY_PATCH,
     )
     return created, True
+
+
+async def create_event(event: dict[str, Any]) -> bool:
+    """Create a core/v1 Event under the name it carries; True when created, False when an Event of that name
+    exists already (409: it was said before, by this process or one that died before writing the status)."""
+    try:
+        await _call(_core().create_namespaced_event, event["metadata"]["namespace"], event)
+    except KubeError as e:
+        if e.status == 409:
+            return False
+        raise
+    return True
 
 
 async def get(kind: str, namespace: str, name: str) -> dict[str, Any] | None:

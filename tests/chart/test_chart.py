@@ -187,6 +187,8 @@ def test_namespaced_values_reach_the_operator_command_line_and_env(render: Rende
         "llm-staging",
         "--peering",
         "specdeploy-llm",
+        "--peering-lifetime",
+        "30",
         "--liveness",
         "http://0.0.0.0:8080/healthz",
         "--metrics-port",

@@ -531,7 +531,7 @@ def test_events_are_posted_and_the_finalizer_comes_on_and_off(reconciled: Reconc
     for name in ("enforced", "skipped"):
         assert FINALIZER in reconciled.live[name]["metadata"].get("finalizers", []), name
         for event in reconciled.events[name]:
-            assert event["source"]["component"] == "kopf", event  # posted by the operator, with its own token
+            assert event["source"]["component"] == "specdeploy", event  # posted by the operator, with its own token
             assert not FORBIDDEN.search(event["message"]), event
         for event in (e for e in reconciled.events[name] if e["reason"] in EXPECTED_EVENTS[name]):
             assert event["type"] == "Normal" and event["message"], event

@@ -232,8 +232,8 @@ class Recorder:
         return problems
 
     def missing_events(self, names: Iterable[str]) -> list[str]:
-        """Justified Events never posted, as "object: reason" (allowed, not required: Events are posted after the
-        status write that records the transition, so a crash between the two eats one and never repeats it)."""
+        """Justified Events never posted, as "object: reason". Events are created before the status write that
+        records their transition, under a name derived from it, so a crash on either side loses none."""
         events = self.sd_events()
         missing = []
         for name in names:

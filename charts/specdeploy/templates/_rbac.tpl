@@ -44,7 +44,8 @@ which the kubelet resolves. Call with (dict "root" . "peeringResource" "kopfpeer
 - apiGroups: ["batch"]
   resources: ["jobs"]
   verbs: ["get", "list", "watch", "create", "delete"]
-# Events that say in plain words what happened: kopf posts core/v1 Events on the object.
+# Events that say in plain words what happened: core/v1 Events on the object, created by the operator under names
+# derived from each transition (a 409 means already said; no get needed), and kopf's log Events.
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create"]

@@ -10,6 +10,11 @@ from __future__ import annotations
 import argparse
 import os
 
+#: kopf's own default.
+DEFAULT_PEERING_LIFETIME = 60
+#: kopf renews a replica's record 5-10 s before its lifetime runs out; below this a live replica could look dead.
+MIN_PEERING_LIFETIME = 15
+
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser(
@@ -38,6 +43,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     p.add_argument("--priority", type=int, default=0, help="peering priority of this replica (default 0)")
     p.add_argument(
+        "--peering-lifetime",
+        type=_lifetime,
+        default=int(os.environ.get("SPECDEPLOY_PEERING_LIFETIME", str(DEFAULT_PEERING_LIFETIME))),
+        metavar="SECONDS",
+        help="with --peering: how long a silent replica still counts as alive, i.e. how long the others wait "
+        f"after it crashes before they take over (default {DEFAULT_PEERING_LIFETIME}, at least {MIN_PEERING_LIFETIME})",
+    )
+    p.add_argument(
         "--liveness",
         metavar="URL",
         default=os.environ.get("SPECDEPLOY_LIVENESS", "http://0.0.0.0:8080/healthz"),
@@ -56,6 +69,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.set_defaults(func=_run)
 
 
+def _lifetime(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of seconds") from None
+    if value < MIN_PEERING_LIFETIME:
+        # kopf renews the record 5-10 s before it expires: a shorter lifetime would let a live replica look dead.
+        raise argparse.ArgumentTypeError(f"{value} s is under the minimum {MIN_PEERING_LIFETIME} s")
+    return value
+
+
 def _run(args: argparse.Namespace) -> int:
     if args.kubeconfig:
         os.environ["KUBECONFIG"] = args.kubeconfig
@@ -69,7 +93,7 @@ def _run(args: argparse.Namespace) -> int:
     kopf.configure(verbose=args.verbose, debug=args.debug)
     if args.metrics_port:
         exporter.start_exporter(args.metrics_port, args.metrics_address)
-    handlers.configure_runtime(namespaced=not args.all_namespaces)
+    handlers.configure_runtime(namespaced=not args.all_namespaces, peering_lifetime=args.peering_lifetime)
     kopf.run(
         standalone=args.peering is None,
         peering_name=args.peering,

@@ -17,6 +17,7 @@ from typing import Any
 from specdeploy import conditions as cond
 from specdeploy.api import SpeculativeDeploymentSpec
 from specdeploy.render import owner_for, render_deployment, render_service, render_validation_job
+from specdeploy.rollout.events import Event, condition_facts, event_name
 from specdeploy.rollout.history import (
     ANNOTATION_MESSAGE,
     ANNOTATION_VALIDATION,
@@ -100,13 +101,6 @@ class Observed:
     monitor: MonitorVerdict | None
     now_iso: str
     now: float
-
-
-@dataclass(frozen=True)
-class Event:
-    type: str
-    reason: str
-    message: str
 
 
 @dataclass
@@ -264,13 +258,15 @@ def plan(obs: Observed) -> Plan:  # noqa: PLR0915 - one linear pass over the pip
                     owner.name, owner.namespace, spec, current_id, owner=owner_for(owner.name, owner.uid)
                 )
             # Tied to the status saying so, not to creating the Job: if the status write that follows the create
-            # is refused (409), the next loop still announces it, once.
+            # is refused (409), the next loop still announces it, once (the same name: see rollout.events).
             if not _says(old_conditions, cond.VALIDATED, cond.UNKNOWN, running):
+                facts = (*condition_facts(old_conditions, cond.VALIDATED), current_id)
                 out.events.append(
                     Event(
                         "Normal",
                         "ValidationStarted",
                         f"Checking draft {_draft(spec)} against target {spec.target.model}",
+                        event_name(owner.name, owner.uid, "ValidationStarted", facts),
                     )
                 )
             wanted.append(cond.Condition(cond.VALIDATED, cond.UNKNOWN, "ValidationRunning", running))
@@ -333,7 +329,7 @@ def plan(obs: Observed) -> Plan:  # noqa: PLR0915 - one linear pass over the pip
                 current = stable
             if serving.revision.id == stable.id:
                 serving = replace(serving, revision=stable)
-            out.events.append(Event("Normal", "RevisionStable", f"Revision {stable.id} is stable: {mon.message}"))
+            out.events.append(_stable_event(owner, stable))
 
     # 5. Children.
     if serving is not None:
@@ -472,16 +468,22 @@ def plan(obs: Observed) -> Plan:  # noqa: PLR0915 - one linear pass over the pip
         status["acceptance"] = dict(acceptance)
     out.status = status
 
-    # 7. Events on transitions only (at most one per transition).
-    rollback_event = None
+    # 7. Events on transitions only, exactly one per transition: each is named after the transition from what is
+    # persisted (rollout.events), and the handler creates it before the status write that records the transition.
+    old_revision: Mapping[str, Any] = old_status.get("revision") or {}
+    rollbacks = _rollback_events(
+        owner, status["revision"]["failed"], old_revision=old_revision, history=history, action=action, serving=serving
+    )
     if rolled_back_now is not None:
-        target = serving.id if serving else "nothing"
-        rollback_event = Event(
-            "Warning",
-            "RolledBack",
-            f"revision {rolled_back_now.id} rolled back to {target}: {rolled_back_now.message}"[: cond.MAX_MESSAGE],
-        )
-    out.events.extend(_transition_events(old_conditions, new_conditions, rollback_event))
+        rollbacks.append(_rollback_event(owner, rolled_back_now, serving))
+    said = _transition_events(owner, old_conditions, new_conditions, rollback_said=bool(rollbacks))
+    said += rollbacks
+    newly_stable = _newly_stable(history, old_revision)
+    if newly_stable is not None:
+        said.append(_stable_event(owner, newly_stable))
+    for ev in said:
+        if all(ev.name != e.name for e in out.events):
+            out.events.append(ev)
 
     keep_ids = {current_id}
     if serving:
@@ -545,14 +547,77 @@ _EVENT_FOR: dict[tuple[str, str], tuple[str, str]] = {
 }
 
 
-def _transition_events(
-    old: Sequence[Mapping[str, Any]], new: Sequence[Mapping[str, Any]], rollback: Event | None
-) -> list[Event]:
-    """One Event per condition that changed status or reason, and the Event of a rollback taken in this pass.
+def _rollback_event(owner: Owner, failed: Revision, serving: Serving | None) -> Event:
+    """The Warning for a rollback away from ``failed``, named after its verdict (revision id and verdict time)."""
+    target = serving.id if serving else "nothing"
+    return Event(
+        "Warning",
+        "RolledBack",
+        f"revision {failed.id} rolled back to {target}: {failed.message}"[: cond.MAX_MESSAGE],
+        event_name(owner.name, owner.uid, "RolledBack", ("verdict", failed.id, failed.at)),
+    )
 
-    A rollback taken now always gets its Event, even when RolledBack was already True (the stable revision failed
-    too); the RolledBack condition's own transition speaks only when no rollback was taken in this pass (the
-    operator restarted after recording the verdict but before saying so).
+
+def _rollback_events(
+    owner: Owner,
+    failed_now: Sequence[Mapping[str, Any]],
+    *,
+    old_revision: Mapping[str, Any],
+    history: History,
+    action: Action,
+    serving: Serving | None,
+) -> list[Event]:
+    """A RolledBack Event for each acceptance failure that this status write lists and the observed one did not.
+
+    The verdict on the ControllerRevision is written first; if the operator dies before the status records the
+    failure, the next pass (another process, perhaps) sees the same verdict not yet in status and says it, under
+    the same name as the pass that decided it. With action None nothing is rolled back, so nothing is said here.
+    """
+    if action is Action.NONE:
+        return []
+    listed = {str(f.get("id")): str(f.get("at") or "") for f in old_revision.get("failed") or []}
+    events = []
+    for entry in failed_now:
+        rev = history.get(str(entry["id"]))
+        if rev is None or rev.reason != ACCEPTANCE_LOW:
+            continue
+        if rev.id in listed and (listed[rev.id] == rev.at or not rev.at):
+            continue  # recorded, and so said, before
+        events.append(_rollback_event(owner, rev, serving))
+    return events
+
+
+def _stable_event(owner: Owner, stable: Revision) -> Event:
+    return Event(
+        "Normal",
+        "RevisionStable",
+        f"Revision {stable.id} is stable: {stable.message}"[: cond.MAX_MESSAGE],
+        event_name(owner.name, owner.uid, "RevisionStable", ("verdict", stable.id, stable.at)),
+    )
+
+
+def _newly_stable(history: History, old_revision: Mapping[str, Any]) -> Revision | None:
+    """The stable revision this status write names for the first time, if it is newer than the one it replaces.
+
+    Covers a restart between the stable verdict and the status write; falling back to an older stable revision
+    (the newer one failed) is no news.
+    """
+    stable = history.stable
+    old_id = old_revision.get("stable")
+    if stable is None or stable.id == old_id:
+        return None
+    old = history.get(str(old_id)) if old_id else None
+    return stable if old is None or stable.number > old.number else None
+
+
+def _transition_events(
+    owner: Owner, old: Sequence[Mapping[str, Any]], new: Sequence[Mapping[str, Any]], *, rollback_said: bool
+) -> list[Event]:
+    """One Event per condition that changed status or reason, named after the state it changed from.
+
+    A rollback decided or newly recorded in this pass has its own Event (``_rollback_events``); the RolledBack
+    condition's own transition speaks only when there is none (the rollback action changed from None, so a
+    failure recorded earlier is rolled back only now).
     """
     events = []
     rolled_back = cond.is_true(new, cond.ROLLED_BACK)
@@ -570,15 +635,14 @@ def _transition_events(
             continue
         if key == (cond.DEGRADED, cond.TRUE) and (
             c["reason"] in (VALIDATION_FAILED, VALIDATION_ERROR)
-            or (c["reason"] == ACCEPTANCE_LOW and (rolled_back or rollback is not None))
+            or (c["reason"] == ACCEPTANCE_LOW and (rolled_back or rollback_said))
         ):
             continue  # the ValidationFailed / ValidationError / RolledBack event already says it
-        if key == (cond.ROLLED_BACK, cond.TRUE) and rollback is not None:
-            continue  # said by the rollback's own Event below
+        if key == (cond.ROLLED_BACK, cond.TRUE) and rollback_said:
+            continue  # said by the rollback's own Event
         etype, reason = _EVENT_FOR[key]
         if key == (cond.VALIDATED, cond.FALSE):
             reason = str(c["reason"])
-        events.append(Event(etype, reason, str(c["message"])))
-    if rollback is not None:
-        events.append(rollback)
+        facts = (*condition_facts(old, c["type"]), str(c["status"]), str(c["reason"]))
+        events.append(Event(etype, reason, str(c["message"]), event_name(owner.name, owner.uid, reason, facts)))
     return events

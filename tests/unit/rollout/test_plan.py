@@ -602,12 +602,12 @@ def test_status_reports_generation_replicas_and_at_most_ten_failed_revisions_new
 
 def test_an_unchanged_world_gets_no_writes_and_no_events(reports: Reports) -> None:
     world = stable_world(reports)
-    writes, children, events = world.status_writes, world.child_writes, len(world.events)
+    writes, children, events = world.status_writes, world.child_writes, world.event_posts
     for _ in range(5):
         world.now += 15
         p = world.step()
         assert not (p.verdicts or p.record_revision or p.create_job or p.delete_job or p.prune)
-    assert (world.status_writes, world.child_writes, len(world.events)) == (writes, children, events)
+    assert (world.status_writes, world.child_writes, world.event_posts) == (writes, children, events)
 
 
 def test_last_transition_time_moves_only_when_a_condition_flips(reports: Reports) -> None:
@@ -693,3 +693,93 @@ def test_stable_needs_stable_after_seconds_of_health() -> None:
 
     assert not [v for v in plan(observed(299.0)).verdicts if v[1].get("specdeploy.io/state") == "stable"]
     assert [v for v in plan(observed(300.0)).verdicts if v[1].get("specdeploy.io/state") == "stable"]
+
+
+# ----------------------------------------------------------------------------------------- 5. Events across crashes
+def lifecycle(reports: Reports, crash: str | None) -> World:
+    """Validate, serve, become stable, roll a new revision out, roll it back, scale: with a kill in every step that
+    has something to say (``World.crash``), each followed by a restart that has lost the acceptance windows."""
+    world = World(spec=copy.deepcopy(BASE), crash=crash)
+    validated(world, reports.compatible)
+    world.monitor = monitor_verdict(world, [0.8, 0.82, 0.79])
+    world.settle()
+    world.monitor = None
+    assert world.status["revision"]["stable"] == rev(BASE)
+    next_revision(world, reports.compatible, with_k(7))
+    world.monitor = monitor_verdict(world, [0.3, 0.3, 0.3])
+    world.step()
+    world.monitor = None
+    world.roll_out()
+    world.settle()
+    world.change_spec(replicas=2)
+    world.step()
+    world.roll_out()
+    world.settle()
+    return world
+
+
+@pytest.mark.parametrize("crash", ["after-verdicts", "after-events"])
+def test_a_kill_around_each_event_neither_loses_nor_repeats_it(reports: Reports, crash: str) -> None:
+    calm = lifecycle(reports, crash=None)
+    said = [(e.type, e.reason) for e in calm.events]
+    assert said == [
+        ("Normal", "ValidationStarted"),
+        ("Normal", "ValidationSucceeded"),
+        ("Normal", "Ready"),
+        ("Normal", "RevisionStable"),
+        ("Normal", "ValidationStarted"),
+        ("Normal", "ValidationSucceeded"),
+        ("Normal", "Ready"),
+        ("Warning", "RolledBack"),
+        ("Normal", "Ready"),
+        ("Normal", "Ready"),
+    ]
+    killed = lifecycle(reports, crash=crash)
+    assert killed.crashes >= len(said), "every step that said something was killed once"
+    assert [(e.type, e.reason) for e in killed.events] == said
+    ids = ("current", "serving", "stable")
+    assert [killed.status["revision"][k] for k in ids] == [calm.status["revision"][k] for k in ids]
+    failed = [[f["id"] for f in w.status["revision"]["failed"]] for w in (killed, calm)]
+    assert failed[0] == failed[1]
+    if crash == "after-events":
+        # the restarted process asked again for each Event it had created, and the names made those 409s
+        assert killed.event_posts - len(killed.events) >= len(said)
+
+
+def test_event_names_are_one_per_transition_and_new_for_a_genuine_repeat(reports: Reports) -> None:
+    world = lifecycle(reports, crash=None)
+    names = [e.name for e in world.events]
+    assert len(set(names)) == len(names), "three Ready transitions, three names (all within one second)"
+    assert all(n.startswith("coder.") and len(n) == len("coder.") + 16 for n in names)
+    # the same world planned again by another process names its transitions the same way: nothing to say
+    assert plan(world.observe()).events == []
+
+
+def test_a_rollback_that_only_starts_when_the_action_changes_from_none_is_said_once(reports: Reports) -> None:
+    spec = {**copy.deepcopy(BASE), "rollback": {"action": "None", "stableAfterSeconds": 0}}
+    world = serving_world(reports, spec)
+    world.monitor = monitor_verdict(world, [0.2, 0.2, 0.2])
+    world.settle()
+    world.monitor = None
+    mark = len(world.events)
+    assert not any(e.reason == "RolledBack" for e in world.events)
+    world.change_spec(rollback={"action": "DisableSpeculation"})  # not a serving field: the same revision
+    crashed = plan(world.observe())
+    world.apply(crashed, crash="after-events")
+    world.settle()
+    assert world.serving() == f"{rev(BASE)}-nospec"
+    assert [e.reason for e in world.events[mark:] if e.type == "Warning"] == ["RolledBack"]
+
+
+def test_a_restart_between_the_stable_verdict_and_the_status_still_says_it_once(reports: Reports) -> None:
+    world = serving_world(reports)
+    world.monitor = monitor_verdict(world, [0.8, 0.8, 0.8])
+    decided = plan(world.observe())
+    assert [e.reason for e in decided.events] == ["RevisionStable"]
+    world.apply(decided, crash="after-verdicts")  # the verdict is on the ControllerRevision, nothing else
+    world.monitor = None
+    mark = len(world.events)
+    world.settle()
+    assert [e.reason for e in world.events[mark:]] == ["RevisionStable"]
+    assert world.events[mark].name == decided.events[0].name, "the restarted process uses the deciding pass's name"
+    assert world.status["revision"]["stable"] == rev(BASE)

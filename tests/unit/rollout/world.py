@@ -4,7 +4,8 @@
 its ControllerRevisions (as the dicts the API returns), its Deployment, Service and validation Job, and the
 monitor's latest verdict. ``step()`` calls the real ``plan()`` on that and carries the plan out the way
 ``handlers._execute`` does: create or merge-patch children only when ``is_subset`` says they differ, merge-patch
-the status only when it changed, record verdicts as annotations on the ControllerRevisions, post Events. The
+the status only when it changed, record verdicts as annotations on the ControllerRevisions, create Events (before
+the status write, each under its own name: a name that exists already is refused, as the API server answers 409). The
 revision history the next step sees is read back with the real ``from_controller_revisions``, so a verdict the
 plan forgets to record shows up as a wrong next step.
 
@@ -91,7 +92,12 @@ class World:
     jobs: dict[str, JobOutcome] = field(default_factory=dict)
     job_manifests: dict[str, dict[str, Any]] = field(default_factory=dict)
     monitor: MonitorVerdict | None = None
-    events: list[Event] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)  # the Events created, in order (what `kubectl describe` lists)
+    event_posts: int = 0  # Event create calls, refused ones (409) included
+    # Kill the operator in every step that has something to say: "after-verdicts" (ControllerRevision annotations
+    # written, nothing after) or "after-events" (Events created, status not written); the step then restarts it.
+    crash: str | None = None
+    crashes: int = 0
     status_writes: int = 0
     child_writes: int = 0
     plans: list[Plan] = field(default_factory=list)
@@ -130,6 +136,12 @@ class World:
     def step(self) -> Plan:
         """One reconcile: plan on what is observed, then carry the plan out. The status must fit the schema."""
         p = plan(self.observe())
+        if self.crash and p.events:
+            self.apply(p, crash=self.crash)
+            self.crashes += 1
+            self.monitor = None  # a new process: the acceptance windows were in memory
+            self.now += 1
+            p = plan(self.observe())
         assert_schema_valid(p.status)
         self.apply(p)
         self.plans.append(p)
@@ -138,21 +150,25 @@ class World:
     def settle(self, limit: int = 6) -> Plan:
         """Reconcile until a pass asks for nothing new; fails if that takes more than ``limit`` passes."""
         for _ in range(limit):
-            writes, events = self.status_writes + self.child_writes, len(self.events)
+            writes, events = self.status_writes + self.child_writes, self.event_posts
             p = self.step()
             quiet = not (p.record_revision or p.verdicts or p.create_job or p.delete_job or p.prune)
-            if quiet and writes == self.status_writes + self.child_writes and events == len(self.events):
+            if quiet and writes == self.status_writes + self.child_writes and events == self.event_posts:
                 return p
         raise AssertionError(f"no steady state after {limit} passes; last plan: {self.plans[-1]}")
 
     # ------------------------------------------------------------------ carrying a plan out
-    def apply(self, p: Plan) -> None:
+    def apply(self, p: Plan, crash: str | None = None) -> None:
+        """Carry ``p`` out in the handler's order; ``crash`` stops it as a SIGKILL would: "after-verdicts" (only
+        the new revision and the verdicts were written) or "after-events" (all but the status and pruning)."""
         if p.record_revision is not None:
             name = p.record_revision["metadata"]["name"]
             self.revisions.setdefault(name, copy.deepcopy(p.record_revision))
         for rev_id, verdict in p.verdicts:
             cr = self.revisions[f"{self.name}-{rev_id}"]
             cr["metadata"]["annotations"] = {**(cr["metadata"].get("annotations") or {}), **verdict}
+        if crash == "after-verdicts":
+            return
         if p.delete_job:
             self.jobs.pop(p.delete_job, None)
         if p.create_job is not None:
@@ -161,10 +177,15 @@ class World:
             self.jobs.setdefault(name, JobOutcome(name=name, finished=False))
         self.service = self._apply_child(self.service, p.service)
         self.deployment = self._apply_child(self.deployment, p.deployment)
+        for ev in p.events:
+            self.event_posts += 1
+            if all(ev.name != said.name for said in self.events):
+                self.events.append(ev)
+        if crash == "after-events":
+            return
         if not is_subset(p.status, self.status):
             self.status = merge_patch(self.status, p.status)
             self.status_writes += 1
-        self.events.extend(p.events)
         for name in p.prune:
             self.revisions.pop(name, None)
 
