@@ -28,7 +28,7 @@ from tests.unit.validate import zoo  # noqa: E402
 from tests.unit.validate.fakehub import FakeHub, llama_repo_listing, serve  # noqa: E402
 
 from specdeploy.validate.compare import compare_vocabularies  # noqa: E402
-from specdeploy.validate.formats import load_vocabulary  # noqa: E402
+from specdeploy.validate.formats import hf_library, load_vocabulary  # noqa: E402
 from specdeploy.validate.vocab import Vocabulary  # noqa: E402
 
 
@@ -77,6 +77,8 @@ def bench_vocab(runs: int) -> None:
         json_path.write_text(zoo.llama3_tokenizer_json_text())
         json_load = median_s(lambda: load_vocabulary("tokenizer.json", json_path, None), max(3, runs // 2))
         lib_load = median_s(lambda: tokenizers.Tokenizer.from_file(str(json_path)), max(3, runs // 2))
+        lib_vocab = median_s(lambda: hf_library.load(json_path, "tokenizer.json"), max(3, runs // 2))
+        same_vocab = load_vocabulary("tokenizer.json", json_path, None) == hf_library.load(json_path, "tokenizer.json")
         mb = json_path.stat().st_size / 1e6
     ms = 1000
     print(f"load tiktoken file (ours)          median {load * ms:8.1f} ms")
@@ -84,6 +86,10 @@ def bench_vocab(runs: int) -> None:
     print(f"load tokenizer.json ({mb:.1f} MB)      median {json_load * ms:8.1f} ms")
     print(
         f"  tokenizers.from_file alone       median {lib_load * ms:8.1f} ms   ours/baseline {json_load / lib_load:.2f}"
+    )
+    print(
+        f"  via tokenizers (previous reader) median {lib_vocab * ms:8.1f} ms   "
+        f"ours/baseline {json_load / lib_vocab:.2f}   same Vocabulary: {same_vocab}"
     )
     print(f"compare vs itself                  median {same * 1000:8.1f} ms")
     print(
@@ -93,6 +99,7 @@ def bench_vocab(runs: int) -> None:
     for label, total in (
         ("two tiktoken loads + compare", 2 * load + diff),
         ("two tokenizer.json loads + compare", 2 * json_load + diff),
+        ("  the same via tokenizers", 2 * lib_vocab + diff),
     ):
         verdict = "OK" if total < 1 else "MISSED"
         print(f"{label:<34} {total * ms:8.1f} ms   goal < 1000 ms: {verdict}")

@@ -8,8 +8,11 @@ their literal text. The same tokenizer shipped as tokenizer.json and as tiktoken
 
 from __future__ import annotations
 
+import codecs
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache, cached_property
+from typing import Any
 
 from specdeploy.validate.errors import CheckError
 
@@ -101,9 +104,39 @@ def _byte_level_translation() -> dict[int, int]:
     return {ord(ch): b for ch, b in byte_level_alphabet().items()}
 
 
+@cache
+def _byte_level_codec() -> Any:
+    """The byte-level alphabet as a charmap encoding table: encodes a whole string in C, and refuses (raises
+    ``UnicodeEncodeError`` for) any character outside the alphabet."""
+    by_byte = {b: ch for ch, b in byte_level_alphabet().items()}
+    return codecs.charmap_build("".join(by_byte[b] for b in range(256)))
+
+
 def decode_byte_level(token: str) -> bytes:
     """Bytes of a byte-level BPE vocabulary string; characters outside the alphabet are kept as UTF-8."""
-    try:  # fast path: every character maps to one byte (code point < 256 after translation)
+    try:  # every character is in the alphabet: one byte each
+        return codecs.charmap_encode(token, "strict", _byte_level_codec())[0]
+    except UnicodeEncodeError:
+        return _decode_byte_level_mixed(token)
+
+
+def decode_byte_level_many(tokens: Iterable[str]) -> list[bytes]:
+    """``decode_byte_level`` of each string, in order; the table is looked up once, not once per token."""
+    encode, table = codecs.charmap_encode, _byte_level_codec()
+    out: list[bytes] = []
+    append = out.append
+    for token in tokens:
+        try:
+            append(encode(token, "strict", table)[0])
+        except UnicodeEncodeError:
+            append(_decode_byte_level_mixed(token))
+    return out
+
+
+def _decode_byte_level_mixed(token: str) -> bytes:
+    """A string with characters outside the byte-level alphabet: if they are all below U+0100 they stand for the
+    byte of the same value; otherwise alphabet characters become their bytes and the others are kept as UTF-8."""
+    try:  # every character maps to one byte (code point < 256 after translation)
         return token.translate(_byte_level_translation()).encode("latin-1")
     except UnicodeEncodeError:
         table = byte_level_alphabet()

@@ -43,7 +43,8 @@ def test_local_validation_imports_only_the_validator(folders: Folders) -> None:
         ["--target", str(folders.llama31_70b_instruct_json), "--draft", str(folders.mistral_v03)]
     )
     assert code == 1  # the run really happened: cross-family is incompatible
-    assert "tokenizers" in modules and "sentencepiece" in modules  # both tokenizer paths were exercised
+    assert "specdeploy.validate.formats.hf_json" in modules and "sentencepiece" in modules  # both formats were read
+    assert "tokenizers" not in modules  # a BPE tokenizer.json is read directly, without building the model
     _assert_isolated(modules)
 
 

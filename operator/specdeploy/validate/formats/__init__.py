@@ -1,8 +1,9 @@
 """Tokenizer file formats: each submodule turns one format into a ``Vocabulary``; ``load_vocabulary`` picks one.
 
-Formats: Hugging Face ``tokenizer.json`` (via the ``tokenizers`` library), SentencePiece ``tokenizer.model`` /
-``tokenizer.model.vN`` (via ``sentencepiece``), tiktoken BPE files (``*.tiktoken`` or a ``tokenizer.model`` that
-holds base64 ranks; parsed directly) and Mistral's ``tekken.json``. None of them needs transformers or torch.
+Formats: Hugging Face ``tokenizer.json`` (BPE models read directly, others via the ``tokenizers`` library),
+SentencePiece ``tokenizer.model`` / ``tokenizer.model.vN`` (via ``sentencepiece``), tiktoken BPE files
+(``*.tiktoken`` or a ``tokenizer.model`` that holds base64 ranks; parsed directly) and Mistral's ``tekken.json``.
+None of them needs transformers or torch.
 """
 
 from __future__ import annotations
