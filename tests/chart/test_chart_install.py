@@ -34,6 +34,7 @@ from tests.harness.kubectl import Kubectl, wait_for
 from tests.harness.localcluster import LocalCluster
 from tests.harness.operator import OperatorProcess
 from tests.harness.podrunner import PodRunner
+from tests.harness.specs import condition, manifest, sd_status
 from tests.unit.validate import zoo
 
 pytestmark = [pytest.mark.chart, pytest.mark.integration]
@@ -230,30 +231,20 @@ def operator_as(
 
 
 def sd(name: str, policy: str, target: str, draft: str, k: int = 4) -> dict[str, Any]:
-    return {
-        "apiVersion": "specdeploy.io/v1alpha1",
-        "kind": "SpeculativeDeployment",
-        "metadata": {"name": name},
-        "spec": {
+    return manifest(
+        name,
+        {
             "target": {"model": target, "maxModelLen": 8192},
             "draft": {"model": draft},
             "speculation": {"method": "draft_model", "numSpeculativeTokens": k},
             "validation": {"policy": policy},
         },
-    }
-
-
-def status_of(kubectl: Kubectl, name: str, ns: str) -> dict[str, Any]:
-    return dict((kubectl.get("sd", name, ns) or {}).get("status") or {})
-
-
-def condition(status: dict[str, Any], type_: str) -> dict[str, Any]:
-    return next((c for c in status.get("conditions", []) if c["type"] == type_), {})
+    )
 
 
 def ready(kubectl: Kubectl, name: str, ns: str, generation: int = 1) -> dict[str, Any]:
     def check() -> dict[str, Any] | None:
-        st = status_of(kubectl, name, ns)
+        st = sd_status(kubectl, name, ns)
         ok = st.get("phase") == "Ready" and st.get("observedGeneration") == generation
         return st if ok and condition(st, "Ready").get("status") == "True" else None
 

@@ -25,6 +25,7 @@ import pytest
 from tests.harness.kubectl import Kubectl
 from tests.harness.operator import OperatorProcess
 from tests.harness.podrunner import PodRunner
+from tests.harness.specs import condition, manifest, sd_status
 from tests.harness.vllm import ServerError
 from tests.harness.vllmfleet import PodServer, VllmFleet, model_id, pod_draft
 
@@ -49,12 +50,10 @@ STARTUP_TIMEOUT = 420
 VERDICT_TIMEOUT = 240
 
 
-def manifest(draft: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "specdeploy.io/v1alpha1",
-        "kind": "SpeculativeDeployment",
-        "metadata": {"name": NAME},
-        "spec": {
+def object_for(draft: str) -> dict[str, Any]:
+    return manifest(
+        NAME,
+        {
             "target": {"model": TARGET, "maxModelLen": 1024},
             "draft": {"model": draft},
             "speculation": {"method": "draft_model", "numSpeculativeTokens": K},
@@ -62,15 +61,11 @@ def manifest(draft: str) -> dict[str, Any]:
             "rollback": ROLLBACK,
             "metrics": {"scrapeIntervalSeconds": 2, "timeoutSeconds": 5},
         },
-    }
+    )
 
 
 def status(kubectl: Kubectl, ns: str) -> dict[str, Any]:
-    return dict((kubectl.get("sd", NAME, ns) or {}).get("status") or {})
-
-
-def cond(st: dict[str, Any], type_: str) -> dict[str, Any]:
-    return next((c for c in st.get("conditions", []) if c["type"] == type_), {})
+    return sd_status(kubectl, NAME, ns)
 
 
 def validated(kubectl: Kubectl, ns: str) -> dict[str, Any] | None:
@@ -137,9 +132,9 @@ def test_real_vllm_good_draft_becomes_stable_and_bad_draft_is_rolled_back(
 
     try:
         # ---- 1. the good draft: validated, served by real vLLM, measured, stable
-        kubectl.apply(manifest(GOOD), "-n", namespace)
+        kubectl.apply(object_for(GOOD), "-n", namespace)
         st = wait("validation of the copy draft", vllm_fleet, lambda: validated(kubectl, namespace), timeout=120)
-        assert cond(st, "Validated")["status"] == "True", st.get("validation")
+        assert condition(st, "Validated")["status"] == "True", st.get("validation")
         assert st["validation"]["compatible"] is True
         assert any(run["argv"][:2] == ["specdeploy", "validate"] for run in validator_runner.runs)
         good = wait(
@@ -181,10 +176,10 @@ def test_real_vllm_good_draft_becomes_stable_and_bad_draft_is_rolled_back(
         drafted, accepted = real_counters(good)
         report["good_server_totals"] = {"draft_tokens": drafted, "accepted_tokens": accepted}
         assert drafted >= acc["draftTokens"] and accepted / drafted >= 0.98
-        assert cond(st, "RolledBack")["status"] == "False"
+        assert condition(st, "RolledBack")["status"] == "False"
 
         # ---- 2. the bad draft: validation passes (same tokenizer), real vLLM restarts with it, acceptance ~2%
-        kubectl.apply(manifest(BAD), "-n", namespace)
+        kubectl.apply(object_for(BAD), "-n", namespace)
         wait(
             "the Deployment to run the other-family draft",
             vllm_fleet,
@@ -209,7 +204,7 @@ def test_real_vllm_good_draft_becomes_stable_and_bad_draft_is_rolled_back(
 
         def rolled_back() -> dict[str, Any] | None:
             s = status(kubectl, namespace)
-            if cond(s, "RolledBack").get("status") == "True":
+            if condition(s, "RolledBack").get("status") == "True":
                 return s
             with contextlib.suppress(ServerError):  # the server may be stopped between the two reads
                 bad_totals.append(real_counters(bad))  # our own reading of the server the operator is judging
@@ -273,7 +268,7 @@ def test_real_vllm_good_draft_becomes_stable_and_bad_draft_is_rolled_back(
         report["restored_acceptance"] = acc
         assert acc["rate"] >= 0.98, acc
         st = status(kubectl, namespace)
-        assert st["revision"]["serving"] == stable and cond(st, "RolledBack")["status"] == "True"
+        assert st["revision"]["serving"] == stable and condition(st, "RolledBack")["status"] == "True"
         assert len([e for e in kubectl.items("events", namespace) if e.get("reason") == "RolledBack"]) == 1
     finally:
         report["servers"] = vllm_fleet.summary()

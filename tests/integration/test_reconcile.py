@@ -11,8 +11,10 @@ from typing import Any
 
 import pytest
 import yaml
+from tests.harness import specs
 from tests.harness.kubectl import Kubectl, wait_for
 from tests.harness.operator import OperatorProcess
+from tests.harness.specs import condition
 
 pytestmark = pytest.mark.integration
 
@@ -21,18 +23,16 @@ def manifest(
     name: str, k: int = 4, policy: str = "Skip", replicas: int = 1, tp: int = 1, **spec: Any
 ) -> dict[str, Any]:
     """A SpeculativeDeployment; TP 1 by default so that many fit on the two 8-GPU fake nodes."""
-    body: dict[str, Any] = {
-        "apiVersion": "specdeploy.io/v1alpha1",
-        "kind": "SpeculativeDeployment",
-        "metadata": {"name": name},
-        "spec": {
+    body: dict[str, Any] = specs.manifest(
+        name,
+        {
             "target": {"model": "meta-llama/Llama-3.1-70B-Instruct", "tensorParallelSize": tp, "maxModelLen": 8192},
             "draft": {"model": "meta-llama/Llama-3.2-1B-Instruct"},
             "speculation": {"method": "draft_model", "numSpeculativeTokens": k},
             "replicas": replicas,
             "validation": {"policy": policy},
         },
-    }
+    )
     body["spec"].update(spec)
     return body
 
@@ -54,10 +54,6 @@ def rendered(obj: dict[str, Any], namespace: str) -> dict[str, dict[str, Any]]:
 def sd_status(kubectl: Kubectl, name: str, namespace: str) -> dict[str, Any]:
     obj = kubectl.get("sd", name, namespace) or {}
     return dict(obj.get("status") or {})
-
-
-def condition(status: dict[str, Any], type_: str) -> dict[str, Any]:
-    return next((c for c in status.get("conditions", []) if c["type"] == type_), {})
 
 
 def wait_ready(kubectl: Kubectl, name: str, namespace: str, timeout: float = 60) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from tests.harness.fakevllm import Behaviour, Fleet
 from tests.harness.kubectl import Kubectl, wait_for
 from tests.harness.localcluster import LocalCluster
 from tests.harness.operator import OperatorProcess
+from tests.harness.specs import condition, manifest, sd_status
 
 pytestmark = pytest.mark.integration
 
@@ -47,11 +48,9 @@ def fleet(cluster: LocalCluster) -> Iterator[Fleet]:
 
 
 def sd(name: str, draft: str, **rollback: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "specdeploy.io/v1alpha1",
-        "kind": "SpeculativeDeployment",
-        "metadata": {"name": name},
-        "spec": {
+    return manifest(
+        name,
+        {
             "target": {"model": "org/target-8b", "tensorParallelSize": 1},
             "draft": {"model": draft},
             "speculation": {"method": "draft_model", "numSpeculativeTokens": 4},
@@ -59,15 +58,7 @@ def sd(name: str, draft: str, **rollback: Any) -> dict[str, Any]:
             "rollback": {**FAST_ROLLBACK, **rollback},
             "metrics": {"scrapeIntervalSeconds": 1, "timeoutSeconds": 2},
         },
-    }
-
-
-def status(kubectl: Kubectl, name: str, ns: str) -> dict[str, Any]:
-    return dict((kubectl.get("sd", name, ns) or {}).get("status") or {})
-
-
-def cond(st: dict[str, Any], type_: str) -> dict[str, Any]:
-    return next((c for c in st.get("conditions", []) if c["type"] == type_), {})
+    )
 
 
 def deployment_args(kubectl: Kubectl, name: str, ns: str) -> list[str]:
@@ -88,7 +79,7 @@ def events(kubectl: Kubectl, ns: str, reason: str) -> list[dict[str, Any]]:
 def wait_stable(kubectl: Kubectl, name: str, ns: str, timeout: float = 90) -> dict[str, Any]:
     return wait_for(
         f"{name} to become stable",
-        lambda: (st := status(kubectl, name, ns)).get("revision", {}).get("stable") and st,
+        lambda: (st := sd_status(kubectl, name, ns)).get("revision", {}).get("stable") and st,
         timeout=timeout,
     )
 
@@ -103,7 +94,7 @@ def test_healthy_draft_stays_and_becomes_stable(
     assert acc["rate"] == pytest.approx(0.8, abs=0.03)
     assert acc["draftTokens"] >= 100 and acc["podsCounted"] == 1
     assert 1 <= acc["recommendedNumSpeculativeTokens"] <= 16
-    assert cond(st, "RolledBack")["status"] == "False"
+    assert condition(st, "RolledBack")["status"] == "False"
     assert draft_in(deployment_args(kubectl, "good", namespace)) == GOOD
     metrics = operator.metrics()
     assert f'specdeploy_acceptance_rate{{name="good",namespace="{namespace}"}}' in metrics
@@ -117,8 +108,8 @@ def test_a_drop_below_threshold_rolls_back_to_the_stable_revision(
     kubectl.apply(sd("swap", BAD), "-n", namespace)
 
     def rolled_back() -> dict[str, Any] | None:
-        st = status(kubectl, "swap", namespace)
-        return st if cond(st, "RolledBack").get("status") == "True" else None
+        st = sd_status(kubectl, "swap", namespace)
+        return st if condition(st, "RolledBack").get("status") == "True" else None
 
     st = wait_for("a rollback", rolled_back, timeout=120)
     assert st["revision"]["serving"] == stable
@@ -150,11 +141,12 @@ def test_a_bad_first_revision_gets_speculation_disabled(
     st = wait_for(
         "Ready without speculation",
         lambda: (
-            (s := status(kubectl, "first", namespace)).get("revision", {}).get("serving", "").endswith("-nospec") and s
+            (s := sd_status(kubectl, "first", namespace)).get("revision", {}).get("serving", "").endswith("-nospec")
+            and s
         ),
         timeout=60,
     )
-    assert cond(st, "RolledBack")["status"] == "True"
+    assert condition(st, "RolledBack")["status"] == "True"
     assert len(events(kubectl, namespace, "RolledBack")) == 1
 
 
@@ -163,8 +155,8 @@ def test_no_data_holds(kubectl: Kubectl, namespace: str, operator: OperatorProce
     import time
 
     time.sleep(35)  # three windows of zero traffic
-    st = status(kubectl, "quiet", namespace)
-    assert cond(st, "RolledBack")["status"] == "False"
+    st = sd_status(kubectl, "quiet", namespace)
+    assert condition(st, "RolledBack")["status"] == "False"
     assert st["revision"]["failed"] == []
     assert draft_in(deployment_args(kubectl, "quiet", namespace)) == SILENT
     assert st["acceptance"]["verdict"] == "Hold"
@@ -188,7 +180,7 @@ def test_operator_killed_mid_rollback_completes_it_exactly_once(
     wait_for(
         "rollback completed after restart",
         lambda: (
-            status(kubectl, "crash", namespace).get("revision", {}).get("serving") == stable
+            sd_status(kubectl, "crash", namespace).get("revision", {}).get("serving") == stable
             and draft_in(deployment_args(kubectl, "crash", namespace)) == GOOD
         ),
         timeout=60,
@@ -198,6 +190,6 @@ def test_operator_killed_mid_rollback_completes_it_exactly_once(
     time.sleep(5)
     # said exactly once: before the kill (the restart's create is refused as existing) or after it
     assert len(events(kubectl, namespace, "RolledBack")) == 1
-    st = status(kubectl, "crash", namespace)
+    st = sd_status(kubectl, "crash", namespace)
     assert len(st["revision"]["failed"]) == 1
-    assert cond(st, "RolledBack")["status"] == "True"
+    assert condition(st, "RolledBack")["status"] == "True"

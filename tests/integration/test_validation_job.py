@@ -11,6 +11,7 @@ from tests.harness.kubectl import Kubectl, wait_for
 from tests.harness.localcluster import LocalCluster
 from tests.harness.operator import OperatorProcess
 from tests.harness.podrunner import PodRunner
+from tests.harness.specs import condition, manifest, sd_status
 from tests.unit.validate import zoo
 
 pytestmark = pytest.mark.integration
@@ -29,24 +30,14 @@ def runner(cluster: LocalCluster) -> Iterator[PodRunner]:
 
 
 def sd(name: str, target: str, draft: str, policy: str = "Enforce") -> dict[str, Any]:
-    return {
-        "apiVersion": "specdeploy.io/v1alpha1",
-        "kind": "SpeculativeDeployment",
-        "metadata": {"name": name},
-        "spec": {
+    return manifest(
+        name,
+        {
             "target": {"model": target, "maxModelLen": 8192},
             "draft": {"model": draft},
             "validation": {"policy": policy},
         },
-    }
-
-
-def status(kubectl: Kubectl, name: str, ns: str) -> dict[str, Any]:
-    return dict((kubectl.get("sd", name, ns) or {}).get("status") or {})
-
-
-def cond(st: dict[str, Any], type_: str) -> dict[str, Any]:
-    return next((c for c in st.get("conditions", []) if c["type"] == type_), {})
+    )
 
 
 def draft_of(kubectl: Kubectl, name: str, ns: str) -> str | None:
@@ -65,10 +56,10 @@ def test_compatible_draft_is_validated_then_rolled_out(
     kubectl.apply(sd("ok", models["target"], models["good"]), "-n", namespace)
     st = wait_for(
         "validated and Ready",
-        lambda: (s := status(kubectl, "ok", namespace)).get("phase") == "Ready" and s,
+        lambda: (s := sd_status(kubectl, "ok", namespace)).get("phase") == "Ready" and s,
         timeout=120,
     )
-    assert cond(st, "Validated")["status"] == "True"
+    assert condition(st, "Validated")["status"] == "True"
     v = st["validation"]
     assert v["compatible"] is True and v["exitCode"] == 0
     names = {c["name"] for c in v["checks"]}
@@ -86,12 +77,12 @@ def test_incompatible_first_revision_deploys_nothing(
     kubectl.apply(sd("mismatch", models["target"], models["bad"]), "-n", namespace)
     st = wait_for(
         "validation failure",
-        lambda: (s := status(kubectl, "mismatch", namespace)).get("phase") == "Failed" and s,
+        lambda: (s := sd_status(kubectl, "mismatch", namespace)).get("phase") == "Failed" and s,
         timeout=120,
     )
-    assert cond(st, "Validated")["reason"] == "ValidationFailed"
-    assert cond(st, "Degraded")["status"] == "True"
-    assert "vocabulary" in cond(st, "Validated")["message"]
+    assert condition(st, "Validated")["reason"] == "ValidationFailed"
+    assert condition(st, "Degraded")["status"] == "True"
+    assert "vocabulary" in condition(st, "Validated")["message"]
     assert st["validation"]["compatible"] is False
     assert kubectl.get("deployment", "mismatch", namespace) is None
     assert [f["reason"] for f in st["revision"]["failed"]] == ["ValidationFailed"]
@@ -105,17 +96,19 @@ def test_incompatible_update_keeps_the_last_good_pods_serving(
 ) -> None:
     kubectl.apply(sd("keep", models["target"], models["good"]), "-n", namespace)
     first = wait_for(
-        "first Ready", lambda: (s := status(kubectl, "keep", namespace)).get("phase") == "Ready" and s, 120
+        "first Ready", lambda: (s := sd_status(kubectl, "keep", namespace)).get("phase") == "Ready" and s, 120
     )
     kubectl.apply(sd("keep", models["target"], models["bad"]), "-n", namespace)
     st = wait_for(
         "second revision refused",
-        lambda: cond(s := status(kubectl, "keep", namespace), "Validated").get("reason") == "ValidationFailed" and s,
+        lambda: (
+            condition(s := sd_status(kubectl, "keep", namespace), "Validated").get("reason") == "ValidationFailed" and s
+        ),
         timeout=120,
     )
     assert st["revision"]["serving"] == first["revision"]["current"]
-    assert cond(st, "Degraded")["status"] == "True"
-    assert cond(st, "Ready")["status"] == "True"  # the last good pods keep serving
+    assert condition(st, "Degraded")["status"] == "True"
+    assert condition(st, "Ready")["status"] == "True"  # the last good pods keep serving
     assert draft_of(kubectl, "keep", namespace) == models["good"]
 
 
@@ -126,14 +119,14 @@ def test_warn_policy_rolls_out_with_the_findings(
     st = wait_for(
         "rolled out despite findings",
         lambda: (
-            (s := status(kubectl, "warned", namespace)).get("validation")
-            and cond(s, "Ready").get("status") == "True"
+            (s := sd_status(kubectl, "warned", namespace)).get("validation")
+            and condition(s, "Ready").get("status") == "True"
             and s
         ),
         timeout=120,
     )
     assert st["validation"]["compatible"] is False
-    assert cond(st, "Validated")["status"] == "False"
+    assert condition(st, "Validated")["status"] == "False"
     assert draft_of(kubectl, "warned", namespace) == models["bad"]
     assert st["revision"]["failed"] == []
 

@@ -26,8 +26,9 @@ from kubernetes.client.exceptions import ApiException
 
 from tests.harness.localcluster import LocalCluster
 from tests.harness.operator import OperatorProcess
+from tests.harness.specs import condition
 from tests.reliability.recorder import GROUP, PLURAL, VERSION, api_client, wait_until
-from tests.reliability.world import World, cond, deployments_settled, sd
+from tests.reliability.world import World, deployments_settled, sd
 
 pytestmark = pytest.mark.integration
 
@@ -118,7 +119,7 @@ def foreign_marks_kept(world: World, writer: SecondWriter) -> dict[str, str]:
     lost = {}
     for name in OBJECTS:
         obj = world.custom.get_namespaced_custom_object(GROUP, VERSION, world.namespace, PLURAL, name)
-        mine = cond(obj.get("status") or {}, FOREIGN)
+        mine = condition(obj.get("status") or {}, FOREIGN)
         if mine.get("message") != writer.last_message[name]:
             lost[name] = f"condition {FOREIGN} is {mine or 'gone'}, last written {writer.last_message[name]!r}"
             continue
@@ -191,7 +192,7 @@ def test_a_second_writer_loses_nothing_and_is_not_fought(
     for name in OBJECTS:
         st = world.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)["status"]
         assert st["phase"] == "Ready", f"{name}: phase {st['phase']} (the second writer's value stuck)"
-        assert cond(st, "Ready")["status"] == "True"
+        assert condition(st, "Ready")["status"] == "True"
         assert world.apps.read_namespaced_deployment(name, namespace).spec.replicas == 1
     lost = foreign_marks_kept(world, writer)
     assert not lost, f"the operator removed the second writer's own writes: {lost}"

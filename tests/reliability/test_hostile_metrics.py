@@ -21,6 +21,7 @@ from tests.harness.fakevllm import Behaviour, Fleet
 from tests.harness.kubectl import Kubectl, wait_for
 from tests.harness.localcluster import LocalCluster
 from tests.harness.operator import OperatorProcess
+from tests.harness.specs import condition, manifest
 from tests.reliability import pages
 
 pytestmark = pytest.mark.integration
@@ -89,18 +90,16 @@ def fleet(cluster: LocalCluster) -> Iterator[Fleet]:
 
 
 def sd(case: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "specdeploy.io/v1alpha1",
-        "kind": "SpeculativeDeployment",
-        "metadata": {"name": f"h-{case}"},
-        "spec": {
+    return manifest(
+        f"h-{case}",
+        {
             "target": {"model": "org/target-8b"},
             "draft": {"model": draft_of(case)},
             "validation": {"policy": "Skip"},
             "rollback": POLICY,
             "metrics": {"scrapeIntervalSeconds": 1, "timeoutSeconds": TIMEOUT_SECONDS},
         },
-    }
+    )
 
 
 def rss_mib(pid: int) -> float:
@@ -112,10 +111,6 @@ def rss_mib(pid: int) -> float:
 
 def statuses(kubectl: Kubectl, ns: str) -> dict[str, dict[str, Any]]:
     return {o["metadata"]["name"]: dict(o.get("status") or {}) for o in kubectl.items("sd", ns)}
-
-
-def cond(st: dict[str, Any], type_: str) -> dict[str, Any]:
-    return next((c for c in st.get("conditions", []) if c["type"] == type_), {})
 
 
 def scrape_errors(metrics: str, ns: str) -> dict[str, dict[str, float]]:
@@ -173,13 +168,13 @@ def test_hostile_pages_hold_with_a_reason_and_never_roll_back(
 
     # The control object trips within the same time: the waiting was long enough for a rollback to happen.
     control = final["h-control"]
-    assert cond(control, "RolledBack").get("status") == "True", control
+    assert condition(control, "RolledBack").get("status") == "True", control
 
     failures = []
     for name, case in [*CASES.items(), ("restart", None)]:
         st = final[f"h-{name}"]
         acc = st.get("acceptance") or {}
-        if cond(st, "RolledBack").get("status") == "True" or st.get("revision", {}).get("failed"):
+        if condition(st, "RolledBack").get("status") == "True" or st.get("revision", {}).get("failed"):
             failures.append(f"{name}: rolled back or marked failed: {st.get('revision')} {acc.get('message')}")
             continue
         if case is None:  # the restarting pod: holding or healthy, and any rate it reports is the true 0.8

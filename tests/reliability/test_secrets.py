@@ -29,6 +29,7 @@ from tests.harness.kubectl import Kubectl, wait_for
 from tests.harness.localcluster import LocalCluster
 from tests.harness.operator import OperatorProcess
 from tests.harness.podrunner import PodRunner
+from tests.harness.specs import manifest, sd_status
 from tests.reliability.echohub import EchoHub
 from tests.unit.validate import zoo
 
@@ -54,22 +55,16 @@ def hub() -> Iterator[EchoHub]:
 
 
 def sd(name: str, target: str, draft: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "specdeploy.io/v1alpha1",
-        "kind": "SpeculativeDeployment",
-        "metadata": {"name": name},
-        "spec": {
+    return manifest(
+        name,
+        {
             "target": {"model": target, "maxModelLen": 8192},
             "draft": {"model": draft},
             "serving": {"hfTokenSecretRef": {"name": "hf", "key": "token"}},
             "metrics": {"scrapeIntervalSeconds": 1, "timeoutSeconds": 1},
             "rollback": {"windowSeconds": 10, "consecutiveWindows": 1, "minDraftTokens": 10, "warmupSeconds": 0},
         },
-    }
-
-
-def status(kubectl: Kubectl, name: str, ns: str) -> dict[str, Any]:
-    return dict((kubectl.get("sd", name, ns) or {}).get("status") or {})
+    )
 
 
 def test_the_hf_token_appears_nowhere(
@@ -98,12 +93,12 @@ def test_the_hf_token_appears_nowhere(
         )
         wait_for(
             "the local pair validated, served and judged",
-            lambda: (s := status(kubectl, "local", namespace)).get("phase") == "Ready" and s.get("acceptance"),
+            lambda: (s := sd_status(kubectl, "local", namespace)).get("phase") == "Ready" and s.get("acceptance"),
             timeout=150,
         )
         wait_for(
             "the Hub pair's validation to report the rejected token",
-            lambda: (status(kubectl, "hub", namespace).get("validation") or {}).get("exitCode") == 2,
+            lambda: (sd_status(kubectl, "hub", namespace).get("validation") or {}).get("exitCode") == 2,
             timeout=120,
         )
         metrics_page = operator.metrics()
@@ -128,9 +123,10 @@ def test_the_hf_token_appears_nowhere(
     leaks = [f"{where}: {form}" for where, text in written.items() for form, value in forms.items() if value in text]
     total = sum(len(t) for t in written.values())
     print(f"\nsearched {total / 1024:.0f} KiB in {len(written)} places for the token: {len(leaks)} hit(s)")
-    print(f"hub pair's validation status: {json.dumps(status(kubectl, 'hub', namespace)['validation'])[:400]}")
+    print(f"hub pair's validation status: {json.dumps(sd_status(kubectl, 'hub', namespace)['validation'])[:400]}")
     assert (
-        "HF_TOKEN is set but this account has no access" in status(kubectl, "hub", namespace)["validation"]["summary"]
+        "HF_TOKEN is set but this account has no access"
+        in sd_status(kubectl, "hub", namespace)["validation"]["summary"]
     )
     assert not leaks, "the HF token leaked:\n" + "\n".join(leaks)
 

@@ -17,6 +17,7 @@ from kubernetes import client
 
 from specdeploy.api import SpeculativeDeploymentSpec
 from specdeploy.rollout.revision import revision_id
+from tests.harness.specs import condition, manifest
 from tests.reliability.recorder import GROUP, PLURAL, VERSION
 
 TARGET, GOOD, BAD = "org/target-8b", "org/good-draft", "org/bad-draft"
@@ -53,16 +54,7 @@ def sd(
         spec["metrics"] = {"scrapeIntervalSeconds": 1, "timeoutSeconds": 2}
     elif scrape_seconds is not None:
         spec["metrics"] = {"scrapeIntervalSeconds": scrape_seconds, "timeoutSeconds": 1}
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "SpeculativeDeployment",
-        "metadata": {"name": name},
-        "spec": spec,
-    }
-
-
-def cond(st: dict[str, Any], type_: str) -> dict[str, Any]:
-    return next((c for c in st.get("conditions") or [] if c.get("type") == type_), {})
+    return manifest(name, spec)
 
 
 def template_revision(dep: dict[str, Any] | None) -> str | None:
@@ -135,7 +127,7 @@ class World:
             k = obj["spec"]["speculation"]["numSpeculativeTokens"]
             ok = (
                 serving == rev
-                and (cond(st, "Ready").get("status") == "True" or not ready)
+                and (condition(st, "Ready").get("status") == "True" or not ready)
                 and template_revision(dep) == rev
                 and dep is not None
                 and k_of(dep) == k
@@ -144,17 +136,17 @@ class World:
         if outcome == "refuse":
             ok = (
                 st.get("phase") == "Failed"
-                and cond(st, "Validated").get("reason") == "ValidationFailed"
+                and condition(st, "Validated").get("reason") == "ValidationFailed"
                 and dep is None
                 and [f["id"] for f in revs.get("failed") or []] == [rev]
             )
             return "" if ok else f"not refused (phase {st.get('phase')}, deployment {dep is not None})"
         nospec = f"{rev}-nospec"
         ok = (
-            cond(st, "RolledBack").get("status") == "True"
+            condition(st, "RolledBack").get("status") == "True"
             and serving == nospec
             and template_revision(dep) == nospec
-            and (cond(st, "Ready").get("status") == "True" or not ready)
+            and (condition(st, "Ready").get("status") == "True" or not ready)
             and [f["id"] for f in revs.get("failed") or []] == [rev]
         )
         return "" if ok else f"not rolled back (serving {serving}, template {template_revision(dep)})"
