@@ -101,6 +101,13 @@ class ValidationStatus(StatusModel):
     exit_code: int | None = Field(
         None, ge=0, le=255, description="Exit code of the validator: 0 compatible, 1 incompatible, 2 could not check."
     )
+    parameter_ratio: float | None = Field(
+        None,
+        ge=0,
+        le=1000,
+        description="Draft parameters / target parameters (active ones for mixture-of-experts models), estimated "
+        "from the configs; the monitor takes it as the cost of a draft step relative to a target step.",
+    )
 
 
 Rate = Annotated[float, Field(ge=0, le=1)]
@@ -130,7 +137,11 @@ class AcceptanceStatus(StatusModel):
     window_seconds: int | None = Field(None, ge=0, description="Length of the window in seconds.")
     pods_counted: int | None = Field(None, ge=0, description="Pods whose counters went into the window.")
     recommended_num_speculative_tokens: int | None = Field(
-        None, ge=1, le=16, description="The k that the measured per-position rates suggest (advice only)."
+        None,
+        ge=1,
+        le=16,
+        description="The k that the measured per-position rates suggest (advice only), assuming a draft step costs "
+        "validation.parameterRatio of a target step (0.1 when the validator did not estimate it).",
     )
     rate_text: str | None = Field(None, max_length=16, description="The rate with two decimals, for display.")
     revision: str | None = Field(None, max_length=63, description="Serving revision these numbers belong to.")

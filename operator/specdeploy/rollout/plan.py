@@ -191,13 +191,27 @@ def _validation_summary(outcome: JobOutcome) -> dict[str, Any]:
         summary = "could not check: " + (
             _error_words(report.get("error")) or outcome.message or "the validation Job failed"
         )
-    return {
+    out: dict[str, Any] = {
         "compatible": outcome.exit_code == 0,
         "exitCode": outcome.exit_code,
         "summary": summary[:500],
         "checks": checks,
         "jobName": outcome.name,
     }
+    ratio = _parameter_ratio(report)
+    if ratio is not None:
+        out["parameterRatio"] = ratio
+    return out
+
+
+def _parameter_ratio(report: Mapping[str, Any]) -> float | None:
+    """The validator's draft/target parameter ratio (``parameter_ratio`` check details), when it is a sane number."""
+    for c in report.get("checks", []):
+        if isinstance(c, Mapping) and c.get("name") == "parameter_ratio" and isinstance(c.get("details"), Mapping):
+            ratio = c["details"].get("ratio")
+            if isinstance(ratio, int | float) and not isinstance(ratio, bool) and 0 < ratio <= 1000:
+                return round(float(ratio), 4)
+    return None
 
 
 def _failing_words(validation: Mapping[str, Any]) -> str:

@@ -205,6 +205,8 @@ def test_enforce_runs_a_validation_job_and_serves_nothing_until_the_report_says_
     assert world.condition("Validated")["message"] == "compatible; warnings: parameter_ratio"
     assert ("Normal", "ValidationSucceeded") in reasons(world)
     assert world.status["validation"]["compatible"] is True and world.status["validation"]["exitCode"] == 0
+    [ratio_check] = [c for c in reports.compatible.report["checks"] if c["name"] == "parameter_ratio"]
+    assert world.status["validation"]["parameterRatio"] == ratio_check["details"]["ratio"] > 0
     assert world.status["phase"] == "Progressing"
 
     world.roll_out()
@@ -233,12 +235,18 @@ def test_a_damaged_report_still_gives_a_status_the_api_server_accepts() -> None:
             {"status": "pass"},
             "not a check",
             {"name": "dtype", "status": "warn", "message": "m" * 5000},
+            {"name": "parameter_ratio", "status": "pass", "details": {"ratio": float("nan")}},
         ],
     }
     world.finish_job(1, report)
     world.step()  # asserts the status fits the schema
+    assert "parameterRatio" not in world.status["validation"]
     checks = world.status["validation"]["checks"]
-    assert [(c["name"], c["status"]) for c in checks] == [("vocabulary", "fail"), ("dtype", "warn")]
+    assert [(c["name"], c["status"]) for c in checks] == [
+        ("vocabulary", "fail"),
+        ("dtype", "warn"),
+        ("parameter_ratio", "pass"),
+    ]
     assert len(checks[1]["message"]) == 300
 
 
