@@ -32,8 +32,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description=(
             "Read vLLM's speculative-decoding counters from a /metrics page and print the draft acceptance rate, "
             "mean accepted length and per-position rates. One page: totals since the server started. With "
-            "--previous: the window between the two pages (a restart in between is detected). Exit 0 with data, "
-            "1 when the page has no spec-decode data, 2 on errors."
+            "--previous: the window between the two pages (a restart in between is detected; counters that went down "
+            "without one are an error). Exit 0 with data, 1 when the page has no spec-decode data, 2 on errors."
         ),
     )
     parser.add_argument("source", metavar="FILE_OR_URL", help="a saved /metrics page, or http://host:port/metrics")
@@ -51,7 +51,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
-    from specdeploy.monitor.acceptance import delta, summarize
+    from specdeploy.monitor.acceptance import delta, inconsistency, summarize
 
     try:
         current = _load(args.source, args.timeout)
@@ -68,6 +68,12 @@ def run(args: argparse.Namespace) -> int:
             )
             return 1
     assert current is not None
+    why = inconsistency(previous, current) if previous is not None else None
+    if why:
+        # A restart resets counters and their start times; a drop without one means the pages are not one server's
+        # life in order (swapped files, two servers behind one URL, a broken exporter): no honest window exists.
+        print(f"specdeploy acceptance: {args.previous} then {args.source}: {why}", file=sys.stderr)
+        return 2
     window = delta(previous, current)
     acceptance = summarize(window)
     if args.output == "json":

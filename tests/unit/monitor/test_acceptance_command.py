@@ -86,6 +86,22 @@ def test_window_across_a_restart(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert json.loads(out)["acceptance_rate"] == 0.1
 
 
+def test_counters_that_went_down_without_a_restart_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Same start times, smaller counters: the pages are out of order or not one server's; no window is made up."""
+    real = REAL_PAGE.read_text()
+    drafted = 'vllm:spec_decode_num_draft_tokens_total{engine="0",model_name="tiny-target"} '
+    assert drafted + "756.0" in real
+    later, earlier = tmp_path / "later.txt", tmp_path / "earlier.txt"
+    later.write_text(real)
+    earlier.write_text(real.replace(drafted + "756.0", drafted + "600.0"))  # the _created lines stay as they were
+    code, out, err = run(capsys, "--previous", str(later), str(earlier), "--output", "json")
+    assert code == 2 and out == ""
+    assert str(later) in err and str(earlier) in err
+    assert "went down while its start time stayed the same" in err
+
+
 def test_same_page_twice_has_no_window_data(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "--previous", str(REAL_PAGE), str(REAL_PAGE))
     assert code == 1
