@@ -107,6 +107,7 @@ class PathRun:
     api_operator: Split | None  # the operator's own requests (audit log), operator path only
     timed_out: list[str] = field(default_factory=list)
     last_ready: float = 0.0  # time.time() when the last object became Ready
+    operator_cpu_s: float | None = None  # the operator process' CPU time over the run, operator path only
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -117,6 +118,9 @@ class PathRun:
             "api_per_object_all_clients": self.api_all.per(self.n),
             "api_per_object_operator": self.api_operator.per(self.n) if self.api_operator else None,
             "not_ready": self.timed_out,
+            "operator_cpu_ms_per_object": self.operator_cpu_s / self.n * 1e3
+            if self.operator_cpu_s is not None
+            else None,
         }
 
 
@@ -146,11 +150,14 @@ def run_path(
     concurrency: int,
     timeout: float,
     settle: float = 2.0,
+    operator: Operator | None = None,
 ) -> tuple[PathRun, list[AuditRecord]]:
     watch = ReadyWatch(Api(cluster, pool_size=2), kind, namespace, ready).start()
     before, mark = request_totals(cluster.get("/metrics")), audit.mark()
+    cpu_before = operator.cpu_seconds() if operator is not None else 0.0
     created = create_all(api, batches, concurrency)
     watch.wait(created, timeout)
+    cpu = operator.cpu_seconds() - cpu_before if operator is not None else None
     time.sleep(settle)  # let trailing requests (Events, last status writes) land in the counts
     after = request_totals(cluster.get("/metrics"))
     watch.stop()
@@ -170,6 +177,7 @@ def run_path(
         api_operator=split(operator_counts(records)) if path == "operator" else None,
         timed_out=missing,
         last_ready=last_ready,
+        operator_cpu_s=cpu,
     )
     return run, records
 
@@ -185,6 +193,8 @@ def _print_run(run: PathRun) -> None:
     if run.api_operator is not None:
         op = run.api_operator.per(run.n)
         line += f"; operator's own {op['reads']:.1f} reads {op['writes']:.1f} writes"
+    if run.operator_cpu_s is not None:
+        line += f"; operator CPU {run.operator_cpu_s / run.n * 1e3:.1f} ms/object"
     print(line, flush=True)
     if run.timed_out:
         print(f"    NOT READY in time: {len(run.timed_out)} ({', '.join(run.timed_out[:5])} ...)", flush=True)
@@ -221,7 +231,14 @@ def ratio(a: float, b: float) -> float:
 
 
 def bench_sizes(
-    cluster: LocalCluster, api: Api, audit: AuditLog, *, sizes: Sequence[int], concurrency: int, reps_of_one: int
+    cluster: LocalCluster,
+    api: Api,
+    audit: AuditLog,
+    *,
+    sizes: Sequence[int],
+    concurrency: int,
+    reps_of_one: int,
+    operator: Operator | None = None,
 ) -> tuple[list[dict[str, Any]], float]:
     """Each size on both paths; returns the results and when the last operator-path object became Ready."""
     results: list[dict[str, Any]] = []
@@ -243,7 +260,7 @@ def bench_sizes(
             o, last_records = run_path(
                 cluster, api, audit, path="operator", kind="SpeculativeDeployment", namespace=OPERATOR_NS,
                 batches={nm: [sd_manifest(nm, OPERATOR_NS)] for nm in names}, ready=sd_ready,
-                concurrency=concurrency, timeout=120 + n,
+                concurrency=concurrency, timeout=120 + n, operator=operator,
             )  # fmt: skip
             direct_runs.append(d)
             op_runs.append(o)
@@ -396,7 +413,7 @@ def run(
         print(f"operator started (pid {operator.pid}), RSS with no objects {rss_idle / 2**20:.1f} MiB", flush=True)
         try:
             sizes_out, last_ready = bench_sizes(
-                cluster, api, audit, sizes=sizes, concurrency=concurrency, reps_of_one=reps_of_one
+                cluster, api, audit, sizes=sizes, concurrency=concurrency, reps_of_one=reps_of_one, operator=operator
             )
             quiet = bench_quiet_and_rss(
                 cluster,
