@@ -426,7 +426,7 @@ class ObjectReconciler:
             deployment=_one(idx.deployments, self.key),
             service=_one(idx.services, self.key),
             job=_job_outcome(_many(idx.jobs, self.key), pods, job_name(name, revision_id(spec))),
-            monitor=self.tracker.verdict(spec, namespace, name),
+            monitor=self.tracker.verdict(spec, namespace, name, status.get("validation")),
             now_iso=_now_iso(),
             now=time.time(),
         )

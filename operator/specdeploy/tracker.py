@@ -13,6 +13,7 @@ already taken is recorded durably on the revision's ControllerRevision before an
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 import time
 from collections.abc import Mapping, Sequence
@@ -76,8 +77,17 @@ def policy_of(spec: SpeculativeDeploymentSpec) -> Policy:
     )
 
 
+def _draft_cost(validation: Mapping[str, Any] | None, serving_id: str) -> float:
+    """The cost of a draft step relative to a target step: the validator's estimate for this revision, else 0.1."""
+    if validation and validation.get("revision") == serving_id:
+        ratio = validation.get("parameterRatio")
+        if isinstance(ratio, int | float) and not isinstance(ratio, bool) and math.isfinite(ratio) and ratio > 0:
+            return float(ratio)
+    return DEFAULT_COST_RATIO
+
+
 class AcceptanceTracker:
-    def __init__(self, cost_ratio: float = DEFAULT_COST_RATIO) -> None:
+    def __init__(self) -> None:
         self.serving_id: str | None = None
         self.speculation = False
         self.ready_since: float | None = None
@@ -86,7 +96,7 @@ class AcceptanceTracker:
         self.decision: Decision | None = None
         self.healthy_since: float | None = None
         self.published: dict[str, Any] | None = None
-        self.cost_ratio = cost_ratio
+        self.cost_ratio = DEFAULT_COST_RATIO  # the serving revision's, set by verdict()
 
     # ------------------------------------------------------------------ what serves
     def set_serving(
@@ -210,10 +220,21 @@ class AcceptanceTracker:
         self.windows.append(Window.from_counters(start, end, counters, pod_names))
 
     # ------------------------------------------------------------------ verdict
-    def verdict(self, spec: SpeculativeDeploymentSpec, namespace: str = "", name: str = "") -> MonitorVerdict | None:
-        """The verdict for ``rollout.plan``, with ``status.acceptance`` only when it changed meaningfully."""
+    def verdict(
+        self,
+        spec: SpeculativeDeploymentSpec,
+        namespace: str = "",
+        name: str = "",
+        validation: Mapping[str, Any] | None = None,
+    ) -> MonitorVerdict | None:
+        """The verdict for ``rollout.plan``, with ``status.acceptance`` only when it changed meaningfully.
+
+        ``validation`` is ``status.validation``: when it belongs to the serving revision, its ``parameterRatio``
+        (the validator's draft/target parameter estimate) is the cost of a draft step in the depth recommendation.
+        """
         if not self.serving_id or not self.speculation or self.decision is None:
             return None
+        self.cost_ratio = _draft_cost(validation, self.serving_id)
         d = self.decision
         trip = d.verdict is Verdict.ROLLBACK
         healthy = int(spec.rollback.consecutive_windows) if d.verdict is Verdict.HEALTHY else 0

@@ -172,6 +172,9 @@ def test_real_vllm_good_draft_becomes_stable_and_bad_draft_is_rolled_back(
         assert acc["meanAcceptedLength"] == pytest.approx(K + 1, abs=0.1), acc
         assert acc["draftTokens"] >= ROLLBACK["minDraftTokens"] and acc["podsCounted"] == 1, acc
         assert acc["perPosition"] == pytest.approx([1.0] * K, abs=0.02), acc
+        # The copy is as large as the target (the validator's parameter ratio): a deeper k cannot pay off.
+        assert st["validation"]["parameterRatio"] == pytest.approx(1.0), st["validation"]
+        assert acc["recommendedNumSpeculativeTokens"] == 1, acc
         # What the operator published came from this server's real counters (a window is a slice of them).
         drafted, accepted = real_counters(good)
         report["good_server_totals"] = {"draft_tokens": drafted, "accepted_tokens": accepted}

@@ -217,6 +217,28 @@ def test_the_published_acceptance_fits_the_status_schema_and_says_what_the_user_
     assert 1 <= acc["recommendedNumSpeculativeTokens"] <= 16
 
 
+def test_the_recommended_depth_prices_a_draft_step_with_the_validators_parameter_ratio() -> None:
+    """A draft as large as its target never pays for a deeper speculation: k 1, whatever the acceptance."""
+    from specdeploy.monitor.speedup import recommend_depth
+    from specdeploy.tracker import DEFAULT_COST_RATIO
+
+    tracker = tracker_serving()
+    judge(tracker, [0.9, 0.9, 0.9])  # per position 1, 1, 1, 0.6
+
+    def recommended(validation: dict[str, Any] | None) -> int:
+        v = tracker.verdict(SPEC, validation=validation)
+        assert v is not None and v.acceptance is not None
+        return int(v.acceptance["recommendedNumSpeculativeTokens"])
+
+    unknown = recommended(None)
+    assert unknown == recommend_depth([1.0, 1.0, 1.0, 0.6], DEFAULT_COST_RATIO).k > 1
+    assert recommended({"revision": REV.id, "parameterRatio": 1.0}) == 1
+    assert recommended({"revision": REV.id, "parameterRatio": 0.05}) >= unknown
+    # a ratio validated for another revision (another draft) or not a usable number is not used
+    assert recommended({"revision": OTHER.id, "parameterRatio": 1.0}) == unknown
+    assert recommended({"revision": REV.id, "parameterRatio": float("nan")}) == unknown
+
+
 def test_while_warming_up_the_countdown_does_not_change_the_published_status() -> None:
     tracker = tracker_serving()
     tracker.decision = decide(policy_of(SPEC), T0, T0 + 10, [])
