@@ -193,7 +193,7 @@ def main() -> int:  # noqa: PLR0915 - a script that tells a story step by step
 
         say("2. CRD and operator")
         k.run("apply", "--server-side", "-f", str(REPO / "crds"))
-        k.run("wait", "--for=condition=Established", "crd/speculativedeployments.specdeploy.io")
+        k.wait_established("speculativedeployments.specdeploy.io")
         k.run("create", "namespace", NS)
         op = OperatorProcess(kubeconfig=cluster.kubeconfig, namespaces=[NS], log_dir=root / "logs")
         op.start()

@@ -66,7 +66,7 @@ def crd(kubectl: Kubectl) -> str:
     """The SpeculativeDeployment CRD from crds/, applied and Established."""
     kubectl.run("apply", "--server-side", "-f", str(REPO / "crds"))
     name = "speculativedeployments.specdeploy.io"
-    kubectl.run("wait", "--for=condition=Established", f"crd/{name}", "--timeout=30s")
+    kubectl.wait_established(name)
     return name
 
 

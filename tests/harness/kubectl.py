@@ -71,6 +71,21 @@ class Kubectl:
                 hung.append(f"try {attempt + 1}: no answer in {timeout:.0f} s; stderr tail:\n{stderr[-2000:]}")
         raise AssertionError(f"kubectl {' '.join(args)} hung {tries} times:\n" + "\n".join(hung))
 
+    def wait_established(self, crd: str, timeout: float = 60) -> None:
+        """Until the CustomResourceDefinition ``crd`` says Established.
+
+        Not ``kubectl wait --for=condition=Established``: right after the create, before the API server has written
+        the CRD's first status, that fails at once (".status.conditions accessor error: <nil>") instead of waiting;
+        seen on a large CRD under load.
+        """
+
+        def established() -> bool:
+            got = self.get("crd", crd) or {}
+            conditions = (got.get("status") or {}).get("conditions") or []
+            return any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions)
+
+        wait_for(f"CRD {crd} to be Established", established, timeout=timeout, interval=0.2)
+
     def items(self, kind: str, namespace: str | None = None, selector: str | None = None) -> list[dict[str, Any]]:
         got = self.get(kind, namespace=namespace, selector=selector)
         return list(got["items"]) if got else []

@@ -62,7 +62,7 @@ def peering_crds(cluster: LocalCluster, kubectl: Kubectl) -> Iterator[None]:
     if mine:
         kubectl.apply([d for d in helm_render(cluster, "default", "peering-crd.yaml") if d["metadata"]["name"] in mine])
         for name in mine:
-            kubectl.run("wait", "--for=condition=Established", f"crd/{name}", "--timeout=30s")
+            kubectl.wait_established(name)
     yield
     for name in mine:
         kubectl.run("delete", "crd", name, "--wait=false", check=False)
