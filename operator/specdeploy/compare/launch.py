@@ -29,7 +29,9 @@ INSTALL_STAMP = ".installed"
 #: ``--enforce-eager`` skips torch.compile: start-up on 2 cores fell from about 100 s to 43 s, and acceptance does
 #: not depend on how the forward pass is compiled.
 CPU_ARGS: tuple[str, ...] = ("--dtype", "float32", "--gpu-memory-utilization", "0.3", "--enforce-eager")
-CPU_ENV: Mapping[str, str] = {"VLLM_CPU_KVCACHE_SPACE": "1"}
+#: ``VLLM_HOST_IP``: vLLM's engine processes find each other on the address it names; unset, vLLM picks the
+#: machine's outward interface, while a local CPU run has nothing to talk to beyond loopback.
+CPU_ENV: Mapping[str, str] = {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_HOST_IP": "127.0.0.1"}
 #: Added when every model of a run is a local folder: vLLM then never calls the Hugging Face Hub.
 OFFLINE_ENV: Mapping[str, str] = {"HF_HUB_OFFLINE": "1"}
 

@@ -54,7 +54,7 @@ def test_the_installed_cache_venv_is_found_and_recognised_as_the_cpu_build(cache
     launcher = ProcessLauncher.default(extra_args=["--seed=1"])
     assert launcher.python == python
     assert list(launcher.extra_args) == [*CPU_ARGS, "--seed=1"]
-    assert launcher.env == {"VLLM_CPU_KVCACHE_SPACE": "1"}
+    assert launcher.env == {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_HOST_IP": "127.0.0.1"}
 
 
 def test_the_environment_and_the_flag_win_over_the_cache(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -94,6 +94,6 @@ def test_the_real_install_cache_layout_matches_the_install_script() -> None:
 
 
 def test_local_folders_run_offline_and_hub_ids_do_not(tmp_path: Path) -> None:
-    base = {"VLLM_CPU_KVCACHE_SPACE": "1"}
+    base = {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_HOST_IP": "127.0.0.1"}
     assert run_env(base, [str(tmp_path), str(tmp_path)]) == {**base, "HF_HUB_OFFLINE": "1"}
     assert run_env(base, [str(tmp_path), "org/draft"]) == base
