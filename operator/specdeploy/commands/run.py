@@ -45,7 +45,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument(
         "--peering-lifetime",
         type=_lifetime,
-        default=int(os.environ.get("SPECDEPLOY_PEERING_LIFETIME", str(DEFAULT_PEERING_LIFETIME))),
+        default=os.environ.get("SPECDEPLOY_PEERING_LIFETIME", str(DEFAULT_PEERING_LIFETIME)),  # argparse applies type
         metavar="SECONDS",
         help="with --peering: how long a silent replica still counts as alive, i.e. how long the others wait "
         f"after it crashes before they take over (default {DEFAULT_PEERING_LIFETIME}, at least {MIN_PEERING_LIFETIME})",
@@ -59,7 +59,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument(
         "--metrics-port",
         type=int,
-        default=int(os.environ.get("SPECDEPLOY_METRICS_PORT", "9090")),
+        default=os.environ.get("SPECDEPLOY_METRICS_PORT", "9090"),
         help="port of the operator's own Prometheus /metrics (0 disables; default 9090)",
     )
     p.add_argument("--metrics-address", default="0.0.0.0", help="bind address of the metrics port")  # noqa: S104
@@ -93,7 +93,7 @@ def _run(args: argparse.Namespace) -> int:
     kopf.configure(verbose=args.verbose, debug=args.debug)
     if args.metrics_port:
         exporter.start_exporter(args.metrics_port, args.metrics_address)
-    handlers.configure_runtime(namespaced=not args.all_namespaces, peering_lifetime=args.peering_lifetime)
+    handlers.configure_runtime(peering_lifetime=args.peering_lifetime)
     kopf.run(
         standalone=args.peering is None,
         peering_name=args.peering,
