@@ -26,6 +26,8 @@ from typing import Any
 import urllib3
 from tests.harness.localcluster import LocalCluster, control_plane_bin, free_port
 
+from specdeploy.api.constants import CRD_NAME
+
 REPO = Path(__file__).resolve().parents[1]
 USER_AGENT = "specdeploy-bench"
 AUDIT_POLICY = """\
@@ -254,7 +256,7 @@ def bench_cluster(nodes: int, *, gpus_per_node: int = 8, keep: bool = False) -> 
             cluster.add_gpu_nodes(nodes, gpus=gpus_per_node)
             _wait_nodes_ready(cluster, nodes, timeout=180)
         kubectl(cluster, "apply", "--server-side", "-f", str(REPO / "crds"))
-        _wait_established(cluster, "speculativedeployments.specdeploy.io", timeout=60)
+        _wait_established(cluster, CRD_NAME, timeout=60)
         print(
             f"[bench] local cluster with {nodes} GPU nodes up in {time.monotonic() - started:.1f} s ({root})",
             flush=True,

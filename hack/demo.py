@@ -38,6 +38,7 @@ from tests.harness.kubectl import Kubectl, wait_for  # noqa: E402
 from tests.harness.localcluster import LocalCluster, control_plane_bin, stop_dir  # noqa: E402
 from tests.harness.operator import OperatorProcess  # noqa: E402
 from tests.harness.podrunner import PodRunner  # noqa: E402
+from tests.harness.specs import condition, sd_status  # noqa: E402
 from tests.harness.tinymodels import PROMPTS  # noqa: E402
 from tests.harness.vllm import INSTALL_SCRIPT, VllmUnavailableError, install, tiny_models  # noqa: E402
 from tests.harness.vllmfleet import (  # noqa: E402
@@ -50,6 +51,8 @@ from tests.harness.vllmfleet import (  # noqa: E402
     read_prompts,
 )
 from tests.unit.validate import zoo  # noqa: E402
+
+from specdeploy.api.constants import CRD_NAME  # noqa: E402
 
 T = TypeVar("T")
 NS = "llm"
@@ -140,7 +143,7 @@ def choose_vllm(mode: str) -> tuple[Path | None, Path | None, str]:
 
 
 def status(k: Kubectl) -> dict[str, Any]:
-    return dict((k.get("sd", NAME, NS) or {}).get("status") or {})
+    return sd_status(k, NAME, NS)
 
 
 def main() -> int:  # noqa: PLR0915 - a script that tells a story step by step
@@ -193,7 +196,7 @@ def main() -> int:  # noqa: PLR0915 - a script that tells a story step by step
 
         say("2. CRD and operator")
         k.run("apply", "--server-side", "-f", str(REPO / "crds"))
-        k.wait_established("speculativedeployments.specdeploy.io")
+        k.wait_established(CRD_NAME)
         k.run("create", "namespace", NS)
         op = OperatorProcess(kubeconfig=cluster.kubeconfig, namespaces=[NS], log_dir=root / "logs")
         op.start()
@@ -260,8 +263,7 @@ def main() -> int:  # noqa: PLR0915 - a script that tells a story step by step
 
         def serving(draft: str) -> PodServer | None:
             assert fleet is not None
-            ready = fleet.ready(NS)
-            return ready[0] if len(ready) == 1 and ready[0].draft == draft else None
+            return fleet.serving(NS, draft)
 
         watcher = subprocess.Popen(
             [str(tools / "kubectl"), f"--kubeconfig={cluster.kubeconfig}", "get", "sd", "-n", NS, "-w"],
@@ -308,7 +310,7 @@ def main() -> int:  # noqa: PLR0915 - a script that tells a story step by step
 
         def rolled_back() -> dict[str, Any] | None:
             s = status(k)
-            done = any(c["type"] == "RolledBack" and c["status"] == "True" for c in s.get("conditions", []))
+            done = condition(s, "RolledBack").get("status") == "True"
             return s if done else None
 
         st = watch("rollback", rolled_back, timeout=300 if real else 180)

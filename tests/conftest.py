@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from specdeploy.api.constants import CRD_NAME
 from tests.harness.kubectl import Kubectl
 from tests.harness.localcluster import LocalCluster, control_plane_bin
 from tests.harness.operator import OperatorProcess
@@ -65,7 +66,7 @@ def namespace(kubectl: Kubectl) -> Iterator[str]:
 def crd(kubectl: Kubectl) -> str:
     """The SpeculativeDeployment CRD from crds/, applied and Established."""
     kubectl.run("apply", "--server-side", "-f", str(REPO / "crds"))
-    name = "speculativedeployments.specdeploy.io"
+    name = CRD_NAME
     kubectl.wait_established(name)
     return name
 

@@ -80,11 +80,11 @@ def _reconcile_slots() -> asyncio.Semaphore:
     return slots
 
 
-_runtime: dict[str, Any] = {"namespaced": True, "peering_lifetime": 60}
+# Settings ``specdeploy run`` gives before kopf starts; a missing one keeps kopf's own default.
+_runtime: dict[str, int] = {}
 
 
-def configure_runtime(*, namespaced: bool, peering_lifetime: int = 60) -> None:
-    _runtime["namespaced"] = namespaced
+def configure_runtime(*, peering_lifetime: int) -> None:
     _runtime["peering_lifetime"] = peering_lifetime
 
 
@@ -144,7 +144,8 @@ def startup(*, settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.background.cancellation_polling = 5
     # How long a replica that stopped sending keep-alives (crashed, partitioned) still counts as alive: the pause
     # of the other replicas after a crash. kopf refreshes the record 5-10 s before it runs out.
-    settings.peering.lifetime = int(_runtime["peering_lifetime"])
+    if "peering_lifetime" in _runtime:
+        settings.peering.lifetime = _runtime["peering_lifetime"]
     kube.load()
 
 
@@ -461,7 +462,7 @@ class ObjectReconciler:
             out.append(cr)
         return out
 
-    async def execute(self, p: Plan, observed: Observed, body: Mapping[str, Any] | None = None) -> None:
+    async def execute(self, p: Plan, observed: Observed, body: Mapping[str, Any]) -> None:
         """Carry the plan out, independent writes at once, in three steps whose order is what makes a crash safe:
 
         1. decisions: the revision record, then the verdicts on it. A decision is durable on its ControllerRevision
@@ -518,7 +519,7 @@ class ObjectReconciler:
             # kopf keeps ``body`` fresh: when a newer version of the object arrived during this loop's writes (on
             # a new object: kopf's own finalizer patch), the write would be refused with 409 anyway. Skip the round
             # trip and plan again on the newer version; the conflict path waits for it (it is there already).
-            live = str(((body or {}).get("metadata") or {}).get("resourceVersion") or "")
+            live = str((body.get("metadata") or {}).get("resourceVersion") or "")
             if live and self.seen_version and live != self.seen_version:
                 raise kube.KubeError(f"status computed over {self.seen_version}, version {live} is here", 409)
             await kube.patch_status(ns, name, p.status, resource_version=self.seen_version or None)

@@ -96,7 +96,6 @@ class AcceptanceTracker:
         self.decision: Decision | None = None
         self.healthy_since: float | None = None
         self.published: dict[str, Any] | None = None
-        self.cost_ratio = DEFAULT_COST_RATIO  # the serving revision's, set by verdict()
 
     # ------------------------------------------------------------------ what serves
     def set_serving(
@@ -234,7 +233,6 @@ class AcceptanceTracker:
         """
         if not self.serving_id or not self.speculation or self.decision is None:
             return None
-        self.cost_ratio = _draft_cost(validation, self.serving_id)
         d = self.decision
         trip = d.verdict is Verdict.ROLLBACK
         healthy = int(spec.rollback.consecutive_windows) if d.verdict is Verdict.HEALTHY else 0
@@ -244,17 +242,19 @@ class AcceptanceTracker:
             healthy_streak=healthy,
             healthy_seconds=time.time() - self.healthy_since if self.healthy_since is not None else 0.0,
             message=d.message,
-            acceptance=self._acceptance_status(spec, namespace, name),
+            acceptance=self._acceptance_status(spec, namespace, name, _draft_cost(validation, self.serving_id)),
         )
 
-    def _acceptance_status(self, spec: SpeculativeDeploymentSpec, namespace: str, name: str) -> dict[str, Any] | None:
+    def _acceptance_status(
+        self, spec: SpeculativeDeploymentSpec, namespace: str, name: str, cost_ratio: float
+    ) -> dict[str, Any] | None:
         d = self.decision
         assert d is not None
         latest = next((w for w in reversed(self.windows) if w.acceptance is not None and w.rate is not None), None)
         candidate: dict[str, Any] = {"revision": self.serving_id, "verdict": str(d.verdict), "reason": str(d.reason)}
         if latest is not None and latest.acceptance is not None:
             acc = latest.acceptance
-            rec = recommend_depth(acc.per_position, self.cost_ratio) if acc.per_position else None
+            rec = recommend_depth(acc.per_position, cost_ratio) if acc.per_position else None
             candidate.update(
                 {
                     "rate": round(_fraction(acc.rate), 4) if acc.rate is not None else None,

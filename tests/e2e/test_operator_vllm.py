@@ -98,12 +98,6 @@ def wait(what: str, fleet: VllmFleet, fn: Callable[[], T | None], timeout: float
     )
 
 
-def serving_draft(fleet: VllmFleet, ns: str, draft: str) -> PodServer | None:
-    """The one ready real vLLM server of this namespace, if it runs ``draft``."""
-    ready = fleet.ready(ns)
-    return ready[0] if len(ready) == 1 and ready[0].draft == draft else None
-
-
 def real_counters(server: PodServer) -> tuple[float, float]:
     """(draft tokens, accepted tokens) since the server started, read from its real /metrics page."""
     from specdeploy.monitor.parse import parse_spec_decode
@@ -116,7 +110,6 @@ def real_counters(server: PodServer) -> tuple[float, float]:
 
 def test_real_vllm_good_draft_becomes_stable_and_bad_draft_is_rolled_back(
     models: Path,
-    vllm_python: Path,
     e2e_out: Path,
     kubectl: Kubectl,
     namespace: str,
@@ -140,7 +133,7 @@ def test_real_vllm_good_draft_becomes_stable_and_bad_draft_is_rolled_back(
         good = wait(
             "real vLLM serving the copy draft",
             vllm_fleet,
-            lambda: serving_draft(vllm_fleet, namespace, GOOD),
+            lambda: vllm_fleet.serving(namespace, GOOD),
             STARTUP_TIMEOUT,
         )
         report["good_vllm_ready_s"] = elapsed()
@@ -192,7 +185,7 @@ def test_real_vllm_good_draft_becomes_stable_and_bad_draft_is_rolled_back(
         bad = wait(
             "real vLLM restarted with the other-family draft",
             vllm_fleet,
-            lambda: serving_draft(vllm_fleet, namespace, BAD),
+            lambda: vllm_fleet.serving(namespace, BAD),
             STARTUP_TIMEOUT,
         )
         bad_ready = time.monotonic()
@@ -252,7 +245,7 @@ def test_real_vllm_good_draft_becomes_stable_and_bad_draft_is_rolled_back(
         wait(
             "real vLLM serving the copy draft again",
             vllm_fleet,
-            lambda: serving_draft(vllm_fleet, namespace, GOOD),
+            lambda: vllm_fleet.serving(namespace, GOOD),
             STARTUP_TIMEOUT,
         )
         report["restored_s"] = elapsed()

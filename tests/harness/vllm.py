@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from functools import cache
 from pathlib import Path
 
-from specdeploy.compare.launch import CPU_ENV, OFFLINE_ENV
+from specdeploy.compare.launch import CPU_ENV, CPU_FLAGS, CPU_OPTIONS, OFFLINE_ENV
 from specdeploy.compare.server import VLLM_MODULE, ServerError, VllmServer, running
 
 __all__ = [
@@ -38,12 +38,8 @@ INSTALL_SCRIPT = REPO / "hack" / "vllm" / "install.sh"
 OPTIONS_FILE = REPO / "tests" / "fixtures" / "vllm" / "vllm-0.32-serve-options.json"
 #: Longest sequence a CPU server gets (the notes' working value; the tiny models support 1024).
 CPU_MAX_MODEL_LEN = 1024
-#: Options replaced whatever the pod says: float32 on CPU, a small RAM share, a single process.
-CPU_OVERRIDES: Mapping[str, str] = {
-    "--dtype": "float32",
-    "--gpu-memory-utilization": "0.3",
-    "--tensor-parallel-size": "1",
-}
+#: Options replaced whatever the pod says: the CPU build's (float32, a small RAM share), and a single process.
+CPU_OVERRIDES: Mapping[str, str] = {**CPU_OPTIONS, "--tensor-parallel-size": "1"}
 
 
 class VllmUnavailableError(RuntimeError):
@@ -139,8 +135,7 @@ def cpu_argv(argv: Sequence[str], model_map: Mapping[str, str], *, max_model_len
     for name, value in CPU_OVERRIDES.items():
         if name not in seen:
             out += [name, value]
-    if "--enforce-eager" not in seen:  # no torch.compile: start-up ~43 s instead of ~100 s on 2 cores
-        out.append("--enforce-eager")
+    out += [flag for flag in CPU_FLAGS if flag not in seen]
     if "--max-model-len" not in seen:
         out += ["--max-model-len", str(max_model_len)]
     return out

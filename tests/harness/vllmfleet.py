@@ -112,7 +112,6 @@ class PodServer:
     error: str = ""
     created: float = field(default_factory=time.monotonic)
     ready_at: float | None = None
-    stopped_at: float | None = None
     requests: int = 0
     completion_tokens: int = 0
     request_errors: list[str] = field(default_factory=list)
@@ -128,6 +127,7 @@ class PodServer:
         return (
             f"{self.namespace}/{self.pod} {self.ip}:{self.port} draft={self.draft} {started}, "
             f"{self.requests} requests, {self.completion_tokens} tokens"
+            + (f", {len(self.request_errors)} failed (last: {self.request_errors[-1]})" if self.request_errors else "")
         )
 
 
@@ -223,6 +223,11 @@ class VllmFleet:
             live = list(self.servers.values())
         return [ps for ps in live if ps.state == "ready" and (namespace is None or ps.namespace == namespace)]
 
+    def serving(self, namespace: str, draft: str) -> PodServer | None:
+        """The one ready server of ``namespace``, if it runs ``draft`` (a rollout in progress shows two, or none)."""
+        ready = self.ready(namespace)
+        return ready[0] if len(ready) == 1 and ready[0].draft == draft else None
+
     def check(self) -> None:
         """Raise AssertionError with the vLLM log tail if a server failed to start or died."""
         if self.failures:
@@ -309,7 +314,6 @@ class VllmFleet:
         ps.stopping.set()
         if ps.state != "failed":
             ps.state = "stopped"
-        ps.stopped_at = time.monotonic()
         if ps.server is not None:
             with ps.process_lock:
                 ps.server.stop(grace_s=15)

@@ -10,21 +10,20 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 from tests.harness.kubectl import Kubectl
+from tests.harness.specs import manifest
 
 from specdeploy.api import SpeculativeDeploymentSpec
 from specdeploy.api.affinity import IN_NEEDS_VALUES, LABEL_KEYS_NEED_SELECTOR
 
 pytestmark = pytest.mark.integration
 
-BASE: dict[str, Any] = {
-    "apiVersion": "specdeploy.io/v1alpha1",
-    "kind": "SpeculativeDeployment",
-    "metadata": {"name": "bad"},
-    "spec": {
+BASE: dict[str, Any] = manifest(
+    "bad",
+    {
         "target": {"model": "meta-llama/Llama-3.1-8B-Instruct"},
         "draft": {"model": "meta-llama/Llama-3.2-1B-Instruct"},
     },
-}
+)
 
 
 def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:

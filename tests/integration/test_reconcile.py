@@ -14,7 +14,7 @@ import yaml
 from tests.harness import specs
 from tests.harness.kubectl import Kubectl, wait_for
 from tests.harness.operator import OperatorProcess
-from tests.harness.specs import condition
+from tests.harness.specs import condition, sd_status
 
 pytestmark = pytest.mark.integration
 
@@ -49,11 +49,6 @@ def rendered(obj: dict[str, Any], namespace: str) -> dict[str, dict[str, Any]]:
         check=True,
     ).stdout
     return {d["kind"]: d for d in yaml.safe_load_all(out) if d}
-
-
-def sd_status(kubectl: Kubectl, name: str, namespace: str) -> dict[str, Any]:
-    obj = kubectl.get("sd", name, namespace) or {}
-    return dict(obj.get("status") or {})
 
 
 def wait_ready(kubectl: Kubectl, name: str, namespace: str, timeout: float = 60) -> dict[str, Any]:

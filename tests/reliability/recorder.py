@@ -22,11 +22,14 @@ from typing import Any
 from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 
-GROUP, VERSION, PLURAL = "specdeploy.io", "v1alpha1", "speculativedeployments"
-MANAGED = "app.kubernetes.io/managed-by=specdeploy"
-NAME_LABEL = "specdeploy.io/name"
-REVISION_LABEL = "specdeploy.io/revision"
-NOSPEC = "-nospec"
+from specdeploy.api.constants import GROUP, PLURAL, VERSION
+from specdeploy.render.labels import MANAGED_BY, MANAGER
+from specdeploy.render.labels import SD_NAME as NAME_LABEL
+from specdeploy.render.labels import SD_REVISION as REVISION_LABEL
+from specdeploy.rollout.history import NO_SPECULATION_SUFFIX as NOSPEC
+from tests.harness.kubectl import wait_for
+
+MANAGED = f"{MANAGED_BY}={MANAGER}"
 
 # Event reason -> the condition change that justifies one such Event (type, status, reason or None for any).
 EVENT_TRANSITIONS: dict[str, tuple[str, str, str | None]] = {
@@ -79,7 +82,6 @@ class Recorder:
         self.core = client.CoreV1Api(api)
         self.batch = client.BatchV1Api(api)
         self.records: dict[str, ObjectRecord] = {}
-        self.reconnects = 0
         self.relists = 0  # forced re-lists (410 Gone); changes between a break and a re-list are not seen
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -148,10 +150,8 @@ class Recorder:
                     rv = None
                     self.relists += 1
                 else:
-                    self.reconnects += 1
                     self._stop.wait(0.05)
             except Exception:  # connection refused while the API server is down, read timeouts
-                self.reconnects += 1
                 self._stop.wait(0.05)
 
     def _on_sd(self, obj: Mapping[str, Any]) -> None:
@@ -291,13 +291,8 @@ class Recorder:
 def wait_until(what: str, fn: Callable[[], Any], timeout: float, interval: float = 0.2) -> tuple[Any, float]:
     """Poll ``fn`` until truthy; return (value, seconds waited). Fails naming ``what`` and the last value."""
     t0 = time.monotonic()
-    last: Any = None
-    while time.monotonic() - t0 < timeout:
-        last = fn()
-        if last:
-            return last, time.monotonic() - t0
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; last value: {last!r}")
+    value = wait_for(what, fn, timeout=timeout, interval=interval)
+    return value, time.monotonic() - t0
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -127,8 +127,7 @@ def test_hostile_pages_hold_with_a_reason_and_never_roll_back(
 ) -> None:
     names = [*CASES, "restart", "control"]
     kubectl.apply([sd(c) for c in names], "-n", namespace)
-    assert operator.proc is not None
-    pid = operator.proc.pid
+    pid = operator.pid
     rss_start = rss_mib(pid)
 
     # Judged from the moment each object's pods are Ready (the tracker leaves NotReady).
@@ -147,7 +146,7 @@ def test_hostile_pages_hold_with_a_reason_and_never_roll_back(
     rss_peak = rss_ready
     said: dict[str, set[str]] = {}  # every status.acceptance.message published while watching, per object
     while time.monotonic() < watch_until:
-        assert operator.proc.poll() is None, f"operator exited:\n{operator.logs()[-3000:]}"
+        assert operator.alive(), f"operator exited:\n{operator.logs()[-3000:]}"
         rss_peak = max(rss_peak, rss_mib(pid))
         for name, st in statuses(kubectl, namespace).items():
             said.setdefault(name, set()).add(str((st.get("acceptance") or {}).get("message", "")))
@@ -191,5 +190,5 @@ def test_hostile_pages_hold_with_a_reason_and_never_roll_back(
             failures.append(f"{name}: status/Events do not say why it holds (want /{case.why}/): {texts[0]!r}")
     assert not failures, "\n".join(failures)
     assert not [e for e in events if e.get("reason") == "RolledBack" and e["involvedObject"]["name"] != "h-control"]
-    assert operator.proc.poll() is None
+    assert operator.alive()
     assert rss_end - rss_ready < RSS_GROWTH_LIMIT_MIB, f"RSS grew {rss_end - rss_ready:.1f} MiB"

@@ -22,20 +22,19 @@ from specdeploy.api import SpeculativeDeploymentSpec
 from specdeploy.api import affinity as limits
 from specdeploy.render import owner_for, render_deployment
 from tests.harness.kubectl import Kubectl
+from tests.harness.specs import manifest
 
 pytestmark = pytest.mark.integration
 
 MIB = 1024 * 1024
-BASE: dict[str, Any] = {
-    "apiVersion": "specdeploy.io/v1alpha1",
-    "kind": "SpeculativeDeployment",
-    "metadata": {"name": "big"},
-    "spec": {
+BASE: dict[str, Any] = manifest(
+    "big",
+    {
         "target": {"model": "meta-llama/Llama-3.1-8B-Instruct"},
         "draft": {"model": "meta-llama/Llama-3.2-1B-Instruct"},
         "validation": {"policy": "Skip"},
     },
-}
+)
 
 
 def serving(**fields: Any) -> Callable[[dict[str, Any]], None]:

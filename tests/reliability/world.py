@@ -16,6 +16,7 @@ from typing import Any
 from kubernetes import client
 
 from specdeploy.api import SpeculativeDeploymentSpec
+from specdeploy.rollout import history as hist
 from specdeploy.rollout.revision import revision_id
 from tests.harness.specs import condition, manifest
 from tests.reliability.recorder import GROUP, PLURAL, VERSION
@@ -61,7 +62,7 @@ def template_revision(dep: dict[str, Any] | None) -> str | None:
     if dep is None:
         return None
     labels = dep["spec"]["template"]["metadata"].get("labels") or {}
-    return labels.get("specdeploy.io/revision")
+    return labels.get(hist.LABEL_REVISION)
 
 
 def k_of(dep: dict[str, Any]) -> int | None:
@@ -166,8 +167,8 @@ def deployments_settled(world: World) -> bool:
 
 def verdict(apps: client.AppsV1Api, namespace: str, name: str) -> dict[str, str]:
     """The failed verdict annotations on the ControllerRevisions of ``name`` (empty when none)."""
-    for cr in apps.list_namespaced_controller_revision(namespace, label_selector=f"specdeploy.io/name={name}").items:
+    for cr in apps.list_namespaced_controller_revision(namespace, label_selector=f"{hist.LABEL_NAME}={name}").items:
         ann = cr.metadata.annotations or {}
-        if ann.get("specdeploy.io/state") == "failed":
+        if ann.get(hist.ANNOTATION_STATE) == hist.RevisionState.FAILED:
             return dict(ann)
     return {}

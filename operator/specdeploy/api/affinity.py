@@ -14,7 +14,7 @@ Optional lists default to None rather than ``[]``, so a rendered pod carries exa
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Final, Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 from pydantic.config import JsonDict
@@ -25,7 +25,7 @@ from specdeploy.api.types import (
     DnsSubdomain,
     LabelKey,
     LabelValue,
-    check_qualified_name,
+    check_qualified_keys,
     qualified_keys,
 )
 
@@ -77,12 +77,6 @@ def _check_operator_values(operator: str, values: list[str] | None) -> None:
         raise ValueError(EXISTS_TAKES_NO_VALUES)
     if operator in ("Gt", "Lt") and (values is None or len(values) != 1 or not _INTEGER.fullmatch(values[0])):
         raise ValueError(GT_TAKES_ONE_INTEGER)
-
-
-def _check_keys(value: dict[str, Any] | None) -> dict[str, Any] | None:
-    for key in value or {}:
-        check_qualified_name(key)
-    return value
 
 
 class NodeSelectorRequirement(SpecModel):
@@ -185,7 +179,7 @@ class LabelSelector(SpecModel):
         None, max_length=MAX_SELECTOR_EXPRESSIONS, description="Requirements on labels."
     )
 
-    _keys = field_validator("match_labels")(_check_keys)
+    _keys = field_validator("match_labels")(check_qualified_keys)
 
 
 Namespace = Annotated[str, Field(min_length=1, max_length=63, pattern=DNS_LABEL_PATTERN)]

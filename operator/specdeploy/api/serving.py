@@ -7,7 +7,7 @@ Secret, never a value, so it never appears in the object, in ``kubectl get -o ya
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
@@ -33,7 +33,7 @@ from specdeploy.api.types import (
     LabelKey,
     LabelValue,
     Quantity,
-    check_qualified_name,
+    check_qualified_keys,
     qualified_keys,
 )
 
@@ -135,12 +135,6 @@ class EnvVar(SpecModel):
         return self
 
 
-def _check_resource_names(value: dict[str, Any]) -> dict[str, Any]:
-    for key in value:
-        check_qualified_name(key)
-    return value
-
-
 class Resources(SpecModel):
     """Compute resources of the vLLM container, merged with the GPU request the operator computes."""
 
@@ -160,7 +154,7 @@ class Resources(SpecModel):
         json_schema_extra=qualified_keys("spec.serving.resources.limits"),
     )
 
-    _keys = field_validator("requests", "limits")(_check_resource_names)
+    _keys = field_validator("requests", "limits")(check_qualified_keys)
 
 
 class Toleration(SpecModel):
@@ -183,12 +177,6 @@ class LocalObjectReference(SpecModel):
     """A reference to an object in the same namespace, by name."""
 
     name: DnsSubdomain = Field(description="Name of the object (for imagePullSecrets: a docker-registry Secret).")
-
-
-def _check_keys(value: dict[str, str]) -> dict[str, str]:
-    for key in value:
-        check_qualified_name(key)
-    return value
 
 
 class Serving(SpecModel):
@@ -301,7 +289,7 @@ class Serving(SpecModel):
                 raise ValueError(f"{EXTRA_ARGS_MESSAGE} ({arg!r} sets or abbreviates {flag})")
         return value
 
-    _label_keys = field_validator("node_selector", "pod_annotations", "pod_labels")(_check_keys)
+    _label_keys = field_validator("node_selector", "pod_annotations", "pod_labels")(check_qualified_keys)
 
 
 __all__ = [

@@ -12,7 +12,8 @@ Map keys have no schema of their own in OpenAPI, so for them (and for the one li
 from __future__ import annotations
 
 import re
-from typing import Annotated, Final
+from collections.abc import Mapping
+from typing import Annotated, Any, Final
 
 from pydantic import AfterValidator, Field, PlainValidator, WithJsonSchema
 from pydantic.config import JsonDict
@@ -86,6 +87,13 @@ def check_qualified_name(value: str) -> str:
     prefix, _, name = value.rpartition("/")
     if len(name) > MAX_QUALIFIED_NAME_PART_LENGTH or len(prefix) > MAX_QUALIFIED_PREFIX_LENGTH:
         raise ValueError(f"{value!r}: the name part is limited to 63 characters and the prefix to 253")
+    return value
+
+
+def check_qualified_keys(value: Mapping[str, Any] | None) -> Any:
+    """Refuse a map (labels, annotations, node selector, resources) with a key ``check_qualified_name`` refuses."""
+    for key in value or {}:
+        check_qualified_name(key)
     return value
 
 

@@ -28,7 +28,9 @@ INSTALL_STAMP = ".installed"
 #: Options and environment that let the CPU build start on a small machine (float32 on CPU; RAM share; KV space).
 #: ``--enforce-eager`` skips torch.compile: start-up on 2 cores fell from about 100 s to 43 s, and acceptance does
 #: not depend on how the forward pass is compiled.
-CPU_ARGS: tuple[str, ...] = ("--dtype", "float32", "--gpu-memory-utilization", "0.3", "--enforce-eager")
+CPU_OPTIONS: Mapping[str, str] = {"--dtype": "float32", "--gpu-memory-utilization": "0.3"}
+CPU_FLAGS: tuple[str, ...] = ("--enforce-eager",)
+CPU_ARGS: tuple[str, ...] = (*(part for pair in CPU_OPTIONS.items() for part in pair), *CPU_FLAGS)
 #: ``VLLM_HOST_IP``: vLLM's engine processes find each other on the address it names; unset, vLLM picks the
 #: machine's outward interface, while a local CPU run has nothing to talk to beyond loopback.
 CPU_ENV: Mapping[str, str] = {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_HOST_IP": "127.0.0.1"}

@@ -112,16 +112,9 @@ def _byte_level_codec() -> Any:
     return codecs.charmap_build("".join(by_byte[b] for b in range(256)))
 
 
-def decode_byte_level(token: str) -> bytes:
-    """Bytes of a byte-level BPE vocabulary string; characters outside the alphabet are kept as UTF-8."""
-    try:  # every character is in the alphabet: one byte each
-        return codecs.charmap_encode(token, "strict", _byte_level_codec())[0]
-    except UnicodeEncodeError:
-        return _decode_byte_level_mixed(token)
-
-
 def decode_byte_level_many(tokens: Iterable[str]) -> list[bytes]:
-    """``decode_byte_level`` of each string, in order; the table is looked up once, not once per token."""
+    """Bytes of each byte-level BPE vocabulary string, in order: one byte per character of the alphabet (encoded in
+    C through the charmap table, looked up once); a string with characters outside it keeps those as UTF-8."""
     encode, table = codecs.charmap_encode, _byte_level_codec()
     out: list[bytes] = []
     append = out.append

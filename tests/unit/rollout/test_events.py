@@ -9,6 +9,7 @@ import re
 import pytest
 
 from specdeploy.api import API_VERSION, KIND
+from specdeploy.api.types import DNS_SUBDOMAIN_PATTERN
 from specdeploy.rollout.events import (
     MAX_MESSAGE_BYTES,
     MAX_NAME,
@@ -22,7 +23,7 @@ from specdeploy.rollout.events import (
 
 UID = "0b6f5a52-9c1e-4a43-a1a8-6a1f1f0c2e11"
 # A DNS-1123 subdomain, as the API server checks metadata.name of an Event.
-SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+SUBDOMAIN = re.compile(DNS_SUBDOMAIN_PATTERN)
 READY_FALSE = {
     "type": "Ready",
     "status": "False",
