@@ -15,6 +15,8 @@ from typing import Any
 
 from specdeploy.validate.errors import CheckError
 from specdeploy.validate.files import read_json
+from specdeploy.validate.mtp import GENERIC_KEYS as _MTP_KEYS
+from specdeploy.validate.mtp import MtpLayers, mtp_layers
 
 _LENGTH_KEYS = (
     "max_position_embeddings",
@@ -32,7 +34,6 @@ _HEAD_KEYS = ("num_attention_heads", "n_head", "n_heads")
 _KV_HEAD_KEYS = ("num_key_value_heads", "n_kv_heads", "num_kv_heads", "multi_query_group_num")
 _FFN_KEYS = ("intermediate_size", "n_inner", "ffn_dim", "ffn_hidden_size", "hidden_dim", "inner_dim")
 _EXPERT_KEYS = ("num_local_experts", "n_routed_experts", "num_experts")
-_MTP_KEYS = ("num_nextn_predict_layers", "mtp_num_hidden_layers", "num_mtp_layers")
 # Families whose HF config class defaults to untied embeddings (PretrainedConfig itself defaults to tied).
 _UNTIED_BY_DEFAULT = ("llama", "mistral", "mixtral", "qwen", "deepseek", "phi3", "granite", "olmo", "internlm")
 _NON_GATED_MLP = ("gpt2", "gpt_neox", "gptj", "opt", "bloom", "falcon", "starcoder2", "phi", "mlp_speculator")
@@ -86,7 +87,8 @@ class ModelConfig:
     quantization: str | None
     moe: MoE | None
     mla: MLA | None
-    mtp_layers: int | None
+    mtp_layers: int | None  # MTP layers vLLM would build for method mtp (None: the config declares none)
+    mtp: MtpLayers | None  # how that count was read (key, family); None for native params.json
     multimodal: bool
     mrope: bool
     bos_token_id: int | None
@@ -146,10 +148,14 @@ def from_hf_config(raw: dict[str, Any]) -> ModelConfig:
     rope = cfg.get("rope_scaling") or cfg.get("rope_parameters")
     max_len, max_key = _max_len(cfg, rope if isinstance(rope, dict) else None, label)
     tie_default = not any((model_type or "").startswith(f) for f in _UNTIED_BY_DEFAULT)
+    _first_int(cfg, _MTP_KEYS, label)  # a malformed layer count is an error naming the key
+    architectures = tuple(str(a) for a in (raw.get("architectures") or []) if isinstance(a, str))
+    model_types = tuple(t for t in (_str(raw.get("model_type")), _str(cfg.get("model_type"))) if t)
+    mtp = mtp_layers(cfg, model_types, architectures)
     return ModelConfig(
         source="config.json",
         model_type=model_type,
-        architectures=tuple(str(a) for a in (raw.get("architectures") or []) if isinstance(a, str)),
+        architectures=architectures,
         hidden_size=hidden,
         num_layers=_first_int(cfg, _LAYER_KEYS, label),
         num_heads=heads,
@@ -166,7 +172,8 @@ def from_hf_config(raw: dict[str, Any]) -> ModelConfig:
         quantization=_str(quant.get("quant_method")) if quant else None,
         moe=_moe(cfg, label),
         mla=_mla(cfg, label),
-        mtp_layers=_first_int(cfg, _MTP_KEYS, label),
+        mtp_layers=mtp.layers if mtp.layers or mtp.declared is not None else None,
+        mtp=mtp,
         multimodal=text is not None or any(k in raw for k in ("vision_config", "audio_config")),
         mrope=isinstance(rope, dict) and ("mrope_section" in rope or rope.get("rope_type") == "mrope"),
         bos_token_id=_first(_int_list(cfg.get("bos_token_id"), label, "bos_token_id")),
@@ -222,6 +229,7 @@ def from_params(raw: dict[str, Any]) -> ModelConfig:
         moe=moe,
         mla=None,
         mtp_layers=None,
+        mtp=None,
         multimodal="vision_encoder" in raw,
         mrope=False,
         bos_token_id=None,

@@ -204,7 +204,8 @@ def test_mtp_uses_the_target_itself(folders: Folders, run: Run) -> None:
     assert out.exit_code == EXIT_INCOMPATIBLE
     assert "must be the target itself" in check(out, "architecture")["message"]
     out = run(folders.llama31_8b_instruct, None, method="mtp")
-    assert check(out, "architecture")["status"] == "warn"
+    assert check(out, "architecture")["status"] == "fail"  # Llama ships no MTP layers (tests/unit/validate/test_mtp.py)
+    assert out.exit_code == EXIT_INCOMPATIBLE
 
 
 def test_ngram_has_nothing_to_compare(folders: Folders, run: Run) -> None:

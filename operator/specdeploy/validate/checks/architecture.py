@@ -11,6 +11,7 @@ from typing import Any
 
 from specdeploy.validate.checks.pair import Pair
 from specdeploy.validate.methods import EAGLE3_TARGET_TYPES, SAME_HIDDEN_SIZE
+from specdeploy.validate.mtp import FIXED
 from specdeploy.validate.report import Check
 
 
@@ -68,8 +69,10 @@ def check_architecture(pair: Pair) -> Check:
 
 
 def _mtp(pair: Pair, details: dict[str, Any]) -> Check:
-    layers = pair.target.config.mtp_layers
-    details["mtp_layers"] = layers
+    """MTP drafts with layers inside the target: its config alone decides (no draft needed)."""
+    config = pair.target.config
+    mtp = config.mtp
+    details["mtp_layers"] = config.mtp_layers
     if pair.draft is not None and pair.draft.spec != pair.target.spec:
         return Check(
             "architecture",
@@ -78,16 +81,47 @@ def _mtp(pair: Pair, details: dict[str, Any]) -> Check:
             f"(or omitted), not {pair.draft.spec}",
             details,
         )
-    if layers == 0:
-        return Check(
-            "architecture", "fail", "the target config declares 0 MTP layers (num_nextn_predict_layers)", details
-        )
-    if layers is None:
+    kind = config.model_type or (config.architectures[0] if config.architectures else "unknown")
+    if mtp is None:  # a native params.json: no MTP layers can be declared there
         return Check(
             "architecture",
-            "warn",
-            "the target config declares no MTP layers (num_nextn_predict_layers / mtp_num_hidden_layers); "
-            "vLLM will refuse mtp unless the model defines them",
+            "fail",
+            f"the target ({kind}, params.json) declares no MTP layers; mtp needs a checkpoint that ships them",
             details,
         )
-    return Check("architecture", "pass", f"the target ships {layers} MTP layer(s)", details)
+    details["mtp_key"] = mtp.key
+    if mtp.family is not None:
+        details["mtp_family"] = mtp.family
+    if mtp.layers > 0:
+        source = (
+            f"{mtp.key} = {mtp.declared}"
+            if mtp.declared is not None
+            else f"vLLM's default for {mtp.family}"
+            if mtp.key != FIXED
+            else f"fixed by vLLM for {mtp.family}"
+        )
+        if mtp.family is None:
+            return Check(
+                "architecture",
+                "warn",
+                f"the target declares {mtp.layers} MTP layer(s) ({source}), but vLLM lists no MTP drafter for "
+                f"model type {kind!r}: it may refuse method mtp",
+                details,
+            )
+        return Check("architecture", "pass", f"the target ships {mtp.layers} MTP layer(s) ({source})", details)
+    found = "is 0" if mtp.declared == 0 else "is not set"
+    if mtp.family is None:
+        return Check(
+            "architecture",
+            "fail",
+            f"the target ({kind}) has no MTP layers: {mtp.keys_text} {found} in its config, and vLLM lists no MTP "
+            "drafter for this model type; use a draft model, EAGLE or n-gram instead",
+            details,
+        )
+    return Check(
+        "architecture",
+        "fail",
+        f"the target ({mtp.family}) has no MTP layers: {mtp.key} {found} in its config, and vLLM reads the MTP "
+        "layer count from that key; this checkpoint cannot serve method mtp",
+        details,
+    )
