@@ -41,6 +41,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--gpu-memory-utilization", type=_fraction, default=0.9, help="vLLM's --gpu-memory-utilization (0.9)"
     )
+    parser.add_argument(
+        "--heterogeneous-vocab",
+        action="store_true",
+        help="check for vLLM's use_heterogeneous_vocab (draft_model only): a draft with another vocabulary passes "
+        "with a warning that reports the tokens both share",
+    )
     parser.add_argument("--output", choices=("text", "json"), default="text", help="stdout format (default text)")
     parser.add_argument("--report-file", help="also write the JSON report here (e.g. /dev/termination-log)")
     parser.add_argument("--cache-dir", help="Hugging Face cache folder (default: HF_HUB_CACHE / HF_HOME)")
@@ -66,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
             max_model_len=args.max_model_len,
             gpu_memory_gib=args.gpu_memory_gib,
             gpu_memory_utilization=args.gpu_memory_utilization,
+            heterogeneous_vocab=args.heterogeneous_vocab,
         ),
         revision=args.revision,
         draft_revision=args.draft_revision,

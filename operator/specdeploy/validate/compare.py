@@ -57,3 +57,34 @@ def compare_vocabularies(target: Vocabulary, draft: Vocabulary, *, max_examples:
         special_only=special_only,
         examples=examples,
     )
+
+
+@dataclass(frozen=True)
+class Overlap:
+    """Tokens both vocabularies hold (by token text), as vLLM's heterogeneous-vocabulary mapping would pair them."""
+
+    shared: int
+    target_tokens: int
+    draft_tokens: int
+
+    def share_of(self, count: int) -> float:
+        return self.shared / count if count else 0.0
+
+    def describe(self) -> str:
+        return (
+            f"{self.shared} tokens ({100 * self.share_of(self.target_tokens):.1f}% of the target's "
+            f"{self.target_tokens}, {100 * self.share_of(self.draft_tokens):.1f}% of the draft's {self.draft_tokens})"
+        )
+
+
+def vocabulary_overlap(target: Vocabulary, draft: Vocabulary) -> Overlap:
+    """How many distinct tokens the two vocabularies share, whatever their ids.
+
+    vLLM's ``use_heterogeneous_vocab`` (token-level intersection) pairs tokens whose strings match after the
+    word-boundary marker is turned into a space; this compares the tokens' bytes, which is the same within a
+    tokenizer family and can count a few more across families (vLLM compares byte-level BPE and SentencePiece
+    spellings of non-ASCII and byte tokens as different strings).
+    """
+    target_set = {t for t in target.tokens if t is not None}
+    draft_set = {t for t in draft.tokens if t is not None}
+    return Overlap(len(target_set & draft_set), len(target_set), len(draft_set))

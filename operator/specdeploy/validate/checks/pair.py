@@ -20,6 +20,8 @@ class Options:
     max_model_len: int | None = None
     gpu_memory_gib: float | None = None
     gpu_memory_utilization: float = DEFAULT_GPU_MEMORY_UTILIZATION
+    # vLLM's ``use_heterogeneous_vocab`` speculative-config key (draft_model only): a draft with another vocabulary
+    heterogeneous_vocab: bool = False
 
 
 @dataclass(frozen=True)
