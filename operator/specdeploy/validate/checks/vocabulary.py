@@ -174,8 +174,9 @@ def _heterogeneous(pair: Pair, name: str, differs: str, overlap: Overlap | None,
     return Check(
         name,
         "warn",
-        f"{differs}; {HETEROGENEOUS_KEY} maps them through the {overlap.describe()} both hold{small}: the draft may only propose "
-        "shared tokens and drafts greedily, so expect a lower acceptance rate than a draft with the same vocabulary",
+        f"{differs}; {HETEROGENEOUS_KEY} maps them through the {overlap.describe()} both hold{small}: the draft "
+        "may only propose shared tokens and drafts greedily, so expect a lower acceptance rate than a draft with the "
+        "same vocabulary",
         details,
     )
 
