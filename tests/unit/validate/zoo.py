@@ -428,3 +428,60 @@ def model_folders(root: Path) -> dict[str, str]:
     good = llama(root / "llama-3.2-1b-instruct", LLAMA_32_1B_INSTRUCT, eos="<|eot_id|>")
     bad = mistral(root / "mistral-7b-v0.3", MISTRAL_7B_V03, tokenizer="spm-v3")
     return {"target": str(target), "good": str(good), "bad": str(bad)}
+
+
+# Code Llama (Python) as published: the 70B carries 16 extra embedding rows (vocab_size 32016), the 7B does not
+# (32000); litgpt's config table and the models' config.json agree.
+CODELLAMA_70B_PYTHON: dict[str, Any] = {
+    "architectures": ["LlamaForCausalLM"],
+    "bos_token_id": 1,
+    "eos_token_id": 2,
+    "hidden_act": "silu",
+    "hidden_size": 8192,
+    "intermediate_size": 28672,
+    "max_position_embeddings": 16384,
+    "model_type": "llama",
+    "num_attention_heads": 64,
+    "num_hidden_layers": 80,
+    "num_key_value_heads": 8,
+    "rms_norm_eps": 1e-05,
+    "rope_theta": 1000000,
+    "tie_word_embeddings": False,
+    "torch_dtype": "bfloat16",
+    "vocab_size": 32016,
+}
+CODELLAMA_7B_PYTHON = {
+    **CODELLAMA_70B_PYTHON,
+    "hidden_size": 4096,
+    "intermediate_size": 11008,
+    "num_attention_heads": 32,
+    "num_hidden_layers": 32,
+    "num_key_value_heads": 32,
+    "vocab_size": 32000,
+}
+
+# Qwen2.5 small models (examples/tiny.yaml): 0.5B, 1.5B and 3B share vocab_size 151936 (7B and larger: 152064).
+QWEN25_15B_INSTRUCT: dict[str, Any] = {
+    "architectures": ["Qwen2ForCausalLM"],
+    "bos_token_id": 151643,
+    "eos_token_id": 151645,
+    "hidden_act": "silu",
+    "hidden_size": 1536,
+    "intermediate_size": 8960,
+    "max_position_embeddings": 32768,
+    "model_type": "qwen2",
+    "num_attention_heads": 12,
+    "num_hidden_layers": 28,
+    "num_key_value_heads": 2,
+    "rope_theta": 1000000.0,
+    "tie_word_embeddings": True,
+    "torch_dtype": "bfloat16",
+    "vocab_size": 151936,
+}
+QWEN25_05B_INSTRUCT = {
+    **QWEN25_15B_INSTRUCT,
+    "hidden_size": 896,
+    "intermediate_size": 4864,
+    "num_attention_heads": 14,
+    "num_hidden_layers": 24,
+}
