@@ -27,7 +27,7 @@ sys.path.insert(0, str(REPO))
 from tests.unit.validate import zoo  # noqa: E402
 from tests.unit.validate.fakehub import FakeHub, llama_repo_listing, serve  # noqa: E402
 
-from specdeploy.validate.compare import compare_vocabularies  # noqa: E402
+from specdeploy.validate.compare import compare_vocabularies, vocabulary_overlap  # noqa: E402
 from specdeploy.validate.formats import hf_library, load_vocabulary  # noqa: E402
 from specdeploy.validate.vocab import Vocabulary  # noqa: E402
 
@@ -71,6 +71,7 @@ def bench_vocab(runs: int) -> None:
     same = median_s(lambda: compare_vocabularies(a, b), runs)
     diff = median_s(lambda: compare_vocabularies(a, c), runs)
     naive = median_s(lambda: naive_compare(a, c), runs)
+    overlap = median_s(lambda: vocabulary_overlap(a, c), runs)  # the heterogeneous-vocabulary report
     result = compare_vocabularies(a, c)
     with tempfile.TemporaryDirectory() as tmp:
         json_path = Path(tmp) / "tokenizer.json"
@@ -96,8 +97,13 @@ def bench_vocab(runs: int) -> None:
         f"compare vs perturbed copy          median {diff * 1000:8.1f} ms   ({result.total} ids differ; "
         f"naive dict baseline {naive * 1000:.1f} ms, ratio ours/baseline {diff / naive:.2f})"
     )
+    print(
+        f"shared tokens vs perturbed copy    median {overlap * ms:8.1f} ms   "
+        f"({vocabulary_overlap(a, c).shared} shared; computed only when the vocabularies differ)"
+    )
     for label, total in (
         ("two tiktoken loads + compare", 2 * load + diff),
+        ("  + shared tokens (once per pair)", 2 * load + diff + overlap),
         ("two tokenizer.json loads + compare", 2 * json_load + diff),
         ("  the same via tokenizers", 2 * lib_vocab + diff),
     ):

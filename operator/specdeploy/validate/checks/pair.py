@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
+from specdeploy.validate.compare import Overlap, vocabulary_overlap
 from specdeploy.validate.methods import default_draft_tp
 from specdeploy.validate.models import Model
 
@@ -45,3 +47,11 @@ class Pair:
     def max_model_len(self) -> int | None:
         """The serving length: ``--max-model-len`` if given, else what vLLM derives from the target config."""
         return self.options.max_model_len or self.target.config.max_len
+
+    @cached_property
+    def overlap(self) -> Overlap | None:
+        """Tokens both vocabularies hold, whatever their ids (None without both tokenizers). Computed once, and only
+        when a check asks, which is when the vocabularies differ."""
+        if self.draft is None or self.target.vocab is None or self.draft.vocab is None:
+            return None
+        return vocabulary_overlap(self.target.vocab, self.draft.vocab)

@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from specdeploy.validate.checks.pair import Pair
-from specdeploy.validate.compare import Overlap, compare_vocabularies, vocabulary_overlap
+from specdeploy.validate.compare import Overlap, compare_vocabularies
 from specdeploy.validate.methods import HEADS
 from specdeploy.validate.report import Check
 from specdeploy.validate.vocab import display
@@ -55,7 +55,7 @@ def check_vocabulary(pair: Pair) -> Check:
     if t_size == d_size:
         return Check("vocabulary", "pass", f"both models have vocab_size {t_size}", details)
     differs = f"vocab_size differs: target {t_size}, draft {d_size}"
-    overlap = _overlap(pair)
+    overlap = pair.overlap
     if overlap is not None:
         details.update(_overlap_details(overlap))
     heterogeneous = pair.options.heterogeneous_vocab
@@ -118,8 +118,9 @@ def check_token_ids(pair: Pair) -> Check:
     differs = f"{diff.total} of {diff.compared} token ids differ ({sample})"
     heterogeneous = pair.method == HETEROGENEOUS_METHOD and pair.options.heterogeneous_vocab
     if heterogeneous:
-        overlap = vocabulary_overlap(target.vocab, draft.vocab)
-        details.update(_overlap_details(overlap))
+        overlap = pair.overlap
+        if overlap is not None:
+            details.update(_overlap_details(overlap))
         return _heterogeneous(pair, "token_ids", differs, overlap, details)
     if diff.special_only:
         return Check(
@@ -131,11 +132,14 @@ def check_token_ids(pair: Pair) -> Check:
         )
     hint = ""
     if pair.method == HETEROGENEOUS_METHOD:
-        overlap = vocabulary_overlap(target.vocab, draft.vocab)
-        details.update(_overlap_details(overlap))
+        overlap = pair.overlap
+        shared = ""
+        if overlap is not None:
+            details.update(_overlap_details(overlap))
+            shared = f"; the tokenizers share {overlap.describe()}"
         hint = (
             f"; vLLM 0.32 can pair different vocabularies only with {HETEROGENEOUS_KEY}: true in the speculative "
-            f"config (check with --heterogeneous-vocab); the tokenizers share {overlap.describe()}"
+            f"config (check with --heterogeneous-vocab){shared}"
         )
     return Check(
         "token_ids",
@@ -179,13 +183,6 @@ def _heterogeneous(pair: Pair, name: str, differs: str, overlap: Overlap | None,
         "same vocabulary",
         details,
     )
-
-
-def _overlap(pair: Pair) -> Overlap | None:
-    target, draft = pair.target, pair.draft
-    if draft is None or target.vocab is None or draft.vocab is None:
-        return None
-    return vocabulary_overlap(target.vocab, draft.vocab)
 
 
 def _overlap_details(overlap: Overlap) -> dict[str, Any]:
