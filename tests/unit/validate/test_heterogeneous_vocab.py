@@ -93,3 +93,14 @@ def test_cli_flag(folders: Folders, capsys: pytest.CaptureFixture[str]) -> None:
     assert main([*argv, "--heterogeneous-vocab"]) == EXIT_COMPATIBLE
     report = json.loads(capsys.readouterr().out)
     assert "vocabulary" in report["summary"] and "warnings" in report["summary"]
+
+
+def test_the_mapping_needs_the_drafts_own_tokenizer(folders: Folders, run: Run, tmp_path: Path) -> None:
+    """vLLM builds the draft config with the draft's own tokenizer under the flag; a config-only draft cannot run."""
+    config_only = tmp_path / "mistral-v01-config-only"
+    config_only.mkdir()
+    shutil.copy(folders.mistral_v01 / "config.json", config_only / "config.json")
+    out = run(folders.mistral_v03, config_only, heterogeneous_vocab=True)
+    vocab = check(out, "vocabulary")
+    assert vocab["status"] == "fail"
+    assert "the draft ships no tokenizer file" in vocab["message"]

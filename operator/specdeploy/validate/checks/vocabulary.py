@@ -165,9 +165,9 @@ def _heterogeneous(pair: Pair, name: str, differs: str, overlap: Overlap | None,
         missing = "target" if pair.target.vocab is None else "draft"
         return Check(
             name,
-            "warn",
-            f"{differs}; {HETEROGENEOUS_KEY} maps the tokens both vocabularies hold, but the {missing} ships no "
-            "tokenizer file, so the overlap was not measured",
+            "fail",
+            f"{differs}; {HETEROGENEOUS_KEY} loads both models' own tokenizers to map the tokens they share, and the "
+            f"{missing} ships no tokenizer file (tokenizer.json, tokenizer.model, tekken.json, *.tiktoken)",
             details,
         )
     small = (
