@@ -400,9 +400,9 @@ class ObjectReconciler:
         namespace, name = self.key
         pods = _many(idx.pods, self.key)
         now = time.time()
-        # Scrape before planning, so the plan sees the freshest verdict; never from a URL the admin's policy refuses.
-        if now >= self.next_scrape and permits_metrics_source(spec, _admin["policy"]):
-            await self.tracker.scrape(namespace, name, spec, pods)
+        if now >= self.next_scrape:  # scrape before planning, so the plan sees the freshest verdict
+            if permits_metrics_source(spec, _admin["policy"]):  # never a URL the admin's policy refuses
+                await self.tracker.scrape(namespace, name, spec, pods)
             self.next_scrape = now + float(spec.metrics.scrape_interval_seconds)
         async with _reconcile_slots():
             observed = self.observe(body, spec, idx, pods)
