@@ -4,6 +4,10 @@ and one Warning Event and no child, and an edit that breaks it leaves the servin
 from __future__ import annotations
 
 import copy
+import http.server
+import re
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +23,7 @@ pytestmark = pytest.mark.integration
 
 ALLOWED_IMAGE = "vllm/vllm-openai:v0.32.0"
 REFUSED_IMAGE = "evil.example.com/vllm-openai:v0.32.0"
+ALLOWED_PROMETHEUS = "http://127.0.0.1:9/prometheus"
 
 
 def manifest(name: str, image: str) -> dict[str, Any]:
@@ -39,7 +44,7 @@ def policed(cluster: LocalCluster, crd: str, namespace: str, tmp_path: Path) -> 
         kubeconfig=cluster.kubeconfig,
         namespaces=[namespace],
         log_dir=tmp_path,
-        extra_args=["--allowed-images", "vllm/vllm-openai:*"],
+        extra_args=["--allowed-images", "vllm/vllm-openai:*", "--allowed-prometheus-urls", ALLOWED_PROMETHEUS],
     )
     op.start()
     try:
@@ -108,3 +113,61 @@ def test_an_edit_to_a_disallowed_image_leaves_the_serving_deployment_alone(
     assert after["metadata"]["generation"] == deployment["metadata"]["generation"]
     assert after["spec"]["template"] == deployment["spec"]["template"]
     assert after["status"].get("readyReplicas") == 1
+
+
+class CountingServer:
+    """An HTTP server on 127.0.0.1 that counts the requests it gets (what a refused Prometheus URL points at)."""
+
+    def __init__(self) -> None:
+        hits = self.hits = [0]
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                hits[0] += 1
+                self.send_response(200)
+                self.end_headers()
+                self.wfile.write(b'{"status":"success","data":{"resultType":"vector","result":[]}}')
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def reconciles(op: OperatorProcess) -> float:
+    found = re.search(r'^specdeploy_reconcile_duration_seconds_count\{handler="reconcile"\} (\S+)$', op.metrics(), re.M)
+    return float(found.group(1)) if found else 0.0
+
+
+def test_a_prometheus_url_outside_the_allow_list_is_refused_never_queried_and_not_retried_in_a_loop(
+    kubectl: Kubectl, namespace: str, policed: OperatorProcess
+) -> None:
+    server = CountingServer()
+    try:
+        obj = manifest("ssrf", ALLOWED_IMAGE)
+        obj["spec"]["metrics"] = {"source": "Prometheus", "prometheus": {"url": server.url}, "scrapeIntervalSeconds": 2}
+        obj["spec"]["rollback"] = {"windowSeconds": 10}
+        kubectl.apply(obj, "-n", namespace)
+        st = wait_for("the PolicyViolation condition", lambda: refused(kubectl, "ssrf", namespace, 1), timeout=60)
+        assert condition(st, "Ready")["message"].startswith(
+            f"spec refused by the operator's policy: spec.metrics.prometheus.url: '{server.url}' is not one of the "
+            "Prometheus URLs the operator's policy allows"
+        )
+        assert kubectl.get("deployment", "ssrf", namespace) is None
+        before = reconciles(policed)
+        time.sleep(6)
+        # Nothing changes: the daemon wakes on its scrape interval (2 s) at most, never in a tight retry loop.
+        assert reconciles(policed) - before <= 6
+        assert server.hits[0] == 0
+        assert len(policy_events(kubectl, "ssrf", namespace)) == 1
+    finally:
+        server.close()
