@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import yaml
 
 from specdeploy.cli import build_parser
 from specdeploy.commands.run import admin_policy
@@ -40,7 +41,6 @@ def test_the_default_policy_allows_any_image_and_no_prometheus_url_and_refuses_t
 def test_policy_values_become_the_operators_policy(render: Render) -> None:
     sets = (
         "policy.allowedImages={vllm/vllm-openai:*,registry.example.com/llm/*}",
-        "policy.allowedServiceAccounts={}",
         "policy.allowedPriorityClasses={gpu-*}",
         "policy.allowedPrometheusURLs={http://prometheus-operated.monitoring:9090}",
         "policy.reservedEnv={CUDA_VISIBLE_DEVICES}",
@@ -48,12 +48,21 @@ def test_policy_values_become_the_operators_policy(render: Render) -> None:
     )
     assert policy_of(render(sets=sets)) == AdminPolicy(
         images=("vllm/vllm-openai:*", "registry.example.com/llm/*"),
-        service_accounts=(),
         priority_classes=("gpu-*",),
         prometheus_urls=("http://prometheus-operated.monitoring:9090",),
         allow_trust_remote_code=True,
         reserved_env=("CUDA_VISIBLE_DEVICES",),
     )
+
+
+def test_an_empty_list_reaches_the_operator_as_allowing_nothing(helm_bin: str) -> None:
+    done = run_helm(
+        helm_bin, "template", RELEASE, str(CHART), "--kube-version", KUBE_VERSION,
+        "--set-json", "policy.allowedServiceAccounts=[]", "--set-json", "policy.allowedImages=[]",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    policy = policy_of([d for d in yaml.safe_load_all(done.stdout) if d])
+    assert policy.service_accounts == policy.images == ()
 
 
 @pytest.mark.parametrize(
