@@ -141,3 +141,26 @@ def test_an_edit_of_the_spec_is_checked_and_a_metadata_only_change_is_not(kubect
     )
     assert bob_label.returncode == 0, bob_label.stderr
     kubectl.run("patch", "sd", "shared", "-n", guarded, "--type=merge", "-p", '{"metadata":{"finalizers":null}}')
+
+
+def test_a_spec_naming_more_secrets_than_the_policy_can_check_is_refused_and_the_most_it_can_check_fits(
+    kubectl: Kubectl, guarded: str
+) -> None:
+    """The API server allows a bounded CEL cost per request (about 28 authorizer checks): 12 env Secrets, 4
+    ConfigMaps, the token, a ServiceAccount and a PVC (20 checks) must still be evaluated, a 13th Secret refused."""
+    env = [{"name": f"S{i}", "valueFrom": {"secretKeyRef": {"name": f"s{i}", "key": "k"}}} for i in range(12)]
+    env += [{"name": f"C{i}", "valueFrom": {"configMapKeyRef": {"name": f"c{i}", "key": "k"}}} for i in range(4)]
+    serving = {
+        "hfTokenSecretRef": {"name": "hf"},
+        "serviceAccountName": "sa",
+        "modelCache": {"persistentVolumeClaim": "pvc"},
+    }
+    full = sd("full", env=env, **serving)  # created by the admin, who may do all: every check runs and passes
+    done = kubectl.run("create", "-f", "-", "-n", guarded, "--dry-run=server", stdin=json.dumps(full), check=False)
+    assert done.returncode == 0, done.stderr
+    env.append({"name": "S12", "valueFrom": {"secretKeyRef": {"name": "s12", "key": "k"}}})
+    done = kubectl.run(
+        "create", "-f", "-", "-n", guarded, "--dry-run=server", stdin=json.dumps(sd("over", env=env)), check=False
+    )
+    assert "spec.serving.env: the admission policy checks at most 12 valueFrom.secretKeyRef" in done.stderr
+    assert "this spec has 13 and 4" in done.stderr
