@@ -244,6 +244,7 @@ def plan(obs: Observed) -> Plan:  # noqa: PLR0915 - one linear pass over the pip
     if violations:
         refused = refuse(owner.name, owner.uid, owner.generation, obs.status, violations, now_iso=obs.now_iso)
         return Plan(current=current_id, status=refused.status, events=list(refused.events))
+
     history = obs.history
     current = history.get(current_id)
 
