@@ -33,9 +33,10 @@ from typing import Any
 import kopf
 from pydantic import ValidationError
 
-from specdeploy import kube
+from specdeploy import kube, redact
 from specdeploy.api import GROUP, PLURAL, VERSION, SpeculativeDeploymentSpec
 from specdeploy.monitor import exporter
+from specdeploy.policy import AdminPolicy, permits_metrics_source
 from specdeploy.render import job_name
 from specdeploy.rollout import history as hist
 from specdeploy.rollout.compare import is_subset, patch_for
@@ -86,6 +87,14 @@ _runtime: dict[str, int] = {}
 
 def configure_runtime(*, peering_lifetime: int) -> None:
     _runtime["peering_lifetime"] = peering_lifetime
+
+
+# The admin's policy (specdeploy.policy), set by ``specdeploy run`` before kopf starts.
+_admin = {"policy": AdminPolicy()}
+
+
+def configure_policy(policy: AdminPolicy) -> None:
+    _admin["policy"] = policy
 
 
 def _wake(namespace: str | None, name: str | None) -> None:
@@ -392,7 +401,8 @@ class ObjectReconciler:
         pods = _many(idx.pods, self.key)
         now = time.time()
         if now >= self.next_scrape:  # scrape before planning, so the plan sees the freshest verdict
-            await self.tracker.scrape(namespace, name, spec, pods)
+            if permits_metrics_source(spec, _admin["policy"]):  # never a URL the admin's policy refuses
+                await self.tracker.scrape(namespace, name, spec, pods)
             self.next_scrape = now + float(spec.metrics.scrape_interval_seconds)
         async with _reconcile_slots():
             observed = self.observe(body, spec, idx, pods)
@@ -430,6 +440,7 @@ class ObjectReconciler:
             monitor=self.tracker.verdict(spec, namespace, name, status.get("validation")),
             now_iso=_now_iso(),
             now=time.time(),
+            policy=_admin["policy"],
         )
 
     def _with_recorded(self, revisions: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -599,7 +610,7 @@ async def reconcile_daemon(
                     parsed = (generation, SpeculativeDeploymentSpec.model_validate(dict(body.get("spec") or {})))
                 await reconciler.run_once(body, parsed[1], idx)
             except ValidationError as e:  # the API server validates; this only guards a CRD/model skew
-                logger.error(f"spec does not parse: {e}")
+                logger.error(f"spec does not parse: {redact.validation_error(e)}")  # never the rejected values whole
             except kube.KubeError as e:
                 if e.status == 409:  # the object changed since this loop read it: wait for the watch to show it
                     logger.debug(f"conflict, reconciling again once the newer object arrives: {e}")

@@ -169,6 +169,10 @@ def test_operator_runs_once_with_recreate_and_probes_on_kopf_liveness(render: Re
         "http://0.0.0.0:8080/healthz",
         "--metrics-port",
         "9090",
+        "--allowed-images=*",
+        "--allowed-service-accounts=*",
+        "--allowed-priority-classes=*",
+        "--allowed-prometheus-urls=",
     ]
     assert c["image"] == "ghcr.io/specdeploy/operator:0.1.0"
     env = env_of(deployment)
@@ -193,6 +197,10 @@ def test_namespaced_values_reach_the_operator_command_line_and_env(render: Rende
         "http://0.0.0.0:8080/healthz",
         "--metrics-port",
         "9191",
+        "--allowed-images=*",
+        "--allowed-service-accounts=*",
+        "--allowed-priority-classes=*",
+        "--allowed-prometheus-urls=",
         "--debug",
     ]
     assert {p["name"]: p["containerPort"] for p in c["ports"]}["metrics"] == 9191

@@ -93,6 +93,7 @@ MAP_ENTRIES = {
     "resources.requests.memory",
     "resources.limits.memory",
     "grafanaDashboard.labels.grafana_dashboard",
+    "networkPolicy.dns.podLabels.k8s-app",
 }
 
 
@@ -108,7 +109,8 @@ def test_schema_covers_exactly_the_keys_of_values_yaml() -> None:
     values = yaml.safe_load(VALUES_TEXT)
     schema_top = set(SCHEMA["properties"]) - {"global"}
     assert schema_top == set(values)
-    for section in ("image", "validatorImage", "operator", "rbac", "serviceAccount", "metrics", "vllmPodMonitor"):
+    sections = ("image", "validatorImage", "operator", "rbac", "serviceAccount", "metrics", "vllmPodMonitor")
+    for section in (*sections, "policy", "admissionPolicy", "networkPolicy"):
         assert set(SCHEMA["properties"][section]["properties"]) == set(values[section]), section
 
 

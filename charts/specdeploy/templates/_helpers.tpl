@@ -70,3 +70,12 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- toJson .Values.watchNamespaces }}
 {{- end }}
 {{- end }}
+
+{{/* The namespaces the admission policy applies in; empty means every namespace. */}}
+{{- define "specdeploy.admissionNamespaces" -}}
+{{- if .Values.admissionPolicy.namespaces }}
+{{- toJson .Values.admissionPolicy.namespaces }}
+{{- else }}
+{{- toJson .Values.watchNamespaces }}
+{{- end }}
+{{- end }}

@@ -1,14 +1,18 @@
 """``specdeploy run``: start the operator (kopf) against the current kubeconfig or the in-cluster config.
 
 The flags mirror ``kopf run`` where they overlap, so kopf users find what they expect, plus the operator's own
-metrics port. Settings that keep a long-running operator healthy (watch and request timeouts, no CRD scanning)
-are applied in ``specdeploy.handlers``' startup handler, not here.
+metrics port and the admin's policy (``specdeploy.policy``: allow-lists of images, ServiceAccounts, PriorityClasses
+and Prometheus URLs, reserved environment names, ``--trust-remote-code``). Settings that keep a long-running
+operator healthy (watch and request timeouts, no CRD scanning) are applied in ``specdeploy.handlers``' startup
+handler, not here.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+
+from specdeploy.policy import ANY, AdminPolicy, url_problem
 
 #: kopf's own default.
 DEFAULT_PEERING_LIFETIME = 60
@@ -63,10 +67,87 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="port of the operator's own Prometheus /metrics (0 disables; default 9090)",
     )
     p.add_argument("--metrics-address", default="0.0.0.0", help="bind address of the metrics port")  # noqa: S104
+    _policy_flags(p)
     p.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or in-cluster)")
     p.add_argument("-v", "--verbose", action="store_true", help="verbose logging")
     p.add_argument("--debug", action="store_true", help="debug logging (never includes secret values)")
     p.set_defaults(func=_run)
+
+
+def _policy_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group(
+        "admin policy",
+        "What a SpeculativeDeployment may ask for. Each list flag takes comma-separated items and may be repeated; "
+        "not given means '*' (anything), given empty (--allowed-images=) means nothing. A spec that breaks the "
+        "policy is refused: condition Ready=False reason PolicyViolation, one Warning Event, no child changed.",
+    )
+    g.add_argument(
+        "--allowed-images",
+        action="append",
+        metavar="GLOBS",
+        help="images the vLLM pods and validation Jobs may run (spec.serving.image, spec.validation.image), as "
+        "glob patterns, e.g. 'vllm/vllm-openai:*,registry.example.com/llm/*'. The operator's own validator image "
+        "(SPECDEPLOY_VALIDATOR_IMAGE) is always allowed",
+    )
+    g.add_argument(
+        "--allowed-service-accounts",
+        action="append",
+        metavar="GLOBS",
+        help="ServiceAccounts spec.serving.serviceAccountName may name (not setting it is always allowed)",
+    )
+    g.add_argument(
+        "--allowed-priority-classes",
+        action="append",
+        metavar="GLOBS",
+        help="PriorityClasses spec.serving.priorityClassName may name (not setting it is always allowed)",
+    )
+    g.add_argument(
+        "--allowed-prometheus-urls",
+        action="append",
+        type=_url_list,
+        metavar="URLS",
+        help="Prometheus base URLs spec.metrics.prometheus.url may be (or be below), e.g. "
+        "'http://prometheus.monitoring:9090'; never with userinfo, query or fragment",
+    )
+    g.add_argument(
+        "--reserved-env",
+        action="append",
+        metavar="NAMES",
+        help="environment variable names a spec may not set, besides the built-in list (HF_ENDPOINT, proxies, "
+        "LD_PRELOAD, PYTHONPATH, ...: specdeploy.policy.RESERVED_ENV)",
+    )
+    g.add_argument(
+        "--allow-trust-remote-code",
+        action="store_true",
+        help="let spec.serving.extraArgs pass --trust-remote-code (Python from the model repository runs in the pod)",
+    )
+
+
+def _items(given: list[str] | None) -> tuple[str, ...]:
+    """A repeated comma-separated flag as one tuple; not given at all means anything."""
+    if given is None:
+        return (ANY,)
+    return tuple(item.strip() for text in given for item in text.split(",") if item.strip())
+
+
+def _url_list(text: str) -> str:
+    for url in (u.strip() for u in text.split(",")):
+        if url and url != ANY and url_problem(url) is not None:
+            raise argparse.ArgumentTypeError(f"Prometheus URL {url!r} {url_problem(url)}")
+    return text
+
+
+def admin_policy(args: argparse.Namespace) -> AdminPolicy:
+    """The policy the flags describe."""
+    reserved = _items(args.reserved_env) if args.reserved_env is not None else ()
+    return AdminPolicy(
+        images=_items(args.allowed_images),
+        service_accounts=_items(args.allowed_service_accounts),
+        priority_classes=_items(args.allowed_priority_classes),
+        prometheus_urls=_items(args.allowed_prometheus_urls),
+        allow_trust_remote_code=bool(args.allow_trust_remote_code),
+        reserved_env=reserved,
+    )
 
 
 def _lifetime(text: str) -> int:
@@ -94,6 +175,9 @@ def _run(args: argparse.Namespace) -> int:
     if args.metrics_port:
         exporter.start_exporter(args.metrics_port, args.metrics_address)
     handlers.configure_runtime(peering_lifetime=args.peering_lifetime)
+    policy = admin_policy(args)
+    handlers.configure_policy(policy)
+    handlers.log.info(f"admin policy: {policy.describe()}")
     kopf.run(
         standalone=args.peering is None,
         peering_name=args.peering,

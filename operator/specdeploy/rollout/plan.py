@@ -16,6 +16,7 @@ from typing import Any
 
 from specdeploy import conditions as cond
 from specdeploy.api import SpeculativeDeploymentSpec
+from specdeploy.policy import AdminPolicy, check
 from specdeploy.render import owner_for, render_deployment, render_service, render_validation_job
 from specdeploy.rollout.events import Event, condition_facts, event_name
 from specdeploy.rollout.history import (
@@ -35,6 +36,7 @@ from specdeploy.rollout.history import (
     prunable,
     verdict_annotations,
 )
+from specdeploy.rollout.refusal import refuse
 from specdeploy.rollout.revision import SERVING_FIELDS, revision_id, serving_snapshot
 
 # Reasons (CamelCase, a fixed vocabulary) used in conditions, verdicts and Events.
@@ -101,6 +103,7 @@ class Observed:
     monitor: MonitorVerdict | None
     now_iso: str
     now: float
+    policy: AdminPolicy = field(default_factory=AdminPolicy)  # the admin's allow-lists (specdeploy.policy)
 
 
 @dataclass
@@ -235,6 +238,13 @@ def plan(obs: Observed) -> Plan:  # noqa: PLR0915 - one linear pass over the pip
     out = Plan()
     current_id = revision_id(spec)
     out.current = current_id
+
+    # 0. Admin policy (specdeploy.policy): a refused spec changes no child; what serves keeps serving.
+    violations = check(spec, obs.policy)
+    if violations:
+        refused = refuse(owner.name, owner.uid, owner.generation, obs.status, violations, now_iso=obs.now_iso)
+        return Plan(current=current_id, status=refused.status, events=list(refused.events))
+
     history = obs.history
     current = history.get(current_id)
 
