@@ -94,8 +94,8 @@ async def _read_compressed(response: aiohttp.ClientResponse, sink: Callable[[byt
                 raise BodyTooLargeError(f"compressed body exceeds {max_wire} bytes")
             pending = chunk
             while pending and not inflate.eof:
-                # max_length: never inflate more than one byte past the cap in one step (a bomb stops here)
-                emit(inflate.decompress(pending, max_bytes - total + 1))
+                # max_length: inflate at most one chunk per step, and never more than one byte past the cap
+                emit(inflate.decompress(pending, min(_CHUNK, max_bytes - total + 1)))
                 pending = inflate.unconsumed_tail
     except zlib.error as err:
         raise BodyUnreadableError(f"compressed body is broken: {err}") from None
