@@ -3,8 +3,8 @@
 Why: every ready pod of every SpeculativeDeployment is scraped every ``scrapeIntervalSeconds`` (15 s by default),
 so the monitor's cost grows with the fleet. This runs the operator's real per-object scrape path
 (``specdeploy.tracker.AcceptanceTracker.scrape``: the operator's pod pool and budgets, ``monitor.pools``,
-``monitor.scrape``, ``monitor.pagefilter``, ``monitor.parse``, the window accumulator, the decision and the exporter's metrics) for 1,000 objects with one
-pod each, against 1,000 distinct loopback addresses, and measures this process' CPU time
+``monitor.scrape``, ``monitor.pagefilter``, ``monitor.parse``, the window accumulator, the decision and the
+exporter's metrics) for 1,000 objects with one pod each, against 1,000 distinct loopback addresses, and measures this process' CPU time
 (``time.process_time``) and the wall time of each interval.
 
 The pods are one aiohttp server in a separate process (its CPU is not counted), listening on 1,000 addresses
