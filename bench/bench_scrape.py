@@ -4,8 +4,8 @@ Why: every ready pod of every SpeculativeDeployment is scraped every ``scrapeInt
 so the monitor's cost grows with the fleet. This runs the operator's real per-object scrape path
 (``specdeploy.tracker.AcceptanceTracker.scrape``: the operator's pod pool and budgets, ``monitor.pools``,
 ``monitor.scrape``, ``monitor.pagefilter``, ``monitor.parse``, the window accumulator, the decision and the
-exporter's metrics) for 1,000 objects with one pod each, against 1,000 distinct loopback addresses, and measures this process' CPU time
-(``time.process_time``) and the wall time of each interval.
+exporter's metrics) for 1,000 objects with one pod each, against 1,000 distinct loopback addresses, and
+measures this process' CPU time (``time.process_time``) and the wall time of each interval.
 
 The pods are one aiohttp server in a separate process (its CPU is not counted), listening on 1,000 addresses
 127.B.x.y on one port. It answers with the real vLLM 0.32 /metrics page from tests/fixtures/vllm/ (55 kB, V1
