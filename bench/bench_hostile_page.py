@@ -9,6 +9,11 @@ reads it, in the same run, two ways:
 * after: the page fed in 64 KiB chunks (as they come off the socket) to ``monitor.pagefilter.SpecDecodeFilter``,
   then ``monitor.parse.parse_lines`` over the kept lines.
 
+Event-loop stall: the same pages served over HTTP by a separate process and read by the operator's path before
+(the baseline's ``scrape()`` and parser, both on the event loop, as its tracker did) and after
+(``monitor.pools.scrape_object``); reported is the longest gap between the ticks of a 1 ms ticker task on the same
+loop (median of ``--runs``), i.e. how long every other object's daemon was kept waiting.
+
 Pages: the 100,000-series page (``tests/reliability/pages.many_series``), a 7.5 MiB page of other series followed by
 the real vLLM page (within every cap: read in full), and the real 55 kB page. Time is ``time.process_time`` (median
 of ``--runs``); memory is the ``tracemalloc`` peak of Python allocations during one read (a separate run, since
@@ -20,14 +25,17 @@ Run: .venv/bin/python -m bench.bench_hostile_page [--runs 5] [--baseline-ref REF
 from __future__ import annotations
 
 import argparse
+import asyncio
 import importlib.util
 import json
+import multiprocessing
 import statistics
 import subprocess
 import sys
 import time
 import tracemalloc
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from multiprocessing.queues import Queue
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -37,19 +45,106 @@ BASELINE_REF = "f2ab2db"  # main before issue 11's caps
 CHUNK = 64 * 1024
 
 
-def load_baseline(ref: str) -> ModuleType:
+def load_baseline(ref: str, name: str = "parse") -> ModuleType:
     source = subprocess.run(
-        ["git", "-C", str(REPO), "show", f"{ref}:operator/specdeploy/monitor/parse.py"],
+        ["git", "-C", str(REPO), "show", f"{ref}:operator/specdeploy/monitor/{name}.py"],
         check=True,
         capture_output=True,
         text=True,
     ).stdout
-    spec = importlib.util.spec_from_loader("baseline_parse", loader=None)
+    spec = importlib.util.spec_from_loader(f"baseline_{name}", loader=None)
     assert spec is not None
     module = importlib.util.module_from_spec(spec)
-    sys.modules["baseline_parse"] = module
-    exec(compile(source, f"{ref}:parse.py", "exec"), module.__dict__)  # noqa: S102 - the project's own history
+    sys.modules[f"baseline_{name}"] = module
+    exec(compile(source, f"{ref}:{name}.py", "exec"), module.__dict__)  # noqa: S102 - the project's own history
     return module
+
+
+def _serve(pages: dict[str, bytes], ready: Queue[int]) -> None:
+    from aiohttp import web
+
+    async def main() -> None:
+        app = web.Application()
+        for name, body in pages.items():
+            app.router.add_get(f"/{name}", lambda _r, b=body: _respond(b))
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        ready.put(runner.addresses[0][1])
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
+
+
+async def _respond(body: bytes) -> Any:
+    from aiohttp import web
+
+    return web.Response(body=body, content_type="text/plain")
+
+
+async def longest_stall(read: Callable[[], Awaitable[object]]) -> float:
+    """The longest gap between two ticks of a 1 ms ticker while ``read`` runs on the same loop."""
+    gaps: list[float] = []
+    done = asyncio.Event()
+
+    async def ticker() -> None:
+        last = time.perf_counter()
+        while not done.is_set():
+            await asyncio.sleep(0.001)
+            now = time.perf_counter()
+            gaps.append(now - last)
+            last = now
+
+    task = asyncio.create_task(ticker())
+    await asyncio.sleep(0.01)
+    await read()
+    done.set()
+    await task
+    return max(gaps)
+
+
+def stalls(ref: str, pages: dict[str, bytes], runs: int) -> dict[str, tuple[float, float]]:
+    from specdeploy.monitor.pools import Pools, scrape_object
+
+    old_scrape, old_parse = load_baseline(ref, "scrape"), load_baseline(ref, "parse")
+    ctx = multiprocessing.get_context("spawn")
+    ready: Queue[int] = ctx.Queue()
+    names = {f"p{i}": page for i, page in enumerate(pages.values())}
+    server = ctx.Process(target=_serve, args=(names, ready), daemon=True)
+    server.start()
+    try:
+        port = ready.get(timeout=60)
+
+        async def measure() -> dict[str, tuple[float, float]]:
+            import aiohttp
+
+            out = {}
+            pools = Pools()
+            async with aiohttp.ClientSession() as session:
+                for label, name in zip(pages, names, strict=True):
+                    url = f"http://127.0.0.1:{port}/{name}"
+
+                    async def before_read(u: str = url) -> object:
+                        text = await old_scrape.scrape(session, u, timeout=30)
+                        try:
+                            return old_parse.parse_spec_decode(text) if isinstance(text, str) else text
+                        except ValueError as e:
+                            return e
+
+                    async def after_read(u: str = url) -> object:
+                        return await scrape_object(pools, "bench", "obj", [u], timeout=30)
+
+                    old = statistics.median([await longest_stall(before_read) for _ in range(runs)])
+                    new = statistics.median([await longest_stall(after_read) for _ in range(runs)])
+                    out[label] = (old, new)
+            await pools.close()
+            return out
+
+        return asyncio.run(measure())
+    finally:
+        server.terminate()
+        server.join(timeout=10)
 
 
 def before(baseline: ModuleType, page: bytes) -> str:
@@ -112,14 +207,17 @@ def run(runs: int, ref: str) -> dict[str, Any]:
         print(f"  {name} ({len(page) / 2**20:.2f} MiB)")
         print(f"    before: CPU {old_cpu * 1e3:9.1f} ms, peak {old_mem:7.1f} MiB  ({old_said})")
         print(f"    after:  CPU {new_cpu * 1e3:9.1f} ms, peak {new_mem:7.1f} MiB  ({new_said})")
-        print(
-            f"    ratio:  CPU {old_cpu / max(new_cpu, 1e-9):.1f}x less, memory {old_mem / max(new_mem, 1e-9):.1f}x less"
-        )
+        cpu_ratio, mem_ratio = old_cpu / max(new_cpu, 1e-9), old_mem / max(new_mem, 1e-9)
+        print(f"    before/after: CPU {cpu_ratio:.2f}x, memory {mem_ratio:.1f}x")
         out[name] = {
             "page_bytes": len(page),
             "before": {"cpu_s": old_cpu, "peak_mib": old_mem, "outcome": old_said},
             "after": {"cpu_s": new_cpu, "peak_mib": new_mem, "outcome": new_said},
         }
+    print(f"longest event-loop stall while the operator's path reads the page over HTTP (median of {runs})")
+    for name, (old, new) in stalls(ref, cases, runs).items():
+        print(f"  {name}: before {old * 1e3:8.1f} ms, after {new * 1e3:8.1f} ms ({old / max(new, 1e-9):.1f}x)")
+        out[name]["loop_stall_s"] = {"before": old, "after": new}
     return out
 
 
