@@ -112,14 +112,25 @@ def test_fifty_hostile_pages_keep_the_operator_under_its_memory_limit(
             for n, m in said.items()
         )
 
-    wait_for("every object scraped and judged", all_scraped, timeout=300, interval=2)
-    rss_scraped = rss_mib(pid)
-    peak, samples = rss_scraped, []
+    peak = rss_idle
+
+    def sample_rss() -> float:
+        nonlocal peak
+        assert operator.alive(), f"operator exited:\n{operator.logs()[-3000:]}"
+        rss = rss_mib(pid)
+        peak = max(peak, rss)
+        assert peak < limit, f"RSS {peak:.1f} MiB reached the chart's limit {limit:.0f} MiB (idle {rss_idle:.1f})"
+        return rss
+
+    def scraped_within_limit() -> bool:
+        sample_rss()  # the ramp-up counts too: fail as soon as the limit is reached
+        return all_scraped()
+
+    wait_for("every object scraped and judged", scraped_within_limit, timeout=300, interval=1)
+    rss_scraped = sample_rss()
     until = time.monotonic() + WATCH_SECONDS
     while time.monotonic() < until:
-        assert operator.alive(), f"operator exited:\n{operator.logs()[-3000:]}"
-        samples.append(rss_mib(pid))
-        peak = max(peak, samples[-1])
+        sample_rss()
         time.sleep(1)
     rss_end = rss_mib(pid)
     scrapes = sum(s.scrapes for s in fleet.servers.values())
