@@ -26,9 +26,9 @@ from .pages import REAL_PAGE
 SLOW_OBJECTS = 40
 PODS_PER_OBJECT = 8  # 320 slow pods: more than the old pool's 256 connections
 SLOW_TIMEOUT_S = 30.0  # the cap; the slow scrapes are cancelled when the fast ones are done
-FAST_TIMEOUT_S = 1.5
+FAST_TIMEOUT_S = 1.0
 INTERVAL_S = 1.0
-FAST_SCRAPES = 3
+FAST_SCRAPES = 2
 # The operator's pool before issue 11: one session, TCPConnector(limit=256, limit_per_host=4), nothing per object.
 OLD_SHAPE = {
     "pod_connections": 256,
