@@ -2,10 +2,10 @@
 
 Why: every ready pod of every SpeculativeDeployment is scraped every ``scrapeIntervalSeconds`` (15 s by default),
 so the monitor's cost grows with the fleet. This runs the operator's real per-object scrape path
-(``specdeploy.tracker.AcceptanceTracker.scrape``: the shared aiohttp session, ``monitor.scrape.scrape_many``,
-``monitor.parse``, the window accumulator, the decision and the exporter's metrics) for 1,000 objects with one
-pod each, against 1,000 distinct loopback addresses, and measures this process' CPU time
-(``time.process_time``) and the wall time of each interval.
+(``specdeploy.tracker.AcceptanceTracker.scrape``: the operator's pod pool and budgets, ``monitor.pools``,
+``monitor.scrape``, ``monitor.pagefilter``, ``monitor.parse``, the window accumulator, the decision and the
+exporter's metrics) for 1,000 objects with one pod each, against 1,000 distinct loopback addresses, and
+measures this process' CPU time (``time.process_time``) and the wall time of each interval.
 
 The pods are one aiohttp server in a separate process (its CPU is not counted), listening on 1,000 addresses
 127.B.x.y on one port. It answers with the real vLLM 0.32 /metrics page from tests/fixtures/vllm/ (55 kB, V1
@@ -133,6 +133,7 @@ def _spec(port: int) -> Any:
 
 async def _run_intervals(addrs: list[str], port: int, intervals: int) -> tuple[list[Interval], list[Interval]]:
     from specdeploy import tracker as tracker_mod
+    from specdeploy.monitor.pools import POOLS
     from specdeploy.monitor.scrape import scrape_many
     from specdeploy.rollout.history import Revision, Serving
     from specdeploy.rollout.revision import revision_id
@@ -159,7 +160,7 @@ async def _run_intervals(addrs: list[str], port: int, intervals: int) -> tuple[l
     urls = [f"http://{a}:{port}/metrics" for a in addrs]
 
     async def fetch_interval() -> int:
-        outcomes = await scrape_many(urls, timeout=10, concurrency=256, session=tracker_mod._shared_session())
+        outcomes = await scrape_many(urls, timeout=10, concurrency=256, session=POOLS.pods_session())
         return sum(1 for o in outcomes.values() if isinstance(o.result, str))
 
     async def timed(fn: Any) -> Interval:
@@ -177,7 +178,7 @@ async def _run_intervals(addrs: list[str], port: int, intervals: int) -> tuple[l
             # one interval every PACE_S: the first 10 s window closes within the run
             await asyncio.sleep(max(0.0, PACE_S - (time.monotonic() - started)))
     finally:
-        await tracker_mod._shared_session().close()
+        await POOLS.close()
     # the windows must have judged something, or this did not measure the whole path
     rated = sum(1 for _, t, _ in trackers if t.published and t.published.get("rate") is not None)
     if rated < len(trackers) * 0.9:

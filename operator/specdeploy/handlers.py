@@ -42,7 +42,7 @@ from specdeploy.rollout import history as hist
 from specdeploy.rollout.compare import is_subset, patch_for
 from specdeploy.rollout.events import COMPONENT, Event, event_manifest, involved_object
 from specdeploy.rollout.plan import JobOutcome, Observed, Owner, Plan, plan
-from specdeploy.rollout.revision import revision_id
+from specdeploy.rollout.revision import revision_id, serving_snapshot
 from specdeploy.tracker import AcceptanceTracker
 
 log = logging.getLogger("specdeploy")
@@ -259,7 +259,7 @@ async def pods_idx(
 @kopf.index("apps", "v1", "controllerrevisions", labels=MANAGED)
 async def revisions_idx(*, namespace: str | None, labels: Mapping[str, str], body: kopf.Body, **_: Any) -> Any:
     key = _owner_key(namespace, labels)
-    return _indexed(key, _pack(body))
+    return _indexed(key, _pack(hist.index_entry(body)))  # no spec snapshot: see ObjectReconciler.read_snapshots
 
 
 # ----------------------------------------------------------------------------------------- wake-ups
@@ -395,6 +395,7 @@ class ObjectReconciler:
         self.seen_version = ""  # resourceVersion of the body this loop observed
         self.next_scrape = 0.0
         self.event_failures: dict[str, int] = {}  # Event name -> failed creates in a row (passing errors)
+        self.snapshots: dict[str, Any] = {}  # revision id -> spec snapshot, only for revisions that may serve
 
     async def run_once(self, body: kopf.Body, spec: SpeculativeDeploymentSpec, idx: Indexes) -> None:
         namespace, name = self.key
@@ -404,6 +405,7 @@ class ObjectReconciler:
             if permits_metrics_source(spec, _admin["policy"]):  # never a URL the admin's policy refuses
                 await self.tracker.scrape(namespace, name, spec, pods)
             self.next_scrape = now + float(spec.metrics.scrape_interval_seconds)
+        await self.read_snapshots(spec, idx)
         async with _reconcile_slots():
             observed = self.observe(body, spec, idx, pods)
             result = plan(observed)
@@ -433,7 +435,9 @@ class ObjectReconciler:
             owner=owner,
             spec=spec,
             status=status,
-            history=hist.from_controller_revisions(revisions),
+            history=hist.with_snapshots(
+                hist.from_controller_revisions(revisions), {**self.snapshots, revision_id(spec): serving_snapshot(spec)}
+            ),
             deployment=_one(idx.deployments, self.key),
             service=_one(idx.services, self.key),
             job=_job_outcome(_many(idx.jobs, self.key), pods, job_name(name, revision_id(spec))),
@@ -442,6 +446,21 @@ class ObjectReconciler:
             now=time.time(),
             policy=_admin["policy"],
         )
+
+    async def read_snapshots(self, spec: SpeculativeDeploymentSpec, idx: Indexes) -> None:
+        """The revision index keeps no spec snapshots (memory); read those of the revisions that may serve, other
+        than the current one (its snapshot is its spec), once each, and forget those no longer needed."""
+        history = hist.from_controller_revisions(
+            self._with_written(self._with_recorded(_many(idx.revisions, self.key)))
+        )
+        template = ((_one(idx.deployments, self.key) or {}).get("spec") or {}).get("template") or {}
+        live_id = ((template.get("metadata") or {}).get("labels") or {}).get(hist.LABEL_REVISION)
+        needed = hist.snapshots_needed(history, revision_id(spec), live_id)
+        self.snapshots = {k: v for k, v in self.snapshots.items() if k in needed}
+        for rev_id in sorted(needed - self.snapshots.keys()):
+            cr = await kube.get("ControllerRevision", self.key[0], hist.controller_revision_name(self.key[1], rev_id))
+            if cr is not None:
+                self.snapshots[rev_id] = (cr.get("data") or {}).get("spec") or {}
 
     def _with_recorded(self, revisions: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """The index's revisions plus those this daemon created and the index does not show yet (for at most

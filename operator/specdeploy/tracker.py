@@ -19,14 +19,11 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import aiohttp
-
 from specdeploy.api import SpeculativeDeploymentSpec
 from specdeploy.monitor import exporter
 from specdeploy.monitor.decision import Decision, Policy, Reason, Verdict, decide
-from specdeploy.monitor.parse import MetricsParseError, parse_spec_decode
+from specdeploy.monitor.pools import POOLS, capped_timeout, scrape_object
 from specdeploy.monitor.prometheus_source import PodSelector, PrometheusQueryError, query_window
-from specdeploy.monitor.scrape import ScrapeError, scrape_many
 from specdeploy.monitor.speedup import recommend_depth
 from specdeploy.monitor.window import PodSample, Window, WindowAccumulator
 from specdeploy.rollout.history import Serving
@@ -41,15 +38,6 @@ MAX_WINDOWS = 64
 RATE_EPSILON = 0.005
 
 _RELATIVE = re.compile(r" \(\d+s from now\)")
-_session: aiohttp.ClientSession | None = None
-
-
-def _shared_session() -> aiohttp.ClientSession:
-    """One connection pool for every object's scrapes (created lazily inside the running event loop)."""
-    global _session  # noqa: PLW0603
-    if _session is None or _session.closed:
-        _session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256, limit_per_host=4))
-    return _session
 
 
 def _iso(ts: float) -> str:
@@ -171,22 +159,17 @@ class AcceptanceTracker:
         targets = self._targets(spec, pods)
         if not targets:
             return
-        outcomes = await scrape_many(
-            targets.values(), timeout=float(spec.metrics.timeout_seconds), session=_shared_session()
-        )
+        # Connection budgets, timeout cap, bounded pages: see monitor.pools (issue 11, items 3 and 5).
+        outcomes = await scrape_object(POOLS, namespace, name, targets.values(), timeout=spec.metrics.timeout_seconds)
         for pod, url in targets.items():
             outcome = outcomes[url]
             exporter.SCRAPE_DURATION.observe(outcome.seconds)
             sample: PodSample
-            if isinstance(outcome.result, ScrapeError):
-                exporter.count_scrape_error(namespace, name, outcome.result.reason)
-                sample = PodSample(timestamp=now, pod=pod, error=f"{outcome.result.reason}: {outcome.result.detail}")
+            if outcome.error is not None:
+                exporter.count_scrape_error(namespace, name, outcome.error.reason)
+                sample = PodSample(timestamp=now, pod=pod, error=f"{outcome.error.reason}: {outcome.error.detail}")
             else:
-                try:
-                    sample = PodSample(timestamp=now, pod=pod, counters=parse_spec_decode(outcome.result))
-                except MetricsParseError as e:
-                    exporter.count_scrape_error(namespace, name, "parse")
-                    sample = PodSample(timestamp=now, pod=pod, error=f"parse: {e}")
+                sample = PodSample(timestamp=now, pod=pod, counters=outcome.counters)
             self.windows.extend(self.accumulator.add(sample))
 
     async def _query_prometheus(
@@ -202,12 +185,13 @@ class AcceptanceTracker:
         self.accumulator.advance(now)
         try:
             counters = await query_window(
-                _shared_session(),
+                POOLS.prometheus_session(),
                 str(spec.metrics.prometheus.url),
                 selector,
                 end - start,
                 at=end,
-                timeout=float(spec.metrics.timeout_seconds),
+                timeout=capped_timeout(spec.metrics.timeout_seconds),
+                turn=lambda: POOLS.turn(namespace, name),
             )
         except PrometheusQueryError as e:
             exporter.count_scrape_error(namespace, name, "prometheus")

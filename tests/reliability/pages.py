@@ -146,3 +146,19 @@ def fixed(make: Callable[[], bytes]) -> Callable[[], bytes]:
     """Serve the same bytes on every scrape (built once)."""
     body = make()
     return lambda: body
+
+
+def many_series(count: int = 100_000) -> bytes:
+    """The real page plus ``count`` extra spec-decode series (one per fake engine), just under the 8 MiB page cap.
+
+    Issue 11's memory bomb: every line is a well-formed ``vllm:spec_decode_num_drafts_total`` sample, so a reader
+    that keeps every spec-decode series builds ``count`` Python objects per scrape; the page fits the byte cap, so
+    only a cap on the number of series stops it.
+    """
+    extra = "".join(
+        f'vllm:spec_decode_num_drafts_total{{engine="{i + 1}",model_name="tiny-t{i:07d}"}} 1.0\n' for i in range(count)
+    )
+    text = bad()
+    marker = "# HELP vllm:spec_decode_num_draft_tokens_total"
+    cut = text.index(marker)
+    return (text[:cut] + extra + text[cut:]).encode()

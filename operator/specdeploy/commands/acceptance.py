@@ -113,12 +113,10 @@ def _fetch(url: str, timeout: float, limit: int) -> str:
         raise _SourceError(f"{url}: only http:// URLs are supported (use kubectl port-forward for a pod)")
     import asyncio
 
-    import aiohttp
-
-    from specdeploy.monitor.scrape import ScrapeError, scrape
+    from specdeploy.monitor.scrape import ScrapeError, new_session, scrape
 
     async def get() -> str | ScrapeError:
-        async with aiohttp.ClientSession() as session:
+        async with new_session(limit=1) as session:  # the body capped on the wire and once decompressed
             return await scrape(session, url, timeout=timeout, max_bytes=limit)
 
     result = asyncio.run(get())

@@ -3,8 +3,9 @@
 Why a hand-written reader: the operator scrapes every ready pod every interval (1,000 pods is the design budget),
 and a vLLM page carries hundreds of series of which about twenty matter here. ``prometheus_client``'s text parser
 builds an object for every line; this module jumps from one ``vllm:spec_decode`` line start to the next with
-``str.find`` and parses only those lines, which is more than ten times faster on the real page (see
-``bench/bench_parse.py``) and gives the same numbers (see the differential tests).
+``bytes.find`` (:mod:`specdeploy.monitor.pagefilter`, which the scraper also feeds while the page streams in) and
+parses only those lines, which is more than ten times faster on the real page (see ``bench/bench_parse.py``) and
+gives the same numbers (see the differential tests).
 
 What it returns: the V1 counters summed over every label set of the pod (engines, model names), the per-series
 values (so that counter resets can be detected per series, as Prometheus ``rate()`` does), the ``_created``
@@ -12,7 +13,10 @@ timestamps (a changed start time is a restart even when the counter has already 
 V0 gauges when the pod runs the V0 engine. V0's counters are lifetime sums of sums: they are kept as read, but only
 the gauge is a usable acceptance rate (see ``acceptance.summarize``).
 
-Hostile pages: the input is capped at :data:`MAX_PAGE_BYTES`. A spec-decode line that cannot be read, a counter that
+Hostile pages: the input is capped at :data:`MAX_PAGE_BYTES`, and its spec-decode part at
+:data:`~specdeploy.monitor.pagefilter.MAX_SERIES` lines (1,024; a real 8-engine page has 112 at k=4, 304 at k=16)
+and :data:`~specdeploy.monitor.pagefilter.MAX_SERIES_BYTES` (128 KiB), so a page of 100,000 spec-decode series
+costs a scan, not 100,000 Python objects. A spec-decode line that cannot be read, a counter that
 is NaN, infinite or negative, a duplicated series, an incomplete set of V1 families or per-position series, or a
 spec-decode line cut off by the end of the page raises :class:`MetricsParseError`, whose message names the line: a
 wrong number could trigger a rollback, an error only makes the caller hold. Lines that are merely unknown (a
@@ -28,12 +32,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from specdeploy.monitor.pagefilter import PageRejectedError, SpecDecodeLines, filter_page
+
 #: Largest page accepted, in bytes (or characters when a ``str`` is passed). A real vLLM page is about 55 KB;
 #: 8 MiB leaves room for many engines and LoRA adapters while bounding memory and CPU per scrape.
 MAX_PAGE_BYTES = 8 * 1024 * 1024
 
 PREFIX = "vllm:spec_decode"
-_LINE_PREFIX = "\n" + PREFIX
 
 # V1 engine counters (exposed names, with the ``_total`` suffix prometheus_client adds).
 DRAFTS = "vllm:spec_decode_num_drafts_total"
@@ -104,52 +109,47 @@ def parse_spec_decode(page: str | bytes, *, max_bytes: int = MAX_PAGE_BYTES) -> 
     """Extract the spec-decode counters from a Prometheus text page.
 
     Returns None when the page has no spec-decode series at all (speculation not configured, or the page ends
-    before them): the caller holds. Raises :class:`MetricsParseError` when the spec-decode part cannot be trusted.
+    before them): the caller holds. Raises :class:`MetricsParseError` when the spec-decode part cannot be trusted,
+    including a page over one of :mod:`specdeploy.monitor.pagefilter`'s caps.
     """
-    text = _as_text(page, max_bytes)
+    raw = _as_bytes(page, max_bytes)
+    try:
+        kept = filter_page(raw)
+    except PageRejectedError as err:
+        raise MetricsParseError(str(err)) from None
+    return parse_lines(kept)
+
+
+def parse_lines(kept: SpecDecodeLines) -> SpecDecodeCounters | None:
+    """Read the spec-decode lines a :class:`~specdeploy.monitor.pagefilter.SpecDecodeFilter` kept from a page."""
     samples: dict[SeriesKey, float] = {}
     created: dict[SeriesKey, float] = {}
     notes: list[str] = []
     unknown: set[str] = set()
-    find = text.find
-    # Sample lines start a line; "# HELP vllm:spec_decode..." does not, so searching for the prefix after a newline
-    # skips comments and other series without looking at them.
-    pos = 0 if text.startswith(PREFIX) else find(_LINE_PREFIX)
-    while pos != -1:
-        if text[pos] == "\n":
-            pos += 1
-        end = find("\n", pos)
-        if end == -1:
-            raise MetricsParseError(f"line {_line_no(text, pos)}: page ends inside a spec-decode line (truncated?)")
-        line = text[pos:end]
-        if line.endswith("\r"):
-            line = line[:-1]
+    last = len(kept.lines) - 1
+    for i, (line_no, text) in enumerate(kept.lines):
+        if i == last and kept.truncated:
+            raise MetricsParseError(f"line {line_no}: page ends inside a spec-decode line (truncated?)")
+        line = text[:-1] if text.endswith("\r") else text
         try:
             _read_line(line, samples, created, unknown, notes)
         except MetricsParseError as err:
-            raise MetricsParseError(f"line {_line_no(text, pos)}: {err}: {_clip(line)}") from None
-        pos = find(_LINE_PREFIX, end)
+            raise MetricsParseError(f"line {line_no}: {err}: {_clip(line)}") from None
     for name in sorted(unknown):
         notes.append(f"ignored series {name}: not a spec-decode counter this version reads")
     return _assemble(samples, created, tuple(notes))
 
 
-def _as_text(page: str | bytes, max_bytes: int) -> str:
+def _as_bytes(page: str | bytes, max_bytes: int) -> bytes:
     if isinstance(page, str):
         if len(page) > max_bytes:
             raise MetricsParseError(f"page too large: {len(page)} characters, limit {max_bytes}")
-        return page
+        return page.encode("utf-8", errors="surrogatepass")
     if isinstance(page, bytes | bytearray | memoryview):
         if len(page) > max_bytes:
             raise MetricsParseError(f"page too large: {len(page)} bytes, limit {max_bytes}")
-        # Invalid UTF-8 elsewhere on the page must not hide the spec-decode lines; inside them it can only land in
-        # a label value (harmless) or a number (which then fails to parse and is reported).
-        return bytes(page).decode("utf-8", errors="replace")
+        return bytes(page)
     raise MetricsParseError(f"page must be str or bytes, not {type(page).__name__}")
-
-
-def _line_no(text: str, pos: int) -> int:
-    return text.count("\n", 0, pos) + 1
 
 
 def _clip(line: str, width: int = 160) -> str:

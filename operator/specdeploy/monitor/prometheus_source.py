@@ -10,19 +10,28 @@ Queries (one per number, run concurrently; ``{sel}`` is the pod selector, ``w`` 
 ``sum(increase(vllm:spec_decode_num_drafts_total{sel}[w]))`` and likewise for draft and accepted tokens,
 ``sum by (position) (increase(vllm:spec_decode_num_accepted_tokens_per_pos_total{sel}[w]))``, and the V0 fallback
 ``avg(vllm:spec_decode_draft_acceptance_rate{sel})``. An empty answer means no data (the caller holds).
+
+Bounded: redirects are refused (a 3xx is an error, so the object holds), an answer's body is read with
+:func:`specdeploy.monitor.body.read_body` under :data:`MAX_ANSWER_BYTES` on the wire and after decompression
+(a summed query answers in a few hundred bytes), and an answer with more than :data:`MAX_RESULT_SAMPLES` samples
+is refused before any of them is converted.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 
+from specdeploy.monitor.body import ACCEPT_ENCODING, BodyTooLargeError, BodyUnreadableError, read_body
 from specdeploy.monitor.parse import (
     ACCEPTED_PER_POS,
     ACCEPTED_TOKENS,
@@ -31,6 +40,11 @@ from specdeploy.monitor.parse import (
     V0_ACCEPTANCE_RATE,
     SpecDecodeCounters,
 )
+
+#: Largest Prometheus answer read, in bytes (on the wire and decompressed).
+MAX_ANSWER_BYTES = 1024 * 1024
+#: Most samples accepted in one answer (the queries are sums: one sample, or one per draft position).
+MAX_RESULT_SAMPLES = 1024
 
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*\Z")
 _RE2_SPECIAL = re.compile(r"([\\.+*?()|\[\]{}^$])")
@@ -88,6 +102,10 @@ def parse_vector(payload: Any, query: str = "") -> list[Sample]:
     data = payload.get("data")
     if not isinstance(data, dict) or data.get("resultType") != "vector" or not isinstance(data.get("result"), list):
         raise PrometheusQueryError(f"Prometheus answer{where} is not an instant vector")
+    if len(data["result"]) > MAX_RESULT_SAMPLES:
+        raise PrometheusQueryError(
+            f"Prometheus answer{where} has {len(data['result'])} samples, more than {MAX_RESULT_SAMPLES}"
+        )
     samples: list[Sample] = []
     for item in data["result"]:
         metric = item.get("metric") if isinstance(item, dict) else None
@@ -139,8 +157,12 @@ async def query_window(
     *,
     at: float | None = None,
     timeout: float = 10.0,
+    turn: Callable[[], AbstractAsyncContextManager[None]] | None = None,
 ) -> SpecDecodeCounters | None:
-    """Ask Prometheus at ``base_url`` for the increases over the window ending at ``at`` (its "now" if None)."""
+    """Ask Prometheus at ``base_url`` for the increases over the window ending at ``at`` (its "now" if None).
+
+    ``turn``, if given, is entered around each query (the object's connection budget, see ``monitor.pools``).
+    """
     queries = build_queries(selector, window_seconds)
     endpoint = base_url.rstrip("/") + "/api/v1/query"
 
@@ -148,20 +170,40 @@ async def query_window(
         params = {"query": query}
         if at is not None:
             params["time"] = f"{at:.3f}"
-        try:
-            async with session.get(endpoint, params=params, timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
-                try:
-                    payload = await resp.json(content_type=None)
-                except ValueError:
-                    raise PrometheusQueryError(f"{endpoint}: HTTP {resp.status}, body is not JSON") from None
-        except TimeoutError:
-            raise PrometheusQueryError(f"{endpoint}: no answer within {timeout:g}s") from None
-        except aiohttp.ClientError as err:
-            raise PrometheusQueryError(f"{endpoint}: {type(err).__name__}: {err}") from None
+        async with turn() if turn is not None else contextlib.nullcontext():
+            payload = await _get_json(session, endpoint, params, timeout)
         return key, parse_vector(payload, query)
 
     answers = await asyncio.gather(*(ask(key, query) for key, query in queries.items()))
     return counters_from_results(dict(answers))
+
+
+async def _get_json(session: aiohttp.ClientSession, endpoint: str, params: Mapping[str, str], timeout: float) -> Any:
+    """GET one query: no redirects, the body capped at :data:`MAX_ANSWER_BYTES`, decoded as JSON."""
+    body = bytearray()
+    try:
+        async with session.get(
+            endpoint,
+            params=params,
+            timeout=aiohttp.ClientTimeout(total=timeout),
+            allow_redirects=False,
+            headers={"Accept": "application/json", "Accept-Encoding": ACCEPT_ENCODING},
+        ) as resp:
+            if 300 <= resp.status < 400:
+                location = resp.headers.get("Location", "")[:200]
+                raise PrometheusQueryError(f"{endpoint}: HTTP {resp.status} redirect to {location!r} refused")
+            await read_body(resp, body.extend, max_bytes=MAX_ANSWER_BYTES, auto_decompressed=session.auto_decompress)
+            status = resp.status
+    except (BodyTooLargeError, BodyUnreadableError) as err:
+        raise PrometheusQueryError(f"{endpoint}: {err}") from None
+    except TimeoutError:
+        raise PrometheusQueryError(f"{endpoint}: no answer within {timeout:g}s") from None
+    except aiohttp.ClientError as err:
+        raise PrometheusQueryError(f"{endpoint}: {type(err).__name__}: {err}") from None
+    try:
+        return json.loads(body)
+    except ValueError:
+        raise PrometheusQueryError(f"{endpoint}: HTTP {status}, body is not JSON") from None
 
 
 def _per_position(rows: Sequence[Sample]) -> tuple[float, ...]:

@@ -13,7 +13,9 @@ windows that closed. Windows are aligned to ``start + n * window_seconds``; a wi
 
 What a window records beyond the numbers: the pods counted, the pods that errored (reason and count), the pods
 that errored *and could not be counted* (``incomplete_pods``: such a window does not show the whole revision, and the
-decision holds on it), and the pods whose page had no spec-decode series. A pod seen for the first time is counted
+decision holds on it), and the pods whose page had no spec-decode series. While a window is open it keeps, per
+pod, only its first and last good reading and its failures (count and last reason), not every scrape.
+A pod seen for the first time is counted
 from its second good reading. A pod with no event in a window is forgotten (it was deleted or is not ready). A pod
 whose counters went down without a restart (``acceptance.inconsistency``) is an incomplete pod, not a restart.
 """
@@ -93,7 +95,7 @@ class WindowAccumulator:
         self.start = float(start)
         self.late_events = 0
         self._baseline: dict[str, PodSample] = {}
-        self._events: list[PodSample] = []
+        self._pods: dict[str, _PodReadings] = {}
 
     @property
     def end(self) -> float:
@@ -108,7 +110,7 @@ class WindowAccumulator:
         if sample.timestamp < self.start:
             self.late_events += 1
         else:
-            self._events.append(sample)
+            self._pods.setdefault(sample.pod, _PodReadings()).add(sample)
         return closed
 
     def advance(self, now: float) -> list[Window]:
@@ -121,22 +123,18 @@ class WindowAccumulator:
         return [closed]
 
     def _close(self) -> Window:
-        by_pod: dict[str, list[PodSample]] = {}
-        for sample in sorted(self._events, key=lambda s: s.timestamp):
-            by_pod.setdefault(sample.pod, []).append(sample)
-        self._events = []
+        by_pod, self._pods = self._pods, {}
         deltas: dict[str, SpecDecodeCounters] = {}
         errors: list[PodError] = []
         incomplete: list[str] = []
         without_data: list[str] = []
         baseline: dict[str, PodSample] = {}
-        for pod, samples in sorted(by_pod.items()):
-            good = [s for s in samples if s.error is None and s.counters is not None]
-            failed = [s for s in samples if s.error is not None]
-            if failed:
-                errors.append(PodError(pod=pod, reason=str(failed[-1].error), count=len(failed)))
-            base = self._baseline.get(pod) or (good[0] if good else None)
-            last = good[-1] if good else None
+        for pod, readings in sorted(by_pod.items()):
+            if readings.failed:
+                assert readings.last_failed is not None
+                errors.append(PodError(pod=pod, reason=str(readings.last_failed.error), count=readings.failed))
+            first, last = readings.first_good, readings.last_good
+            base = self._baseline.get(pod) or first
             if base is not None and last is not None and last is not base:
                 assert base.counters is not None and last.counters is not None
                 broken = inconsistency(base.counters, last.counters)
@@ -145,9 +143,9 @@ class WindowAccumulator:
                 else:  # the page contradicts itself: count nothing from it, hold, and start over from here
                     errors.append(PodError(pod=pod, reason=f"counters: {broken}", count=1))
                     incomplete.append(pod)
-            elif failed:
+            elif readings.failed:
                 incomplete.append(pod)
-            elif not good:
+            elif last is None:
                 without_data.append(pod)
             keep = last or base
             if keep is not None:
@@ -168,6 +166,34 @@ class WindowAccumulator:
             incomplete_pods=tuple(sorted(incomplete)),
             pods_without_data=tuple(without_data),
         )
+
+
+class _PodReadings:
+    """What a window keeps of one pod's scrapes: its first and last good reading and its failures.
+
+    Not every sample: a window's increase is last minus baseline (or first), so the readings in between are
+    dropped as they arrive, and memory per pod stays at two readings whatever the scrape interval.
+    Ties in time keep the order of arrival (the first of equal times is first, the last is last).
+    """
+
+    __slots__ = ("failed", "first_good", "last_failed", "last_good")
+
+    def __init__(self) -> None:
+        self.first_good: PodSample | None = None
+        self.last_good: PodSample | None = None
+        self.last_failed: PodSample | None = None
+        self.failed = 0
+
+    def add(self, sample: PodSample) -> None:
+        if sample.error is not None:
+            self.failed += 1
+            if self.last_failed is None or sample.timestamp >= self.last_failed.timestamp:
+                self.last_failed = sample
+        elif sample.counters is not None:
+            if self.first_good is None or sample.timestamp < self.first_good.timestamp:
+                self.first_good = sample
+            if self.last_good is None or sample.timestamp >= self.last_good.timestamp:
+                self.last_good = sample
 
 
 def _one_engine(deltas: dict[str, SpecDecodeCounters]) -> tuple[dict[str, SpecDecodeCounters], list[str]]:

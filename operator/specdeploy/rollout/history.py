@@ -5,6 +5,11 @@ ControllerRevision, so an operator restart loses nothing: the revision's spec sn
 verdicts (validated, stable, failed and why) are annotations on it. This module turns those records into a
 decision and back, as plain functions of data; ``handlers`` only reads and writes the objects.
 
+Memory: the operator's revision index keeps each ControllerRevision without its spec snapshot
+(:func:`index_entry`: ids, number, verdicts, the validation summary). A snapshot is only needed for a revision that
+may serve (:func:`snapshots_needed`): the current spec's own is computed from the spec itself, and the stable or
+live one, when it is another, is read from the API server once and kept while it is needed (:func:`with_snapshots`).
+
 The user's ``spec`` is never edited (Argo CD must not fight us). Rolling back means serving an older revision's
 snapshot, or the current target with speculation disabled, while ``spec`` still names the failed revision; a
 failed revision is not retried until the spec changes to a new revision id.
@@ -14,7 +19,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
@@ -144,6 +149,26 @@ def from_controller_revisions(objs: Iterable[Mapping[str, Any]]) -> History:
             )
         )
     return History(tuple(sorted(revisions, key=lambda r: r.number)))
+
+
+def index_entry(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """What the revision index keeps of a ControllerRevision: everything but its spec snapshot (``data``)."""
+    return {k: v for k, v in obj.items() if k != "data"}
+
+
+def snapshots_needed(history: History, current_id: str, live_id: str | None) -> set[str]:
+    """Revisions, other than the current one, whose snapshot the plan may render: the stable one (a rollback
+    serves it) and the one the Deployment runs (kept while a new revision validates)."""
+    ids = {history.stable.id} if history.stable is not None else set()
+    if live_id:
+        ids.add(live_id.removesuffix(NO_SPECULATION_SUFFIX))
+    ids.discard(current_id)
+    return {i for i in ids if history.get(i) is not None}
+
+
+def with_snapshots(history: History, snapshots: Mapping[str, Mapping[str, Any]]) -> History:
+    """The history with the given spec snapshots filled in (revisions read from the index have none)."""
+    return History(tuple(replace(r, spec=snapshots[r.id]) if r.id in snapshots else r for r in history.revisions))
 
 
 def controller_revision_name(sd_name: str, revision_id: str) -> str:

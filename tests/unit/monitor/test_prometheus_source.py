@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -11,6 +12,8 @@ from aiohttp import web
 
 from specdeploy.monitor.acceptance import summarize
 from specdeploy.monitor.prometheus_source import (
+    MAX_ANSWER_BYTES,
+    MAX_RESULT_SAMPLES,
     PodSelector,
     PrometheusQueryError,
     build_queries,
@@ -18,6 +21,7 @@ from specdeploy.monitor.prometheus_source import (
     parse_vector,
     query_window,
 )
+from specdeploy.monitor.scrape import new_session
 
 SELECTOR = PodSelector(labels=(("namespace", "llm"),), pods=("codellama-70b-7f9c-abcde", "codellama-70b-7f9c-fghij"))
 
@@ -147,3 +151,72 @@ async def test_query_window_errors_name_the_endpoint(prometheus: FakePrometheus)
         prometheus.answers = dict.fromkeys(build_queries(SELECTOR, 300).values(), "<html>overloaded</html>")
         with pytest.raises(PrometheusQueryError, match=r"api/v1/query: HTTP 503, body is not JSON"):
             await query_window(session, prometheus.base, SELECTOR, 300)
+
+
+class HostilePrometheus:
+    """A Prometheus URL that redirects, answers too much, or answers with a gzip bomb."""
+
+    def __init__(self) -> None:
+        self.base = ""
+        self.followed = 0
+
+    async def redirect(self, request: web.Request) -> web.Response:
+        raise web.HTTPFound("/elsewhere/api/v1/query")
+
+    async def elsewhere(self, request: web.Request) -> web.Response:
+        self.followed += 1
+        return web.json_response(vector(({}, "1")))
+
+    async def huge(self, request: web.Request) -> web.Response:
+        padding = "x" * (MAX_ANSWER_BYTES + 1)
+        return web.json_response({**vector(({}, "1")), "padding": padding})
+
+    async def bomb(self, request: web.Request) -> web.Response:
+        packer = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+        body = b"".join([packer.compress(b" " * (1024 * 1024)) for _ in range(64)]) + packer.flush()
+        return web.Response(body=body, headers={"Content-Encoding": "gzip", "Content-Type": "application/json"})
+
+    async def many(self, request: web.Request) -> web.Response:
+        rows = [({"position": str(i)}, "1") for i in range(MAX_RESULT_SAMPLES + 1)]
+        return web.json_response(vector(*rows))
+
+
+@pytest.fixture
+async def hostile() -> AsyncIterator[HostilePrometheus]:
+    fake = HostilePrometheus()
+    app = web.Application()
+    for prefix, handler in [
+        ("redirect", fake.redirect),
+        ("elsewhere", fake.elsewhere),
+        ("huge", fake.huge),
+        ("bomb", fake.bomb),
+        ("many", fake.many),
+    ]:
+        app.router.add_get(f"/{prefix}/api/v1/query", handler)
+    runner = web.AppRunner(app, shutdown_timeout=0.1)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    fake.base = f"http://{host}:{port}"
+    yield fake
+    await runner.cleanup()
+
+
+@pytest.mark.parametrize(
+    ("prefix", "words"),
+    [
+        ("redirect", r"HTTP 302 redirect to '/elsewhere/api/v1/query' refused"),
+        ("huge", f"exceeds {MAX_ANSWER_BYTES} bytes"),
+        ("bomb", f"body exceeds {MAX_ANSWER_BYTES} bytes once decompressed"),
+        ("many", f"more than {MAX_RESULT_SAMPLES}"),
+    ],
+)
+async def test_hostile_prometheus_answers_are_refused_with_a_reason(
+    hostile: HostilePrometheus, prefix: str, words: str
+) -> None:
+    """Issue 11: answers were read whole, redirects followed and gzip inflated without a cap."""
+    async with new_session(limit=8) as session:
+        with pytest.raises(PrometheusQueryError, match=words):
+            await query_window(session, f"{hostile.base}/{prefix}/", SELECTOR, 300)
+    assert hostile.followed == 0

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
+
 import pytest
 
-from specdeploy.monitor.parse import SpecDecodeCounters, parse_spec_decode
+from specdeploy.monitor.parse import (
+    ACCEPTED_TOKENS,
+    DRAFT_TOKENS,
+    DRAFTS,
+    SpecDecodeCounters,
+    counters_from_series,
+    parse_spec_decode,
+)
 from specdeploy.monitor.window import PodSample, Window, WindowAccumulator
 
 from .pages import EngineCounts, V1Server, render_v0_page
@@ -160,3 +170,23 @@ def test_from_counters_and_bad_arguments() -> None:
     assert Window.from_counters(0, 60, None).acceptance is None
     with pytest.raises(ValueError, match="window_seconds"):
         WindowAccumulator(0, start=0)
+
+
+def test_an_open_window_keeps_two_readings_per_pod_not_every_scrape() -> None:
+    """Issue 11: a window held every scrape's parsed counters until it closed (a 300 s window at a 1 s interval: 300
+    readings per pod, each with every series); only the first and last good reading and the failures count."""
+    acc = WindowAccumulator(300, start=0.0)
+    alive: list[weakref.ref[SpecDecodeCounters]] = []
+    for t in range(250):
+        series = {(DRAFTS, ()): float(t), (DRAFT_TOKENS, ()): 4.0 * t, (ACCEPTED_TOKENS, ()): 2.0 * t}
+        counters = counters_from_series("v1", series)
+        alive.append(weakref.ref(counters))
+        acc.add(PodSample(timestamp=t + 0.5, pod="p", counters=counters))
+        acc.add(PodSample(timestamp=t + 0.6, pod="p", error=f"timeout: {t}"))
+    del counters
+    gc.collect()
+    assert sum(1 for ref in alive if ref() is not None) == 2
+    [window] = acc.advance(300.0)
+    assert window.draft_tokens == 4 * 249 and window.accepted_tokens == 2 * 249
+    [error] = window.errors
+    assert (error.reason, error.count) == ("timeout: 249", 250)
