@@ -291,7 +291,7 @@ def test_vllm_pod_monitor_scrapes_the_http_port_of_operator_made_pods(render: Re
         {"port": "http", "path": "/metrics", "interval": "30s", "scrapeTimeout": "10s"}
     ]
     assert namespaced["namespaceSelector"] == {"matchNames": ["llm", "llm-staging"]}
-    assert namespaced["podTargetLabels"] == ["specdeploy.io/name"]
+    assert namespaced["podTargetLabels"] == ["specdeploy.io/name", "specdeploy.io/revision"]
     clusterwide = one(render(CLUSTERWIDE), "PodMonitor")["spec"]
     assert clusterwide["namespaceSelector"] == {"any": True}
     assert clusterwide["podMetricsEndpoints"][0]["interval"] == "10s"

@@ -1,0 +1,185 @@
+"""``metrics.source: Prometheus`` against a real Prometheus (built from its Go module) on the real control plane.
+
+Each Ready vLLM pod serves a scripted metrics page on its loopback pod IP (``tests.harness.fakevllm``); Prometheus
+scrapes those pages every second through file service discovery, each target labelled as the chart's PodMonitor
+makes prometheus-operator label it (``namespace``, ``pod``, ``specdeploy_io_name``, ...). The operator then sends
+its PromQL to that Prometheus, which evaluates it: the same traffic must give the same decision as the ``Pods``
+source, and a Prometheus that is down must hold the object, never roll it back, and say why in its status.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from tests.harness.fakevllm import Behaviour, Fleet
+from tests.harness.kubectl import Kubectl, wait_for
+from tests.harness.localcluster import LocalCluster
+from tests.harness.operator import OperatorProcess
+from tests.harness.prometheus import PodTargets, PrometheusServer, ScrapeJob, prometheus_bin
+from tests.harness.specs import condition, manifest, sd_status
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+GOOD, BAD = "org/good-draft", "org/bad-draft"
+RATES = {GOOD: 0.8, BAD: 0.2}
+ROLLBACK = {
+    "minAcceptanceRate": 0.5,
+    "windowSeconds": 10,
+    "consecutiveWindows": 2,
+    "minDraftTokens": 100,
+    "warmupSeconds": 0,
+    "stableAfterSeconds": 4,
+}
+
+
+def behaviour(draft: str | None) -> Behaviour:
+    return Behaviour(rate=None) if draft is None else Behaviour(rate=RATES.get(draft, 0.7))
+
+
+def chart_podmonitor(helm: Path) -> dict[str, Any]:
+    """The chart's PodMonitor as `helm template` renders it (cluster-wide: every namespace)."""
+    done = subprocess.run(
+        [str(helm), "template", "sd", str(REPO / "charts" / "specdeploy"), "--set", "vllmPodMonitor.enabled=true"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    [pm] = [d for d in yaml.safe_load_all(done.stdout) if d and d.get("kind") == "PodMonitor"]
+    pm["metadata"].setdefault("namespace", "default")
+    return dict(pm)
+
+
+@pytest.fixture(scope="module")
+def fleet(cluster: LocalCluster) -> Iterator[Fleet]:
+    f = Fleet(cluster.kubeconfig, behaviour).start()
+    yield f
+    f.stop()
+
+
+def start_prometheus(cluster: LocalCluster, root: Path) -> tuple[PrometheusServer, PodTargets]:
+    server = PrometheusServer(prometheus_bin(), root, jobs=[ScrapeJob("vllm")], query_log=True)
+    targets = PodTargets(cluster.kubeconfig, server, "vllm", chart_podmonitor(cluster.bin_dir / "helm"))
+    server.start()
+    return server, targets.start()
+
+
+@pytest.fixture(scope="module")
+def prometheus(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusServer]:
+    server, targets = start_prometheus(cluster, tmp_path_factory.mktemp("prometheus"))
+    yield server
+    targets.stop()
+    server.stop()
+
+
+def sd(name: str, draft: str, prometheus_url: str | None = None, **rollback: Any) -> dict[str, Any]:
+    metrics: dict[str, Any] = {"scrapeIntervalSeconds": 1, "timeoutSeconds": 2}
+    if prometheus_url:
+        metrics |= {"source": "Prometheus", "prometheus": {"url": prometheus_url}}
+    return manifest(
+        name,
+        {
+            "target": {"model": "org/target-8b", "tensorParallelSize": 1},
+            "draft": {"model": draft},
+            "speculation": {"method": "draft_model", "numSpeculativeTokens": 4},
+            "validation": {"policy": "Skip"},
+            "rollback": {**ROLLBACK, **rollback},
+            "metrics": metrics,
+        },
+    )
+
+
+def wait_rolled_back(kubectl: Kubectl, name: str, ns: str, timeout: float = 120) -> dict[str, Any]:
+    def rolled_back() -> dict[str, Any] | None:
+        st = sd_status(kubectl, name, ns)
+        return st if condition(st, "RolledBack").get("status") == "True" else None
+
+    return wait_for(f"{name} rolled back", rolled_back, timeout=timeout)
+
+
+def wait_stable(kubectl: Kubectl, name: str, ns: str, timeout: float = 120) -> dict[str, Any]:
+    def stable() -> dict[str, Any] | None:
+        st = sd_status(kubectl, name, ns)
+        return st if st.get("revision", {}).get("stable") else None
+
+    return wait_for(f"{name} stable", stable, timeout=timeout)
+
+
+def test_prometheus_source_decides_as_the_pods_source_on_the_same_traffic(
+    kubectl: Kubectl, namespace: str, operator: OperatorProcess, fleet: Fleet, prometheus: PrometheusServer
+) -> None:
+    objects = {
+        "pods-good": sd("pods-good", GOOD),
+        "prom-good": sd("prom-good", GOOD, prometheus.url),
+        "pods-bad": sd("pods-bad", BAD),
+        "prom-bad": sd("prom-bad", BAD, prometheus.url),
+    }
+    kubectl.apply(list(objects.values()), "-n", namespace)
+
+    bad = {name: wait_rolled_back(kubectl, name, namespace) for name in ("pods-bad", "prom-bad")}
+    good = {name: wait_stable(kubectl, name, namespace) for name in ("pods-good", "prom-good")}
+
+    # Bad acceptance: both sources roll back (a first revision: speculation off), with the measured rate.
+    for name, st in bad.items():
+        assert st["revision"]["serving"].endswith("-nospec"), name
+        assert [f["id"] for f in st["revision"]["failed"]] == [st["revision"]["current"]], name
+    events = [e for e in kubectl.items("events", namespace) if e.get("reason") == "RolledBack"]
+    assert sorted(e["involvedObject"]["name"] for e in events) == ["pods-bad", "prom-bad"]
+    # Good acceptance: neither rolls back, both publish the same rate (Prometheus extrapolates; the ratio holds).
+    for name, st in good.items():
+        assert condition(st, "RolledBack").get("status") == "False", name
+        assert st["acceptance"]["rate"] == pytest.approx(0.8, abs=0.03), name
+        assert st["acceptance"]["podsCounted"] == 1, name
+    assert good["prom-good"]["acceptance"]["rate"] == pytest.approx(good["pods-good"]["acceptance"]["rate"], abs=0.03)
+    assert good["prom-good"]["acceptance"]["perPosition"][0] == pytest.approx(
+        good["pods-good"]["acceptance"]["perPosition"][0], abs=0.03
+    )
+    # The numbers came from PromQL that this Prometheus evaluated: its query log holds the operator's queries.
+    logged = prometheus.logged_queries()
+    pod = kubectl.items("pods", namespace, "specdeploy.io/name=prom-good")[0]["metadata"]["name"]
+    ours = [q for q in logged if f'namespace="{namespace}"' in q and pod in q]
+    assert any(q.startswith("sum(increase(vllm:spec_decode_num_draft_tokens_total{") for q in ours), logged[-5:]
+    assert any(q.startswith("sum by (position) (increase(") for q in ours), logged[-5:]
+
+
+def test_a_prometheus_outage_holds_and_never_rolls_back(
+    cluster: LocalCluster,
+    kubectl: Kubectl,
+    namespace: str,
+    operator: OperatorProcess,
+    fleet: Fleet,
+    tmp_path: Path,
+) -> None:
+    server, targets = start_prometheus(cluster, tmp_path / "prometheus")
+    try:
+        server.stop()  # down before the first window: every query is refused
+        kubectl.apply(sd("outage", BAD, server.url, consecutiveWindows=3), "-n", namespace)
+
+        def holding_three_windows() -> dict[str, Any] | None:
+            st = sd_status(kubectl, "outage", namespace)
+            acc = st.get("acceptance") or {}
+            return st if acc.get("verdict") == "Hold" and "3 with pods" in acc.get("message", "") else None
+
+        # consecutiveWindows 3 so that the message counts three windows: more than a rollback would need.
+        st = wait_for("three windows held without Prometheus", holding_three_windows, timeout=90)
+        assert condition(st, "RolledBack").get("status") != "True"
+        assert not st["revision"].get("failed")
+        message = st["acceptance"]["message"]
+        assert st["acceptance"]["reason"] == "NoData"
+        assert "could not be read (prometheus" in message
+        assert f"127.0.0.1:{server.port}" in message, message  # says which server, and that it did not answer
+        assert "Connect" in message or "refused" in message, message
+
+        # Prometheus back: the same bad traffic now rolls back, so the hold was the outage's doing.
+        server.start()
+        st = wait_rolled_back(kubectl, "outage", namespace, timeout=90)
+        assert st["revision"]["serving"].endswith("-nospec")
+    finally:
+        targets.stop()
+        server.stop()
