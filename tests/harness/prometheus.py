@@ -286,6 +286,8 @@ class PodTargets:
         self.api_client = config.new_client_from_config(str(kubeconfig))
         self.api = client.CoreV1Api(self.api_client)
         self.server, self.job, self.podmonitor, self.interval = server, job, podmonitor, interval
+        match = (podmonitor["spec"].get("selector") or {}).get("matchLabels") or {}
+        self.selector = ",".join(f"{k}={v}" for k, v in sorted(match.items()))
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name=f"targets-{job}", daemon=True)
 
@@ -300,7 +302,7 @@ class PodTargets:
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
-                pods = self.api.list_pod_for_all_namespaces().items
+                pods = self.api.list_pod_for_all_namespaces(label_selector=self.selector).items
             except Exception:
                 self._stop.wait(1)
                 continue
