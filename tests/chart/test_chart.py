@@ -412,6 +412,6 @@ def test_notes_tell_how_to_follow_objects_and_upgrade_the_crd(helm_bin: str) -> 
     assert done.returncode == 0, done.stderr
     notes = done.stdout[done.stdout.index("NOTES:") :]
     assert "kubectl get sd -n llm" in notes
-    assert "kubectl apply --server-side -f crds/" in notes
+    assert "kubectl apply --server-side --force-conflicts -f crds/" in notes
     assert "only these namespaces: llm, llm-staging" in notes
     assert 'KopfPeering "specdeploy-llm"' in notes
