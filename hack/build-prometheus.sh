@@ -6,6 +6,8 @@
 # Build choices: `remove_all_sd` leaves only static and file service discovery (the tests use file_sd; the cloud
 # discovery plugins are most of the dependency tree), and the web UI's assets are not embedded (no `builtinassets`
 # tag: the API, which is all the tests use, works without them). A lock makes concurrent first runs build once.
+# Cold build measured: 879 s wall on 2 cores shared with other builds (220 s of CPU, 0.9 GB peak RSS), module
+# downloads included; the binary is 52 MB.
 #
 # Prints the binary's path on its last line of stdout.
 set -euo pipefail
@@ -35,7 +37,7 @@ fi
 
 export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-buildvcs=false
 START=$(date +%s)
-log "building Prometheus module $PROMETHEUS_VERSION into $DEST (first run only; about 10 minutes on 2 cores)"
+log "building Prometheus module $PROMETHEUS_VERSION into $DEST (first run only; 4-15 minutes on 2 cores)"
 # The module's v0.3MM.P tags are Prometheus 3.MM.P; the version package shows that number in build_info.
 release="3.$(echo "$PROMETHEUS_VERSION" | sed -E 's/^v0\.3([0-9][0-9])\.([0-9]+).*/\1.\2/' | sed -E 's/^0//')"
 LDF="-s -w -X github.com/prometheus/common/version.Version=$release -X github.com/prometheus/common/version.Branch=module"
