@@ -30,27 +30,10 @@ from kubernetes import client, config
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
 SERVER_SELECTOR = "app.kubernetes.io/component=server,app.kubernetes.io/managed-by=specdeploy"
+# vLLM 0.32's buckets for vllm:request_time_per_output_token_seconds.
 TPOT_BUCKETS = (
-    0.01,
-    0.025,
-    0.05,
-    0.075,
-    0.1,
-    0.15,
-    0.2,
-    0.3,
-    0.4,
-    0.5,
-    0.75,
-    1.0,
-    2.5,
-    5.0,
-    7.5,
-    10.0,
-    20.0,
-    40.0,
-    80.0,
-)
+    0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0,
+)  # fmt: skip
 TARGET_STEP_SECONDS = 0.04
 
 
