@@ -36,6 +36,7 @@ from tests.harness.specs import condition, manifest, sd_status
 
 pytestmark = [pytest.mark.chart, pytest.mark.integration]
 
+# The two prometheus-operator CRDs the chart creates objects of (the other eight would only add apply time).
 PROMETHEUS_OPERATOR_CRDS = GoCrds(
     "github.com/prometheus-operator/prometheus-operator",
     pinned("PROMETHEUS_OPERATOR_VERSION"),

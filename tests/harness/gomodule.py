@@ -39,6 +39,14 @@ MAX_CRD_BYTES = 4 * 1024 * 1024  # the largest upstream CRD (prometheus-operator
 DOWNLOAD_TIMEOUT = 600.0
 
 
+class _CrdLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, reading a bare ``=`` as the string it is in YAML 1.2 (prometheus-operator's
+    AlertmanagerConfig CRD has ``- =`` in an enum; YAML 1.1's "value" tag makes PyYAML refuse the file)."""
+
+
+_CrdLoader.add_constructor("tag:yaml.org,2002:value", lambda loader, node: loader.construct_scalar(node))  # type: ignore[arg-type]
+
+
 class GoModuleError(RuntimeError):
     """A module could not be downloaded, or the folder or file asked for is not in it; the message says which."""
 
@@ -85,17 +93,32 @@ class GoCrds:
         return cache_root() / "crds" / f"{self.module}@{self.version}" / self.folder
 
     def files(self) -> list[Path]:
-        """The cached CRD files, copied from the module on the first call (one download; a lock for parallel runs)."""
+        """The cached CRD files, copied from the module on first use (one download; a lock for parallel runs).
+
+        Each file is cached by name, so two selections from the same folder (KEDA's ScaledObject alone, say, and
+        later all of KEDA's CRDs) each get exactly what they named."""
         dest = self.cache_dir
-        done = dest / ".complete"
-        if not done.exists():
+        marker = dest / ".all-copied"  # only for "every *.yaml": which files that is, is known after a download
+
+        def cached() -> list[Path] | None:
+            if self.names:
+                paths = [dest / n for n in self.names]
+                return paths if all(p.is_file() for p in paths) else None
+            return sorted(p for p in dest.glob("*.yaml")) if marker.exists() else None
+
+        found = cached()
+        if found is None:
             dest.mkdir(parents=True, exist_ok=True)
             with (dest.parent / f".{dest.name}.lock").open("w") as lock:
                 fcntl.flock(lock, fcntl.LOCK_EX)
-                if not done.exists():
+                found = cached()
+                if found is None:
                     self._copy(module_dir(self.module, self.version) / self.folder, dest)
-                    done.write_text(f"{self.module}@{self.version}\n")
-        return sorted(p for p in dest.iterdir() if p.suffix in (".yaml", ".yml"))
+                    if not self.names:
+                        marker.write_text(f"{self.module}@{self.version}\n")
+                    found = cached()
+        assert found is not None
+        return found
 
     def _copy(self, source: Path, dest: Path) -> None:
         if not source.is_dir():
@@ -146,7 +169,7 @@ def check_crd_file(path: Path) -> list[str]:
     """The CRD names in a file; a file holding anything but CustomResourceDefinitions is refused, named."""
     names: list[str] = []
     try:
-        docs = [d for d in yaml.safe_load_all(path.read_text()) if d]
+        docs = [d for d in yaml.load_all(path.read_text(), Loader=_CrdLoader) if d]
     except yaml.YAMLError as err:
         raise GoModuleError(f"{path}: not YAML: {err}") from None
     for doc in docs:

@@ -84,3 +84,13 @@ def test_a_file_that_is_not_a_crd_is_refused_by_name(tmp_path: Path) -> None:
         check_crd_file(f)
     f.write_text("apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: {name: a.b.c}\n")
     assert check_crd_file(f) == ["a.b.c"]
+
+
+def test_a_bare_equals_sign_reads_as_a_string(tmp_path: Path) -> None:
+    """prometheus-operator's AlertmanagerConfig CRD has ``- =`` in an enum (YAML 1.1's "value" tag for PyYAML)."""
+    f = tmp_path / "crd.yaml"
+    f.write_text(
+        "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: {name: a.b.c}\n"
+        "spec:\n  enum:\n  - =\n  - '!='\n"
+    )
+    assert check_crd_file(f) == ["a.b.c"]
