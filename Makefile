@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 CLUSTER_DIR := .cluster
 PYTEST := $(PY) -m pytest
 
-.PHONY: install lint types unit integration chart-check e2e test demo cluster-up cluster-down controlplane bench crd clean
+.PHONY: install lint types unit integration chart-check e2e test demo cluster-up cluster-down controlplane prometheus bench crd clean
 
 ## install: create .venv with the package and every test dependency (idempotent; a no-op when up to date)
 install: $(STAMP)
@@ -22,6 +22,10 @@ $(STAMP): pyproject.toml
 controlplane:
 	@bash hack/build-controlplane.sh
 
+## prometheus: build (once) the pinned Prometheus server from its Go module into the cache (integration and chart tiers)
+prometheus:
+	@bash hack/build-prometheus.sh >/dev/null
+
 lint: install
 	$(VENV)/bin/ruff check operator tests bench
 	$(VENV)/bin/ruff format --check operator tests bench
@@ -32,10 +36,10 @@ types: install
 unit: install
 	$(PYTEST) tests/unit -q
 
-integration: install controlplane
+integration: install controlplane prometheus
 	$(PYTEST) tests/integration -q
 
-chart-check: install controlplane
+chart-check: install controlplane prometheus
 	$(PYTEST) tests/chart -q
 
 ## e2e: the operator driving real vLLM (CPU build, installed and cached on first use) serving tiny generated models
@@ -43,7 +47,7 @@ e2e: install controlplane
 	$(PYTEST) tests/e2e -q
 
 ## test: everything CI runs — lint, types, unit, then the tiers that need the local control plane, then real vLLM
-test: install lint types controlplane
+test: install lint types controlplane prometheus
 	$(PYTEST) tests/unit -q
 	$(PYTEST) tests/integration tests/chart tests/reliability -q
 	$(PYTEST) tests/e2e -q

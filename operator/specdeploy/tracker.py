@@ -25,7 +25,7 @@ from specdeploy.monitor.decision import Decision, Policy, Reason, Verdict, decid
 from specdeploy.monitor.pools import POOLS, capped_timeout, scrape_object
 from specdeploy.monitor.prometheus_source import PodSelector, PrometheusQueryError, query_window
 from specdeploy.monitor.speedup import recommend_depth
-from specdeploy.monitor.window import PodSample, Window, WindowAccumulator
+from specdeploy.monitor.window import PodError, PodSample, Window, WindowAccumulator
 from specdeploy.rollout.history import Serving
 from specdeploy.rollout.plan import MonitorVerdict
 
@@ -195,10 +195,18 @@ class AcceptanceTracker:
             )
         except PrometheusQueryError as e:
             exporter.count_scrape_error(namespace, name, "prometheus")
+            # The error rides on the window so that status.acceptance.message says which server failed and how.
+            error = PodError(pod="prometheus", reason=str(e), count=1)
             self.windows.append(
-                Window(start=start, end=end, counters=None, acceptance=None, incomplete_pods=("prometheus",))
+                Window(
+                    start=start,
+                    end=end,
+                    counters=None,
+                    acceptance=None,
+                    incomplete_pods=("prometheus",),
+                    errors=(error,),
+                )
             )
-            del e
             return
         self.windows.append(Window.from_counters(start, end, counters, pod_names))
 

@@ -299,7 +299,7 @@ def test_vllm_pod_monitor_scrapes_the_http_port_of_operator_made_pods(render: Re
         {"port": "http", "path": "/metrics", "interval": "30s", "scrapeTimeout": "10s"}
     ]
     assert namespaced["namespaceSelector"] == {"matchNames": ["llm", "llm-staging"]}
-    assert namespaced["podTargetLabels"] == ["specdeploy.io/name"]
+    assert namespaced["podTargetLabels"] == ["specdeploy.io/name", "specdeploy.io/revision"]
     clusterwide = one(render(CLUSTERWIDE), "PodMonitor")["spec"]
     assert clusterwide["namespaceSelector"] == {"any": True}
     assert clusterwide["podMetricsEndpoints"][0]["interval"] == "10s"
@@ -420,6 +420,6 @@ def test_notes_tell_how_to_follow_objects_and_upgrade_the_crd(helm_bin: str) -> 
     assert done.returncode == 0, done.stderr
     notes = done.stdout[done.stdout.index("NOTES:") :]
     assert "kubectl get sd -n llm" in notes
-    assert "kubectl apply --server-side -f crds/" in notes
+    assert "kubectl apply --server-side --force-conflicts -f crds/" in notes
     assert "only these namespaces: llm, llm-staging" in notes
     assert 'KopfPeering "specdeploy-llm"' in notes

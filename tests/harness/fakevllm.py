@@ -27,9 +27,14 @@ from pathlib import Path
 from typing import Any
 
 from kubernetes import client, config
-from prometheus_client import CollectorRegistry, Counter, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
 SERVER_SELECTOR = "app.kubernetes.io/component=server,app.kubernetes.io/managed-by=specdeploy"
+# vLLM 0.32's buckets for vllm:request_time_per_output_token_seconds.
+TPOT_BUCKETS = (
+    0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0,
+)  # fmt: skip
+TARGET_STEP_SECONDS = 0.04
 
 
 def alpha_for_rate(rate: float, k: int) -> float:
@@ -117,6 +122,14 @@ class FakeVllm:
                 [*labels, "position"],
                 registry=self.registry,
             )
+        # vLLM 0.32's per-request time per output token, with its buckets (the dashboard's latency panel).
+        self.tpot = Histogram(
+            "vllm:request_time_per_output_token_seconds",
+            "Histogram of time_per_output_token_seconds per request.",
+            labels,
+            buckets=TPOT_BUCKETS,
+            registry=self.registry,
+        )
         Counter("vllm:prompt_tokens", "Number of prefill tokens processed.", labels, registry=self.registry).labels(
             model, "0"
         ).inc(0)
@@ -139,6 +152,8 @@ class FakeVllm:
             accepted += n
             self.per_pos.labels(m, e, str(i)).inc(n)
         self.accepted.labels(m, e).inc(accepted)
+        # One finished request per scrape: a target step costs 40 ms and yields 1 + accepted/drafts tokens.
+        self.tpot.labels(m, e).observe(TARGET_STEP_SECONDS / (1 + accepted / drafts) if drafts else TARGET_STEP_SECONDS)
 
     def render(self) -> bytes:
         with self.lock:

@@ -28,6 +28,8 @@ PlatformCollector(registry=REGISTRY)
 GCCollector(registry=REGISTRY)
 
 _OBJECT = ("namespace", "name")
+# Scrape error reasons: a pod's page (monitor.scrape) or, with metrics.source Prometheus, the Prometheus query.
+ERROR_REASONS = (*REASONS, "prometheus")
 
 ACCEPTANCE_RATE = Gauge(
     "specdeploy_acceptance_rate",
@@ -83,8 +85,8 @@ def record_acceptance(namespace: str, name: str, acceptance: Acceptance, recomme
 
 
 def count_scrape_error(namespace: str, name: str, reason: str) -> None:
-    if reason not in REASONS:
-        raise ValueError(f"unknown scrape error reason {reason!r}; expected one of {', '.join(REASONS)}")
+    if reason not in ERROR_REASONS:
+        raise ValueError(f"unknown scrape error reason {reason!r}; expected one of {', '.join(ERROR_REASONS)}")
     SCRAPE_ERRORS.labels(namespace, name, reason).inc()
 
 
@@ -96,7 +98,7 @@ def forget(namespace: str, name: str) -> None:
     """Drop every series of one SpeculativeDeployment (call on deletion)."""
     for metric in _PER_OBJECT:
         _remove(metric, namespace, name)
-    for reason in REASONS:
+    for reason in ERROR_REASONS:
         _remove(SCRAPE_ERRORS, namespace, name, reason)
 
 
