@@ -28,7 +28,13 @@ def test_only_a_controlling_job_reference_counts() -> None:
 
 
 def _pod(name: str, job_uid: str | None, exit_code: int, message: str) -> dict[str, Any]:
-    return {"name": name, "job_uid": job_uid, "terminated": {"exitCode": exit_code, "message": message, "reason": "x"}}
+    """A pods index entry; both carry the Job's name label ("job", what the index matched on before)."""
+    return {
+        "name": name,
+        "job": "coder-validate-abc",
+        "job_uid": job_uid,
+        "terminated": {"exitCode": exit_code, "message": message, "reason": "x"},
+    }
 
 
 def test_a_labelled_pod_the_job_does_not_own_supplies_no_report() -> None:
