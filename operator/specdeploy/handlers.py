@@ -53,9 +53,9 @@ NAME_LABEL = hist.LABEL_NAME
 FINALIZER = "specdeploy.io/finalizer"
 # Reconcile at least this often even without any change (a safety net, costs no API requests).
 RESYNC_SECONDS = 60.0
-# An Event whose create fails for a passing reason (no answer, 429, 5xx) is tried in up to this many loops (about
-# 2 s apart) before the status write goes ahead without it, so a blip does not eat it; any other refusal (403, 422)
-# lets the status go ahead at once.
+# An Event whose create fails for a passing reason (no answer, 429, 5xx) is tried in up to this many loops (backing
+# off between them: rollout.retry) before the status write goes ahead without it, so a blip does not eat it; any
+# other refusal (403, 422) lets the status go ahead at once.
 EVENT_TRIES = 3
 # How long a ControllerRevision this process created stands in for the index's copy until the watch shows it.
 RECORDED_SECONDS = 30.0
