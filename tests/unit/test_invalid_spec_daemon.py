@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import itertools
 import logging
 from typing import Any
 
@@ -108,3 +109,51 @@ def test_a_spec_that_does_not_parse_is_said_once_per_generation_however_often_th
     assert (ready["status"], ready["reason"], ready["observedGeneration"]) == ("False", "InvalidSpec", 2)
     assert statuses[-1]["phase"] == "Failed"
     assert [r.getMessage() for r in records.records if r.levelno >= logging.INFO] == []
+
+
+def test_a_failing_write_backs_off_and_is_announced_on_the_object_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    body: dict[str, Any] = {
+        "metadata": {"name": "coder", "namespace": "llm", "uid": UID, "generation": 1, "resourceVersion": "1"},
+        "spec": copy.deepcopy(BAD),
+        "status": {},
+    }
+    tries: list[float] = []
+
+    async def create_event(manifest: dict[str, Any]) -> bool:
+        return True
+
+    async def patch_status(namespace: str, name: str, status: dict[str, Any], **_: Any) -> dict[str, Any]:
+        tries.append(asyncio.get_running_loop().time())
+        raise kube.KubeError("PATCH .../status: 503 Service Unavailable", status=503)
+
+    monkeypatch.setattr(kube, "create_event", create_event)
+    monkeypatch.setattr(kube, "patch_status", patch_status)
+    object_logger = logging.getLogger("test.invalid.backoff")
+    records = Records()
+    object_logger.addHandler(records)
+
+    async def scenario() -> None:
+        stopped = Stopped()
+        daemon = asyncio.create_task(
+            handlers.reconcile_daemon(
+                stopped=stopped,  # type: ignore[arg-type]
+                name="coder",
+                namespace="llm",
+                body=body,  # type: ignore[arg-type]
+                logger=object_logger,
+                **{f"{kind}_idx": {} for kind in ("deployments", "services", "jobs", "pods", "revisions")},
+            )
+        )
+        for _ in range(70):  # 3.5 s; wake-ups do not cut a back-off short
+            await asyncio.sleep(0.05)
+            handlers._wake("llm", "coder")
+        stopped.event.set()
+        await asyncio.wait_for(daemon, 15)
+
+    asyncio.run(scenario())
+    gaps = [b - a for a, b in itertools.pairwise(tries)]
+    assert 2 <= len(tries) <= 4, tries
+    # the n-th pause is at least half of 2**n seconds (equal jitter over a doubling pause)
+    assert all(gap >= 0.9 * 0.5 * 2**n for n, gap in enumerate(gaps)), gaps
+    warnings = [r.getMessage() for r in records.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and "503" in warnings[0], warnings
