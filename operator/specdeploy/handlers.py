@@ -647,15 +647,19 @@ async def reconcile_daemon(
                     continue
                 await reconciler.run_once(body, parsed[1], idx)
                 retries.succeeded()
-            except kube.KubeError as e:
-                if e.status == 409:  # the object changed since this loop read it: wait for the watch to show it
+            except (kube.KubeError, ValidationError) as e:
+                if isinstance(e, kube.KubeError) and e.status == 409:  # the object changed since this loop read it
                     logger.debug(f"conflict, reconciling again once the newer object arrives: {e}")
                     await _sleep(wake, stopped, 1.0)
                     continue
-                # Backing off, not woken by watch events; a cause goes to the object once (kopf posts the
-                # per-object logger's warnings as Events), its repeats to the operator's log only.
-                pause, announce = retries.failed(str(e.status), time.monotonic(), random.random())  # noqa: S311 - jitter
-                said = f"reconcile failed ({retries.failures} in a row), will retry in {pause:.1f} s: {e}"
+                # A write refused or unanswered, or a recorded revision the model refuses (plan.spec_for). Backing
+                # off, not woken by watch events; a cause goes to the object once (kopf posts the per-object
+                # logger's warnings as Events), its repeats to the operator's log only.
+                cause, why = (
+                    (str(e.status), str(e)) if isinstance(e, kube.KubeError) else ("parse", invalid.describe(e))
+                )
+                pause, announce = retries.failed(cause, time.monotonic(), random.random())  # noqa: S311 - jitter
+                said = f"reconcile failed ({retries.failures} in a row), will retry in {pause:.1f} s: {why}"
                 if announce:
                     logger.warning(said)
                 else:
