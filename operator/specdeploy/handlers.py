@@ -551,6 +551,20 @@ class ObjectReconciler:
         await self._say(invalid.event_for(name, owner.uid, generation, message), owner)
         await kube.patch_status(ns, name, wanted, resource_version=self.seen_version or None)
 
+    async def say_failure(self, body: kopf.Body, cause: str, why: str) -> None:
+        """Post the Warning for a new cause of failed loops (``rollout.retry``); best effort, never raises."""
+        ns, name = self.key
+        meta = body.get("metadata", {})
+        uid, generation = str(meta.get("uid") or ""), int(meta.get("generation") or 0)
+        if not uid:
+            return
+        ev = retry.failure_event(name, uid, generation, cause, why)
+        involved = involved_object(name, ns, uid, str(meta.get("resourceVersion") or ""))
+        try:
+            await kube.create_event(event_manifest(ev, involved, dt.datetime.now(dt.UTC), INSTANCE))
+        except kube.KubeError as e:
+            log.info(f"{ns}/{name}: Event {ev.reason} not posted: {e}")
+
     async def _say(self, ev: Event, owner: Owner) -> bool:
         """Create the Event; True when this call created it. Events are best effort: a refusal other than 409 is
         logged and the loop goes on, except that a passing failure first holds the status write back for a few
@@ -662,6 +676,7 @@ async def reconcile_daemon(
                 said = f"reconcile failed ({retries.failures} in a row), will retry in {pause:.1f} s: {why}"
                 if announce:
                     logger.warning(said)
+                    await reconciler.say_failure(body, cause, why)
                 else:
                     log.warning(f"{namespace}/{name}: {said}")
                 await _sleep(asyncio.Event(), stopped, pause)

@@ -118,8 +118,10 @@ def test_a_failing_write_backs_off_and_is_announced_on_the_object_once(monkeypat
         "status": {},
     }
     tries: list[float] = []
+    events: list[tuple[str, str]] = []
 
     async def create_event(manifest: dict[str, Any]) -> bool:
+        events.append((manifest["reason"], manifest["message"]))
         return True
 
     async def patch_status(namespace: str, name: str, status: dict[str, Any], **_: Any) -> dict[str, Any]:
@@ -157,3 +159,5 @@ def test_a_failing_write_backs_off_and_is_announced_on_the_object_once(monkeypat
     assert all(gap >= 0.9 * 0.5 * 2**n for n, gap in enumerate(gaps)), gaps
     warnings = [r.getMessage() for r in records.records if r.levelno >= logging.WARNING]
     assert len(warnings) == 1 and "503" in warnings[0], warnings
+    failed = [message for reason, message in events if reason == "ReconcileFailed"]
+    assert len(failed) == 1 and "503 Service Unavailable" in failed[0], events

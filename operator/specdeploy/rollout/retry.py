@@ -15,9 +15,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from specdeploy.rollout.events import Event, event_name
+
 BASE_SECONDS = 1.0
 CAP_SECONDS = 60.0
 ANNOUNCE_AGAIN_SECONDS = 600.0
+RECONCILE_FAILED = "ReconcileFailed"
 
 
 def delay(failures: int, draw: float, base: float = BASE_SECONDS, cap: float = CAP_SECONDS) -> float:
@@ -51,3 +54,13 @@ class Retries:
     def succeeded(self) -> None:
         """A loop went through: the next failure waits the shortest pause again (causes stay announced)."""
         self.failures = 0
+
+
+def failure_event(name: str, uid: str, generation: int, cause: str, message: str) -> Event:
+    """The Warning that says a cause of failed loops, once per cause and generation of the object."""
+    return Event(
+        "Warning",
+        RECONCILE_FAILED,
+        f"reconcile failed, retrying with back-off: {message}",
+        event_name(name, uid, RECONCILE_FAILED, ("generation", str(generation), "cause", cause)),
+    )

@@ -28,3 +28,12 @@ def test_a_cause_is_announced_once_then_again_only_after_a_while() -> None:
     pause, announce = r.failed("503", now=40.0, draw=1.0)
     assert (pause, announce) == (1.0, False)  # the streak starts over; the cause was said already
     assert r.failed("503", now=40.0 + retry.ANNOUNCE_AGAIN_SECONDS, draw=1.0)[1] is True
+
+
+def test_the_failure_event_is_named_after_the_cause_and_the_generation() -> None:
+    uid = "0b6f5a52-9c1e-4a43-a1a8-6a1f1f0c2e11"
+    first = retry.failure_event("coder", uid, 3, "503", "PATCH: 503")
+    assert (first.type, first.reason) == ("Warning", "ReconcileFailed") and "503" in first.message
+    assert retry.failure_event("coder", uid, 3, "503", "other words").name == first.name  # said once per cause
+    assert retry.failure_event("coder", uid, 3, "403", "PATCH: 403").name != first.name
+    assert retry.failure_event("coder", uid, 4, "503", "PATCH: 503").name != first.name
