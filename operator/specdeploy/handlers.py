@@ -667,8 +667,8 @@ async def reconcile_daemon(
                     await _sleep(wake, stopped, 1.0)
                     continue
                 # A write refused or unanswered, or a recorded revision the model refuses (plan.spec_for). Backing
-                # off, not woken by watch events; a cause goes to the object once (kopf posts the per-object
-                # logger's warnings as Events), its repeats to the operator's log only.
+                # off, not woken by watch events; a cause goes to the object once (a ReconcileFailed Warning and
+                # the per-object logger), its repeats to the operator's log only.
                 cause, why = (
                     (str(e.status), str(e)) if isinstance(e, kube.KubeError) else ("parse", invalid.describe(e))
                 )
