@@ -20,6 +20,7 @@ ROLLED_BACK = "RolledBack"
 TYPES = (VALIDATED, READY, PROGRESSING, DEGRADED, ROLLED_BACK)
 
 TRUE, FALSE, UNKNOWN = "True", "False", "Unknown"
+INVALID_SPEC = "InvalidSpec"  # Ready's reason when the stored spec does not parse
 MAX_MESSAGE = 1024
 
 
@@ -77,6 +78,9 @@ def phase(conditions: Sequence[Mapping[str, Any]]) -> str:
     """
     validated = get(conditions, VALIDATED)
     degraded = get(conditions, DEGRADED)
+    ready = get(conditions, READY)
+    if ready is not None and ready.get("status") == FALSE and ready.get("reason") == INVALID_SPEC:
+        return "Failed"  # the operator cannot parse the spec (rollout.invalid): nothing of it can roll out
     if (
         validated is not None
         and validated.get("status") == FALSE

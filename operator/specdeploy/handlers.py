@@ -24,6 +24,7 @@ import datetime as dt
 import json
 import logging
 import os
+import random
 import socket
 import time
 import weakref
@@ -33,12 +34,13 @@ from typing import Any
 import kopf
 from pydantic import ValidationError
 
-from specdeploy import kube, redact
+from specdeploy import kube
 from specdeploy.api import GROUP, PLURAL, VERSION, SpeculativeDeploymentSpec
 from specdeploy.monitor import exporter
 from specdeploy.policy import AdminPolicy, permits_metrics_source
 from specdeploy.render import job_name
 from specdeploy.rollout import history as hist
+from specdeploy.rollout import invalid, ownership, retry, stalls
 from specdeploy.rollout.compare import is_subset, patch_for
 from specdeploy.rollout.events import COMPONENT, Event, event_manifest, involved_object
 from specdeploy.rollout.plan import JobOutcome, Observed, Owner, Plan, plan
@@ -52,9 +54,9 @@ NAME_LABEL = hist.LABEL_NAME
 FINALIZER = "specdeploy.io/finalizer"
 # Reconcile at least this often even without any change (a safety net, costs no API requests).
 RESYNC_SECONDS = 60.0
-# An Event whose create fails for a passing reason (no answer, 429, 5xx) is tried in up to this many loops (about
-# 2 s apart) before the status write goes ahead without it, so a blip does not eat it; any other refusal (403, 422)
-# lets the status go ahead at once.
+# An Event whose create fails for a passing reason (no answer, 429, 5xx) is tried in up to this many loops (backing
+# off between them: rollout.retry) before the status write goes ahead without it, so a blip does not eat it; any
+# other refusal (403, 422) lets the status go ahead at once.
 EVENT_TRIES = 3
 # How long a ControllerRevision this process created stands in for the index's copy until the watch shows it.
 RECORDED_SECONDS = 30.0
@@ -170,17 +172,20 @@ _META_DROPPED = ("managedFields", "resourceVersion", "creationTimestamp", "selfL
 _STATUS_KEPT = ("observedGeneration", "replicas", "readyReplicas", "updatedReplicas", "availableReplicas")
 
 
-def _pack(body: Mapping[str, Any]) -> bytes:
+def _pack(body: Mapping[str, Any], conditions: list[dict[str, str]] | None = None) -> bytes:
     """A child as the index keeps it: the fields the plan reads, as compact JSON.
 
     Why bytes: a parsed Deployment is about 15 KiB of Python objects against about 3 KiB of JSON, and the indexes
     hold one Deployment, one Service and a few ControllerRevisions per object (design budget: RSS under 200 MB at
-    1,000 objects). The daemon decodes the few it needs per loop (tens of microseconds each).
+    1,000 objects). The daemon decodes the few it needs per loop (tens of microseconds each). ``conditions``: the
+    few status conditions worth keeping (a stuck Deployment's, see ``rollout.stalls``), in place of the status's.
     """
     obj = {k: v for k, v in body.items() if k != "status"}
     obj["metadata"] = {k: v for k, v in (body.get("metadata") or {}).items() if k not in _META_DROPPED}
     status = body.get("status") or {}
     kept = {k: status[k] for k in _STATUS_KEPT if k in status}
+    if conditions:
+        kept["conditions"] = conditions
     if kept:
         obj["status"] = kept
     return json.dumps(obj, separators=(",", ":")).encode()
@@ -202,7 +207,7 @@ def _indexed(key: tuple[str, str] | None, value: Any) -> Any:
 @kopf.index("apps", "v1", "deployments", labels=MANAGED)
 async def deployments_idx(*, namespace: str | None, labels: Mapping[str, str], body: kopf.Body, **_: Any) -> Any:
     key = _owner_key(namespace, labels)
-    return _indexed(key, _pack(body))
+    return _indexed(key, _pack(body, stalls.deployment_problems(body.get("status") or {})))
 
 
 @kopf.index("", "v1", "services", labels=MANAGED)
@@ -213,20 +218,25 @@ async def services_idx(*, namespace: str | None, labels: Mapping[str, str], body
 
 @kopf.index("batch", "v1", "jobs", labels=MANAGED)
 async def jobs_idx(
-    *, namespace: str | None, name: str, labels: Mapping[str, str], status: kopf.Status, **_: Any
+    *, namespace: str | None, name: str, uid: str | None, labels: Mapping[str, str], status: kopf.Status, **_: Any
 ) -> Any:
     key = _owner_key(namespace, labels)
     if not key:
         return None
     return _indexed(
         key,
-        {"name": name, "revision": labels.get(hist.LABEL_REVISION), "conditions": list(status.get("conditions") or [])},
+        {
+            "name": name,
+            "uid": uid,
+            "revision": labels.get(hist.LABEL_REVISION),
+            "conditions": list(status.get("conditions") or []),
+        },
     )
 
 
 @kopf.index("", "v1", "pods", labels=MANAGED)
 async def pods_idx(
-    *, namespace: str | None, name: str, labels: Mapping[str, str], status: kopf.Status, **_: Any
+    *, namespace: str | None, name: str, labels: Mapping[str, str], meta: kopf.Meta, status: kopf.Status, **_: Any
 ) -> Any:
     key = _owner_key(namespace, labels)
     if not key:
@@ -250,8 +260,10 @@ async def pods_idx(
             "phase": status.get("phase"),
             "revision": labels.get(hist.LABEL_REVISION),
             "component": labels.get("app.kubernetes.io/component"),
-            "job": labels.get("job-name") or labels.get("batch.kubernetes.io/job-name"),
+            # The Job that controls the pod, by uid: a label can be set by anyone who creates a pod.
+            "job_uid": ownership.controller_job_uid(meta.get("ownerReferences")),
             "terminated": terminated,
+            "problem": stalls.pod_problem(status),
         },
     )
 
@@ -314,7 +326,7 @@ def _job_outcome(jobs: list[dict[str, Any]], pods: list[dict[str, Any]], job_nam
     finished_at = None
     if done.get("lastTransitionTime"):
         finished_at = dt.datetime.fromisoformat(done["lastTransitionTime"].replace("Z", "+00:00")).timestamp()
-    pod = next((p for p in pods if p["job"] == job_name and p["terminated"]), None)
+    pod = ownership.reporting_pod(job, pods)
     if pod is None:
         reason = done.get("reason") or done.get("type")
         return JobOutcome(
@@ -408,7 +420,7 @@ class ObjectReconciler:
         await self.read_snapshots(spec, idx)
         async with _reconcile_slots():
             observed = self.observe(body, spec, idx, pods)
-            result = plan(observed)
+            result = stalls.report(plan(observed), observed, pods)  # a stuck rollout says why (rollout.stalls)
             await self.execute(result, observed, body)
         if not is_subset(result.status, observed.status):
             self.last_status = result.status
@@ -555,6 +567,34 @@ class ObjectReconciler:
             await kube.patch_status(ns, name, p.status, resource_version=self.seen_version or None)
         await _all([kube.delete("ControllerRevision", ns, cr_name) for cr_name in p.prune])
 
+    async def report_invalid(self, body: kopf.Body, generation: int, message: str) -> None:
+        """Say that this generation of the spec does not parse (``rollout.invalid``): its one Event, then the
+        status, each only when the object does not show it yet (an unchanged world writes nothing)."""
+        ns, name = self.key
+        meta = body.get("metadata", {})
+        owner = Owner(name=name, namespace=ns, uid=str(meta.get("uid")), generation=generation)
+        self.seen_version = str(meta.get("resourceVersion") or "")
+        status = dict(body.get("status") or {})
+        wanted = invalid.status_for(status, generation, message, _now_iso())
+        if is_subset(wanted, status):
+            return
+        await self._say(invalid.event_for(name, owner.uid, generation, message), owner)
+        await kube.patch_status(ns, name, wanted, resource_version=self.seen_version or None)
+
+    async def say_failure(self, body: kopf.Body, cause: str, why: str) -> None:
+        """Post the Warning for a new cause of failed loops (``rollout.retry``); best effort, never raises."""
+        ns, name = self.key
+        meta = body.get("metadata", {})
+        uid, generation = str(meta.get("uid") or ""), int(meta.get("generation") or 0)
+        if not uid:
+            return
+        ev = retry.failure_event(name, uid, generation, cause, why)
+        involved = involved_object(name, ns, uid, str(meta.get("resourceVersion") or ""))
+        try:
+            await kube.create_event(event_manifest(ev, involved, dt.datetime.now(dt.UTC), INSTANCE))
+        except kube.KubeError as e:
+            log.info(f"{ns}/{name}: Event {ev.reason} not posted: {e}")
+
     async def _say(self, ev: Event, owner: Owner) -> bool:
         """Create the Event; True when this call created it. Events are best effort: a refusal other than 409 is
         logged and the loop goes on, except that a passing failure first holds the status write back for a few
@@ -603,6 +643,16 @@ async def _sleep(wake: asyncio.Event, stopped: kopf.DaemonStopped, timeout: floa
             w.cancel()
 
 
+def _parse(body: kopf.Body, namespace: str, name: str, generation: int) -> SpeculativeDeploymentSpec | str:
+    """The spec, or the bounded words of why it does not parse (logged once per generation, not as an Event)."""
+    try:
+        return SpeculativeDeploymentSpec.model_validate(dict(body.get("spec") or {}))
+    except ValidationError as e:
+        message = invalid.describe(e)
+        log.warning(f"{namespace}/{name}: generation {generation}: {message}")
+        return message
+
+
 @kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=10)
 async def reconcile_daemon(
     *,
@@ -618,7 +668,10 @@ async def reconcile_daemon(
     idx = Indexes(*(kwargs[f"{kind}_idx"] for kind in ("deployments", "services", "jobs", "pods", "revisions")))
     wake = _wakeups.setdefault((namespace, name), asyncio.Event())
     reconciler = ObjectReconciler(namespace, name, logger)
-    parsed: tuple[int, SpeculativeDeploymentSpec] | None = None  # the spec, parsed once per metadata.generation
+    # The spec, or why it does not parse, once per metadata.generation.
+    parsed: tuple[int, SpeculativeDeploymentSpec | str] | None = None
+    reported = -1  # the generation whose InvalidSpec the object shows (rollout.invalid)
+    retries = retry.Retries()  # failed loops in a row: exponential pause, one announcement per cause
     try:
         while not stopped:
             wake.clear()
@@ -626,17 +679,37 @@ async def reconcile_daemon(
             try:
                 generation = int(body.get("metadata", {}).get("generation") or 0)
                 if parsed is None or parsed[0] != generation or not generation:
-                    parsed = (generation, SpeculativeDeploymentSpec.model_validate(dict(body.get("spec") or {})))
+                    parsed = (generation, _parse(body, namespace, name, generation))
+                if isinstance(parsed[1], str):
+                    # The API server stored what the model refuses (a CRD/model skew): say so once for this
+                    # generation, then wait for the next one; wake-ups until then cost nothing.
+                    if reported != generation:
+                        await reconciler.report_invalid(body, generation, parsed[1])
+                        reported = generation
+                    retries.succeeded()
+                    await _sleep(wake, stopped, RESYNC_SECONDS)
+                    continue
                 await reconciler.run_once(body, parsed[1], idx)
-            except ValidationError as e:  # the API server validates; this only guards a CRD/model skew
-                logger.error(f"spec does not parse: {redact.validation_error(e)}")  # never the rejected values whole
-            except kube.KubeError as e:
-                if e.status == 409:  # the object changed since this loop read it: wait for the watch to show it
+                retries.succeeded()
+            except (kube.KubeError, ValidationError) as e:
+                if isinstance(e, kube.KubeError) and e.status == 409:  # the object changed since this loop read it
                     logger.debug(f"conflict, reconciling again once the newer object arrives: {e}")
                     await _sleep(wake, stopped, 1.0)
                     continue
-                logger.warning(f"reconcile failed, will retry: {e}")
-                await asyncio.sleep(2)
+                # A write refused or unanswered, or a recorded revision the model refuses (plan.spec_for). Backing
+                # off, not woken by watch events; a cause goes to the object once (a ReconcileFailed Warning and
+                # the per-object logger), its repeats to the operator's log only.
+                cause, why = (
+                    (str(e.status), str(e)) if isinstance(e, kube.KubeError) else ("parse", invalid.describe(e))
+                )
+                pause, announce = retries.failed(cause, time.monotonic(), random.random())  # noqa: S311 - jitter
+                said = f"reconcile failed ({retries.failures} in a row), will retry in {pause:.1f} s: {why}"
+                if announce:
+                    logger.warning(said)
+                    await reconciler.say_failure(body, cause, why)
+                else:
+                    log.warning(f"{namespace}/{name}: {said}")
+                await _sleep(asyncio.Event(), stopped, pause)
                 continue
             finally:
                 exporter.RECONCILE_DURATION.labels(handler="reconcile").observe(time.monotonic() - started)
