@@ -135,7 +135,7 @@ async def _run_intervals(addrs: list[str], port: int, intervals: int) -> tuple[l
     from specdeploy import tracker as tracker_mod
     from specdeploy.monitor.scrape import scrape_many
     from specdeploy.rollout.history import Revision, Serving
-    from specdeploy.rollout.revision import revision_id
+    from specdeploy.api.revision import revision_id
 
     spec = _spec(port)
     rev = revision_id(spec)

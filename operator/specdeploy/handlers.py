@@ -35,19 +35,20 @@ from pydantic import ValidationError
 
 from specdeploy import kube
 from specdeploy.api import GROUP, PLURAL, VERSION, SpeculativeDeploymentSpec
+from specdeploy.api.revision import revision_id
 from specdeploy.monitor import exporter
 from specdeploy.render import job_name
+from specdeploy.render import labels as lbl
 from specdeploy.rollout import history as hist
 from specdeploy.rollout.compare import is_subset, patch_for
 from specdeploy.rollout.events import COMPONENT, Event, event_manifest, involved_object
-from specdeploy.rollout.plan import JobOutcome, Observed, Owner, Plan, plan
-from specdeploy.rollout.revision import revision_id
+from specdeploy.rollout.plan import Observed, Owner, Plan, plan
+from specdeploy.rollout.validation import job_outcome
 from specdeploy.tracker import AcceptanceTracker
 
 log = logging.getLogger("specdeploy")
 
-MANAGED = {"app.kubernetes.io/managed-by": "specdeploy"}
-NAME_LABEL = hist.LABEL_NAME
+MANAGED = {lbl.MANAGED_BY: lbl.MANAGER}
 FINALIZER = "specdeploy.io/finalizer"
 # Reconcile at least this often even without any change (a safety net, costs no API requests).
 RESYNC_SECONDS = 60.0
@@ -151,7 +152,7 @@ def startup(*, settings: kopf.OperatorSettings, **_: Any) -> None:
 
 # ----------------------------------------------------------------------------------------- indexes
 def _owner_key(namespace: str | None, labels: Mapping[str, str]) -> tuple[str, str] | None:
-    name = labels.get(NAME_LABEL)
+    name = labels.get(lbl.SD_NAME)
     return (namespace, name) if namespace and name else None
 
 
@@ -211,7 +212,7 @@ async def jobs_idx(
         return None
     return _indexed(
         key,
-        {"name": name, "revision": labels.get(hist.LABEL_REVISION), "conditions": list(status.get("conditions") or [])},
+        {"name": name, "revision": labels.get(lbl.SD_REVISION), "conditions": list(status.get("conditions") or [])},
     )
 
 
@@ -239,8 +240,8 @@ async def pods_idx(
             "ip": status.get("podIP"),
             "ready": ready,
             "phase": status.get("phase"),
-            "revision": labels.get(hist.LABEL_REVISION),
-            "component": labels.get("app.kubernetes.io/component"),
+            "revision": labels.get(lbl.SD_REVISION),
+            "component": labels.get(lbl.COMPONENT),
             "job": labels.get("job-name") or labels.get("batch.kubernetes.io/job-name"),
             "terminated": terminated,
         },
@@ -266,7 +267,7 @@ def _deleted(*, type: str | None = None, **_: Any) -> bool:
 @kopf.on.event("", "v1", "pods", labels=MANAGED, when=_deleted)
 @kopf.on.event("apps", "v1", "controllerrevisions", labels=MANAGED, when=_deleted)
 async def child_deleted(*, namespace: str | None, labels: Mapping[str, str], **_: Any) -> None:
-    _wake(namespace, labels.get(NAME_LABEL))
+    _wake(namespace, labels.get(lbl.SD_NAME))
 
 
 @kopf.index(GROUP, VERSION, PLURAL)
@@ -291,48 +292,6 @@ def _many(store: Any, key: tuple[str, str]) -> list[dict[str, Any]]:
         return [_unpack(v) for v in store[key]]
     except KeyError:
         return []
-
-
-def _job_outcome(jobs: list[dict[str, Any]], pods: list[dict[str, Any]], job_name: str) -> JobOutcome | None:
-    job = next((j for j in jobs if j["name"] == job_name), None)
-    if job is None:
-        return None
-    done = next(
-        (c for c in job["conditions"] if c.get("type") in ("Complete", "Failed") and c.get("status") == "True"), None
-    )
-    if done is None:
-        return JobOutcome(name=job_name, finished=False)
-    finished_at = None
-    if done.get("lastTransitionTime"):
-        finished_at = dt.datetime.fromisoformat(done["lastTransitionTime"].replace("Z", "+00:00")).timestamp()
-    pod = next((p for p in pods if p["job"] == job_name and p["terminated"]), None)
-    if pod is None:
-        reason = done.get("reason") or done.get("type")
-        return JobOutcome(
-            name=job_name,
-            finished=True,
-            exit_code=None,
-            message=f"Job {done['type']}: {reason} {done.get('message', '')}".strip(),
-            finished_at=finished_at,
-        )
-    term = pod["terminated"]
-    report: dict[str, Any] | None = None
-    try:
-        parsed = json.loads(term["message"]) if term["message"] else None
-        report = parsed if isinstance(parsed, dict) else None
-    except ValueError:
-        report = None
-    exit_code = term.get("exitCode")
-    if exit_code not in (0, 1, 2):
-        exit_code = 2
-    return JobOutcome(
-        name=job_name,
-        finished=True,
-        exit_code=exit_code,
-        report=report,
-        message=(term["message"] or "")[:500] if report is None else "",
-        finished_at=finished_at,
-    )
 
 
 async def _apply(child: Mapping[str, Any] | None, desired: dict[str, Any] | None) -> str:
@@ -401,7 +360,7 @@ class ObjectReconciler:
         if not is_subset(result.status, observed.status):
             self.last_status = result.status
             self.last_status_over = self.seen_version
-        self.tracker.set_serving(result.monitor, observed.deployment)
+        self.tracker.set_serving(result.serving, observed.deployment)
 
     def observe(
         self, body: kopf.Body, spec: SpeculativeDeploymentSpec, idx: Indexes, pods: list[dict[str, Any]]
@@ -426,8 +385,8 @@ class ObjectReconciler:
             history=hist.from_controller_revisions(revisions),
             deployment=_one(idx.deployments, self.key),
             service=_one(idx.services, self.key),
-            job=_job_outcome(_many(idx.jobs, self.key), pods, job_name(name, revision_id(spec))),
-            monitor=self.tracker.verdict(spec, namespace, name, status.get("validation")),
+            job=job_outcome(_many(idx.jobs, self.key), pods, job_name(name, revision_id(spec))),
+            monitor=self.tracker.finding(spec, namespace, name, status.get("validation")),
             now_iso=_now_iso(),
             now=time.time(),
         )
@@ -450,7 +409,7 @@ class ObjectReconciler:
         out = []
         for cr in revisions:
             meta = cr.get("metadata", {})
-            rev_id = (meta.get("labels") or {}).get(hist.LABEL_REVISION) or ""
+            rev_id = (meta.get("labels") or {}).get(lbl.SD_REVISION) or ""
             mine = self.written.get(rev_id)
             ann = dict(meta.get("annotations") or {})
             if mine and all(ann.get(k) == v for k, v in mine.items()):

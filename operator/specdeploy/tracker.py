@@ -2,7 +2,7 @@
 
 This is the stateful glue between the reconcile daemon and the pure ``monitor`` package. It holds, in memory,
 the window accumulator and the closed windows of the revision that serves now; it does the only I/O of the
-monitor (HTTP scrapes of pods, or PromQL queries) and turns the decision into the ``MonitorVerdict`` that
+monitor (HTTP scrapes of pods, or PromQL queries) and turns the decision into the ``MonitorFinding`` that
 ``rollout.plan`` acts on.
 
 Memory is bounded: only the windows the decision can still look at are kept. Losing this state (an operator
@@ -24,13 +24,14 @@ import aiohttp
 from specdeploy.api import SpeculativeDeploymentSpec
 from specdeploy.monitor import exporter
 from specdeploy.monitor.decision import Decision, Policy, Reason, Verdict, decide
+from specdeploy.monitor.finding import MonitorFinding
 from specdeploy.monitor.parse import MetricsParseError, parse_spec_decode
 from specdeploy.monitor.prometheus_source import PodSelector, PrometheusQueryError, query_window
 from specdeploy.monitor.scrape import ScrapeError, scrape_many
 from specdeploy.monitor.speedup import recommend_depth
 from specdeploy.monitor.window import PodSample, Window, WindowAccumulator
-from specdeploy.rollout.history import Serving
-from specdeploy.rollout.plan import MonitorVerdict
+from specdeploy.rollout.history import ServingChoice
+from specdeploy.rollout.progress import fully_ready
 
 # Cost of one draft step relative to one target step when the parameter ratio is unknown (Leviathan et al.'s c).
 DEFAULT_COST_RATIO = 0.1
@@ -99,7 +100,7 @@ class AcceptanceTracker:
 
     # ------------------------------------------------------------------ what serves
     def set_serving(
-        self, serving: Serving | None, deployment: Mapping[str, Any] | None, now: float | None = None
+        self, serving: ServingChoice | None, deployment: Mapping[str, Any] | None, now: float | None = None
     ) -> None:
         """Follow the serving revision; reset the windows when it changes; note when it became fully Ready."""
         now = time.time() if now is None else now
@@ -114,19 +115,11 @@ class AcceptanceTracker:
             self.healthy_since = None
         if self.serving_id is None:
             return
-        status = (deployment or {}).get("status") or {}
-        spec = (deployment or {}).get("spec") or {}
-        labels = spec.get("template", {}).get("metadata", {}).get("labels", {}) or {}
-        replicas = int(spec.get("replicas") or 0)
-        fully_ready = (
-            labels.get("specdeploy.io/revision") == self.serving_id
-            and replicas > 0
-            and int(status.get("updatedReplicas") or 0) >= replicas
-            and int(status.get("readyReplicas") or 0) >= replicas
-        )
-        if fully_ready and self.ready_since is None:
+        replicas = int(((deployment or {}).get("spec") or {}).get("replicas") or 0)
+        ready = replicas > 0 and fully_ready(deployment, self.serving_id, replicas)
+        if ready and self.ready_since is None:
             self.ready_since = now
-        elif not fully_ready and int(status.get("readyReplicas") or 0) == 0:
+        elif not ready and int(((deployment or {}).get("status") or {}).get("readyReplicas") or 0) == 0:
             self.ready_since = None
 
     # ------------------------------------------------------------------ scraping
@@ -219,14 +212,14 @@ class AcceptanceTracker:
         self.windows.append(Window.from_counters(start, end, counters, pod_names))
 
     # ------------------------------------------------------------------ verdict
-    def verdict(
+    def finding(
         self,
         spec: SpeculativeDeploymentSpec,
         namespace: str = "",
         name: str = "",
         validation: Mapping[str, Any] | None = None,
-    ) -> MonitorVerdict | None:
-        """The verdict for ``rollout.plan``, with ``status.acceptance`` only when it changed meaningfully.
+    ) -> MonitorFinding | None:
+        """The finding for ``rollout.plan``, with ``status.acceptance`` only when it changed meaningfully.
 
         ``validation`` is ``status.validation``: when it belongs to the serving revision, its ``parameterRatio``
         (the validator's draft/target parameter estimate) is the cost of a draft step in the depth recommendation.
@@ -234,12 +227,10 @@ class AcceptanceTracker:
         if not self.serving_id or not self.speculation or self.decision is None:
             return None
         d = self.decision
-        trip = d.verdict is Verdict.ROLLBACK
-        healthy = int(spec.rollback.consecutive_windows) if d.verdict is Verdict.HEALTHY else 0
-        return MonitorVerdict(
+        return MonitorFinding(
             revision=self.serving_id,
-            trip=trip,
-            healthy_streak=healthy,
+            trip=d.verdict is Verdict.ROLLBACK,
+            healthy=d.verdict is Verdict.HEALTHY,
             healthy_seconds=time.time() - self.healthy_since if self.healthy_since is not None else 0.0,
             message=d.message,
             acceptance=self._acceptance_status(spec, namespace, name, _draft_cost(validation, self.serving_id)),

@@ -19,7 +19,7 @@ from specdeploy.monitor.acceptance import inconsistency
 from specdeploy.monitor.decision import Policy, Reason, Verdict, decide
 from specdeploy.monitor.parse import MetricsParseError, parse_spec_decode
 from specdeploy.monitor.window import PodSample, Window, WindowAccumulator
-from specdeploy.rollout.history import Revision, Serving
+from specdeploy.rollout.history import Revision, ServingChoice
 from specdeploy.tracker import AcceptanceTracker
 from tests.reliability import pages
 
@@ -141,12 +141,14 @@ def test_the_tracker_publishes_a_changed_reason_for_holding_once() -> None:
         "spec": {"replicas": 1, "template": {"metadata": {"labels": {"specdeploy.io/revision": "0123456789"}}}},
         "status": {"replicas": 1, "readyReplicas": 1, "updatedReplicas": 1},
     }
-    tracker.set_serving(Serving(Revision(id="0123456789", number=1, spec={}), speculation=True), deployment, now=T0)
+    tracker.set_serving(
+        ServingChoice(Revision(id="0123456789", number=1, spec={}), speculation=True), deployment, now=T0
+    )
     published = []
     for page in (pages.nan, pages.nan, pages.duplicate, pages.duplicate):
         tracker.windows = run(page)
         tracker.decision = decide(POLICY, T0, tracker.windows[-1].end, tracker.windows)
-        verdict = tracker.verdict(spec)
+        verdict = tracker.finding(spec)
         assert verdict is not None and verdict.acceptance is not None
         published.append(verdict.acceptance["message"])
     assert published[0] == published[1] and "value nan" in published[0]

@@ -16,8 +16,9 @@ from typing import Any
 from kubernetes import client
 
 from specdeploy.api import SpeculativeDeploymentSpec
+from specdeploy.api.revision import revision_id
+from specdeploy.render import labels as lbl
 from specdeploy.rollout import history as hist
-from specdeploy.rollout.revision import revision_id
 from tests.harness.specs import condition, manifest
 from tests.reliability.recorder import GROUP, PLURAL, VERSION
 
@@ -62,7 +63,7 @@ def template_revision(dep: dict[str, Any] | None) -> str | None:
     if dep is None:
         return None
     labels = dep["spec"]["template"]["metadata"].get("labels") or {}
-    return labels.get(hist.LABEL_REVISION)
+    return labels.get(lbl.SD_REVISION)
 
 
 def k_of(dep: dict[str, Any]) -> int | None:
@@ -167,7 +168,7 @@ def deployments_settled(world: World) -> bool:
 
 def verdict(apps: client.AppsV1Api, namespace: str, name: str) -> dict[str, str]:
     """The failed verdict annotations on the ControllerRevisions of ``name`` (empty when none)."""
-    for cr in apps.list_namespaced_controller_revision(namespace, label_selector=f"{hist.LABEL_NAME}={name}").items:
+    for cr in apps.list_namespaced_controller_revision(namespace, label_selector=f"{lbl.SD_NAME}={name}").items:
         ann = cr.metadata.annotations or {}
         if ann.get(hist.ANNOTATION_STATE) == hist.RevisionState.FAILED:
             return dict(ann)

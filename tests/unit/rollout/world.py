@@ -22,13 +22,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from specdeploy.api import SpeculativeDeploymentSpec, SpeculativeDeploymentStatus
+from specdeploy.api.revision import revision_id
 from specdeploy.monitor.decision import decide
 from specdeploy.monitor.parse import SpecDecodeCounters
 from specdeploy.monitor.window import Window
 from specdeploy.rollout.compare import is_subset
 from specdeploy.rollout.history import from_controller_revisions
-from specdeploy.rollout.plan import Event, JobOutcome, MonitorVerdict, Observed, Owner, Plan, plan
-from specdeploy.rollout.revision import revision_id
+from specdeploy.rollout.plan import Event, JobOutcome, MonitorFinding, Observed, Owner, Plan, plan
 from specdeploy.tracker import AcceptanceTracker, policy_of
 
 T0 = 1_767_268_800.0  # 2026-01-01T12:00:00Z
@@ -91,7 +91,7 @@ class World:
     service: dict[str, Any] | None = None
     jobs: dict[str, JobOutcome] = field(default_factory=dict)
     job_manifests: dict[str, dict[str, Any]] = field(default_factory=dict)
-    monitor: MonitorVerdict | None = None
+    monitor: MonitorFinding | None = None
     events: list[Event] = field(default_factory=list)  # the Events created, in order (what `kubectl describe` lists)
     event_posts: int = 0  # Event create calls, refused ones (409) included
     # Kill the operator in every step that has something to say: "after-verdicts" (ControllerRevision annotations
@@ -291,7 +291,7 @@ def _position_decay(rate: float) -> float:
     return lo
 
 
-def monitor_verdict(world: World, rates: list[float]) -> MonitorVerdict | None:
+def monitor_finding(world: World, rates: list[float]) -> MonitorFinding | None:
     """What the daemon's AcceptanceTracker reports for the revision ``world`` serves, after windows at ``rates``.
 
     The serving revision became Ready an hour ago; the windows close back to back, ending now.
@@ -299,8 +299,8 @@ def monitor_verdict(world: World, rates: list[float]) -> MonitorVerdict | None:
     assert world.plans, "step the world first: the tracker follows the plan's serving revision"
     spec = SpeculativeDeploymentSpec.model_validate(world.spec)
     tracker = AcceptanceTracker()
-    tracker.set_serving(world.plans[-1].monitor, world.deployment, now=world.now - 3600)
+    tracker.set_serving(world.plans[-1].serving, world.deployment, now=world.now - 3600)
     seconds = float(spec.rollback.window_seconds)
     tracker.windows = windows_at(rates, world.now - seconds * len(rates), seconds)
     tracker.decision = decide(policy_of(spec), tracker.ready_since, world.now, tracker.windows)
-    return tracker.verdict(spec)
+    return tracker.finding(spec)
