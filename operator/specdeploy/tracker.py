@@ -21,7 +21,7 @@ from typing import Any
 
 import aiohttp
 
-from specdeploy.api import SpeculativeDeploymentSpec
+from specdeploy.api import AcceptanceStatus, SpeculativeDeploymentSpec
 from specdeploy.monitor import exporter
 from specdeploy.monitor.decision import Decision, Policy, Reason, Verdict, decide
 from specdeploy.monitor.finding import MonitorFinding
@@ -85,6 +85,35 @@ def _draft_cost(validation: Mapping[str, Any] | None, serving_id: str) -> float:
         if isinstance(ratio, int | float) and not isinstance(ratio, bool) and math.isfinite(ratio) and ratio > 0:
             return float(ratio)
     return DEFAULT_COST_RATIO
+
+
+def acceptance_status(serving_id: str, d: Decision, latest: Window | None, recommended_k: int | None) -> dict[str, Any]:
+    """status.acceptance for the decision ``d`` and the latest window that measured a rate (every key present,
+    None where unknown, so a change of what is known counts as a change)."""
+    candidate: dict[str, Any] = {"revision": serving_id, "verdict": str(d.verdict), "reason": str(d.reason)}
+    if latest is not None and latest.acceptance is not None:
+        acc = latest.acceptance
+        candidate.update(
+            {
+                "rate": round(_fraction(acc.rate), 4) if acc.rate is not None else None,
+                "rateText": f"{_fraction(acc.rate):.2f}" if acc.rate is not None else None,
+                "meanAcceptedLength": round(acc.mean_accepted_length, 3)
+                if acc.mean_accepted_length is not None
+                else None,
+                "perPosition": [round(_fraction(x), 4) for x in acc.per_position][:16],
+                # None, not 0, where the engine cannot say (V0): "no tokens" would be a different claim.
+                "draftTokens": _count(acc.draft_tokens),
+                "acceptedTokens": _count(acc.accepted_tokens),
+                "drafts": _count(acc.drafts),
+                "windowEnd": _iso(latest.end),
+                "windowSeconds": int(latest.end - latest.start),
+                "podsCounted": len(latest.pods_counted),
+                "recommendedNumSpeculativeTokens": recommended_k,
+            }
+        )
+    # "(25s from now)" would make every scrape look like a change; the absolute time stays in the message.
+    candidate["message"] = _RELATIVE.sub("", d.message)[:500]
+    return candidate
 
 
 class AcceptanceTracker:
@@ -227,50 +256,26 @@ class AcceptanceTracker:
         if not self.serving_id or not self.speculation or self.decision is None:
             return None
         d = self.decision
+        latest = next((w for w in reversed(self.windows) if w.acceptance is not None and w.rate is not None), None)
+        acc = latest.acceptance if latest is not None else None
+        per_position = acc.per_position if acc is not None else ()
+        rec = recommend_depth(per_position, _draft_cost(validation, self.serving_id)) if per_position else None
+        if acc is not None and namespace and name:
+            exporter.record_acceptance(namespace, name, acc, rec.k if rec else None)
         return MonitorFinding(
             revision=self.serving_id,
             trip=d.verdict is Verdict.ROLLBACK,
             healthy=d.verdict is Verdict.HEALTHY,
             healthy_seconds=time.time() - self.healthy_since if self.healthy_since is not None else 0.0,
             message=d.message,
-            acceptance=self._acceptance_status(spec, namespace, name, _draft_cost(validation, self.serving_id)),
+            acceptance=self._publish(acceptance_status(self.serving_id, d, latest, rec.k if rec else None)),
         )
 
-    def _acceptance_status(
-        self, spec: SpeculativeDeploymentSpec, namespace: str, name: str, cost_ratio: float
-    ) -> dict[str, Any] | None:
-        d = self.decision
-        assert d is not None
-        latest = next((w for w in reversed(self.windows) if w.acceptance is not None and w.rate is not None), None)
-        candidate: dict[str, Any] = {"revision": self.serving_id, "verdict": str(d.verdict), "reason": str(d.reason)}
-        if latest is not None and latest.acceptance is not None:
-            acc = latest.acceptance
-            rec = recommend_depth(acc.per_position, cost_ratio) if acc.per_position else None
-            candidate.update(
-                {
-                    "rate": round(_fraction(acc.rate), 4) if acc.rate is not None else None,
-                    "rateText": f"{_fraction(acc.rate):.2f}" if acc.rate is not None else None,
-                    "meanAcceptedLength": round(acc.mean_accepted_length, 3)
-                    if acc.mean_accepted_length is not None
-                    else None,
-                    "perPosition": [round(_fraction(x), 4) for x in acc.per_position][:16],
-                    # None, not 0, where the engine cannot say (V0): "no tokens" would be a different claim.
-                    "draftTokens": _count(acc.draft_tokens),
-                    "acceptedTokens": _count(acc.accepted_tokens),
-                    "drafts": _count(acc.drafts),
-                    "windowEnd": _iso(latest.end),
-                    "windowSeconds": int(latest.end - latest.start),
-                    "podsCounted": len(latest.pods_counted),
-                    "recommendedNumSpeculativeTokens": rec.k if rec else None,
-                }
-            )
-            if namespace and name:
-                exporter.record_acceptance(namespace, name, acc, rec.k if rec else None)
-        # "(25s from now)" would make every scrape look like a change; the absolute time stays in the message.
-        candidate["message"] = _RELATIVE.sub("", d.message)[:500]
-        if not self._meaningful(candidate):
-            return self.published
-        self.published = {k: v for k, v in candidate.items() if v is not None}
+    def _publish(self, candidate: dict[str, Any]) -> dict[str, Any] | None:
+        """``candidate`` when it differs meaningfully from what was published last, else that (see ``_meaningful``)."""
+        if self._meaningful(candidate):
+            model = AcceptanceStatus.model_validate(candidate)
+            self.published = model.model_dump(mode="json", by_alias=True, exclude_unset=True, exclude_none=True)
         return self.published
 
     def _meaningful(self, candidate: Mapping[str, Any]) -> bool:

@@ -15,7 +15,7 @@ from specdeploy.monitor.decision import Reason, Verdict, decide
 from specdeploy.monitor.finding import MonitorFinding
 from specdeploy.monitor.parse import SpecDecodeCounters
 from specdeploy.monitor.window import Window, WindowAccumulator
-from specdeploy.rollout.history import Revision, ServingChoice
+from specdeploy.rollout.history import RevisionRecord, ServingChoice
 from specdeploy.tracker import RATE_EPSILON, AcceptanceTracker, policy_of
 
 SPEC = SpeculativeDeploymentSpec.model_validate(
@@ -26,8 +26,8 @@ SPEC = SpeculativeDeploymentSpec.model_validate(
     }
 )
 T0 = 1_767_268_800.0
-REV = Revision(id="0123456789", number=1, spec={})
-OTHER = Revision(id="9876543210", number=2, spec={})
+REV = RevisionRecord(id="0123456789", number=1, spec={})
+OTHER = RevisionRecord(id="9876543210", number=2, spec={})
 
 
 def deployment(revision: str, replicas: int = 2, ready: int = 2, updated: int | None = None) -> dict[str, Any]:
@@ -172,7 +172,7 @@ def test_three_bad_windows_trip_and_the_message_carries_the_numbers() -> None:
     assert "1,600 of 8,000 draft tokens accepted" in v.message
 
 
-def test_three_good_windows_are_a_healthy_streak() -> None:
+def test_three_good_windows_are_healthy() -> None:
     tracker = tracker_serving()
     judge(tracker, [0.7, 0.8, 0.75])
     v = verdict(tracker)
@@ -244,6 +244,7 @@ def test_while_warming_up_the_countdown_does_not_change_the_published_status() -
     tracker.decision = decide(policy_of(SPEC), T0, T0 + 10, [])
     first = verdict(tracker).acceptance
     assert first is not None and first["reason"] == str(Reason.WARMING_UP)
+    assert set(first) == {"revision", "verdict", "reason", "message"}, "nothing measured: no numbers, no empty list"
     assert "from now" not in first["message"] and "2026-01-01T12:02:00Z" in first["message"]
     tracker.decision = decide(policy_of(SPEC), T0, T0 + 70, [])
     assert "50s from now" in tracker.decision.message

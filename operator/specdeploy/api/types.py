@@ -146,7 +146,7 @@ Quantity = Annotated[
 ]
 
 ModelId = Annotated[str, Field(min_length=1, max_length=256, pattern=MODEL_PATTERN)]
-Revision = Annotated[str, Field(min_length=1, max_length=128, pattern=REVISION_PATTERN)]
+ModelRevision = Annotated[str, Field(min_length=1, max_length=128, pattern=REVISION_PATTERN)]
 QuantizationName = Annotated[str, Field(min_length=1, max_length=64, pattern=QUANTIZATION_PATTERN)]
 Image = Annotated[str, Field(min_length=1, max_length=512, pattern=IMAGE_PATTERN)]
 DnsSubdomain = Annotated[str, Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN_PATTERN)]

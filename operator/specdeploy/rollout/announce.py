@@ -9,18 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from specdeploy import conditions as cond
 from specdeploy.api import RollbackAction
 from specdeploy.rollout.events import Event, condition_facts, event_name
-from specdeploy.rollout.history import History, Revision, ServingChoice
+from specdeploy.rollout.history import History, RevisionRecord, ServingChoice
 from specdeploy.rollout.serve import ACCEPTANCE_LOW
 from specdeploy.rollout.validation import VALIDATION_ERROR, VALIDATION_FAILED
 
 
-@dataclass(frozen=True)
-class Subject:
+class Subject(NamedTuple):
     """The object Events are about (its name and uid name them)."""
 
     name: str
@@ -38,7 +37,7 @@ class Transitions:
     history: History
     action: RollbackAction
     serving: ServingChoice | None
-    rolled_back_now: Revision | None  # step 4 rolled back away from it in this pass
+    rolled_back_now: RevisionRecord | None  # step 4 rolled back away from it in this pass
 
 
 def plan_events(subject: Subject, t: Transitions, already: Sequence[Event] = ()) -> list[Event]:
@@ -69,7 +68,7 @@ _EVENT_FOR: dict[tuple[str, str], tuple[str, str]] = {
 }
 
 
-def rollback_event(subject: Subject, failed: Revision, serving: ServingChoice | None) -> Event:
+def rollback_event(subject: Subject, failed: RevisionRecord, serving: ServingChoice | None) -> Event:
     """The Warning for a rollback away from ``failed``, named after its verdict (revision id and verdict time)."""
     target = serving.id if serving else "nothing"
     return Event(
@@ -101,7 +100,7 @@ def _rollback_events(subject: Subject, t: Transitions) -> list[Event]:
     return events
 
 
-def stable_event(subject: Subject, stable: Revision) -> Event:
+def stable_event(subject: Subject, stable: RevisionRecord) -> Event:
     return Event(
         "Normal",
         "RevisionStable",
@@ -110,7 +109,7 @@ def stable_event(subject: Subject, stable: Revision) -> Event:
     )
 
 
-def newly_stable(history: History, old_revision: Mapping[str, Any]) -> Revision | None:
+def newly_stable(history: History, old_revision: Mapping[str, Any]) -> RevisionRecord | None:
     """The stable revision this status write names for the first time, if it is newer than the one it replaces.
 
     Covers a restart between the stable verdict and the status write; falling back to an older stable revision

@@ -39,7 +39,7 @@ class RevisionState(StrEnum):
 
 
 @dataclass(frozen=True)
-class Revision:
+class RevisionRecord:
     """One revision as recorded in its ControllerRevision."""
 
     id: str
@@ -59,7 +59,7 @@ class ServingChoice:
     (Not ``api.Serving``, the spec's pod settings: this is the choice of which revision the pods run.)
     """
 
-    revision: Revision
+    revision: RevisionRecord
     speculation: bool
 
     @property
@@ -69,33 +69,33 @@ class ServingChoice:
 
 @dataclass(frozen=True)
 class History:
-    revisions: tuple[Revision, ...] = field(default_factory=tuple)
+    revisions: tuple[RevisionRecord, ...] = field(default_factory=tuple)
 
-    def get(self, revision_id: str) -> Revision | None:
+    def get(self, revision_id: str) -> RevisionRecord | None:
         return next((r for r in self.revisions if r.id == revision_id), None)
 
     @property
-    def stable(self) -> Revision | None:
+    def stable(self) -> RevisionRecord | None:
         """The newest stable revision that has not failed since."""
         good = [r for r in self.revisions if r.state is RevisionState.STABLE]
         return max(good, key=lambda r: r.number) if good else None
 
     @property
-    def failed(self) -> list[Revision]:
+    def failed(self) -> list[RevisionRecord]:
         return sorted((r for r in self.revisions if r.state is RevisionState.FAILED), key=lambda r: -r.number)
 
     def next_number(self) -> int:
         return max((r.number for r in self.revisions), default=0) + 1
 
-    def replaced(self, rev: Revision) -> History:
+    def replaced(self, rev: RevisionRecord) -> History:
         """This history with the revision of ``rev``'s id replaced by ``rev`` (a verdict just given)."""
         return History(tuple(rev if r.id == rev.id else r for r in self.revisions))
 
-    def added(self, rev: Revision) -> History:
+    def added(self, rev: RevisionRecord) -> History:
         return History((*self.revisions, rev))
 
 
-def choose_serving(history: History, current: Revision, action: RollbackAction) -> ServingChoice:
+def choose_serving(history: History, current: RevisionRecord, action: RollbackAction) -> ServingChoice:
     """Which revision serves, given the current spec's revision and the recorded verdicts.
 
     A current revision that has not failed serves as written. A failed one is replaced according to the
@@ -134,7 +134,7 @@ def from_controller_revisions(objs: Iterable[Mapping[str, Any]]) -> History:
         except ValueError:
             state = RevisionState.NEW
         revisions.append(
-            Revision(
+            RevisionRecord(
                 id=rev_id,
                 number=int(obj.get("revision", 0)),
                 spec=(obj.get("data") or {}).get("spec", {}),
@@ -162,7 +162,7 @@ def verdict_annotations(state: RevisionState, reason: str, message: str, at: str
     }
 
 
-def prunable(history: History, keep: set[str], limit: int = MAX_REVISIONS) -> list[Revision]:
+def prunable(history: History, keep: set[str], limit: int = MAX_REVISIONS) -> list[RevisionRecord]:
     """Oldest revisions beyond ``limit`` that are not in ``keep`` (serving, current, stable)."""
     extra = len(history.revisions) - limit
     if extra <= 0:

@@ -35,7 +35,7 @@ from specdeploy.rollout.announce import Subject, Transitions, plan_events, stabl
 from specdeploy.rollout.events import Event
 from specdeploy.rollout.history import (
     History,
-    Revision,
+    RevisionRecord,
     ServingChoice,
     controller_revision_name,
     prunable,
@@ -122,15 +122,8 @@ def plan(obs: Observed) -> Plan:
     out.deployment, out.service = render_children(owner, spec, out.serving, current.id)
     # 6. Status.
     ready = progress.ready_replicas(obs.deployment)
-    rollout = Rollout(
-        validation=checked.state,
-        serving=out.serving,
-        replaced=found.selection.replaced,
-        action=action,
-        rolled_out=out.serving is not None and progress.rolled_out(obs.deployment, out.serving.id, spec.replicas),
-        ready=ready,
-        replicas=spec.replicas,
-    )
+    rolled_out = out.serving is not None and progress.rolled_out(obs.deployment, out.serving.id, spec.replicas)
+    rollout = Rollout(checked.state, out.serving, found.selection.replaced, action, rolled_out, ready, spec.replicas)
     conditions = cond.set_conditions(
         old_conditions, [checked.condition, *rollout_conditions(rollout)], obs.now_iso, owner.generation
     )
@@ -140,15 +133,9 @@ def plan(obs: Observed) -> Plan:
     )
     # 7. Events on transitions only, and old revisions to prune.
     said = [*checked.events, *([stable_event(owner.subject, found.newly_stable)] if found.newly_stable else [])]
+    old_revision, failed_listed = obs.status.get("revision") or {}, out.status["revision"]["failed"]
     changes = Transitions(
-        old_conditions=old_conditions,
-        new_conditions=conditions,
-        old_revision=obs.status.get("revision") or {},
-        failed_listed=out.status["revision"]["failed"],
-        history=history,
-        action=action,
-        serving=out.serving,
-        rolled_back_now=found.rolled_back_now,
+        old_conditions, conditions, old_revision, failed_listed, history, action, out.serving, found.rolled_back_now
     )
     out.events = said + plan_events(owner.subject, changes, already=said)
     out.prune = prunable_names(owner.name, history, current, out.serving)
@@ -157,14 +144,14 @@ def plan(obs: Observed) -> Plan:
 
 def record_revision(
     owner: Owner, spec: SpeculativeDeploymentSpec, history: History
-) -> tuple[Revision, History, dict[str, Any] | None]:
+) -> tuple[RevisionRecord, History, dict[str, Any] | None]:
     """Step 1: the current spec's revision, the history with it, and its ControllerRevision when it is new."""
     current_id = revision_id(spec)
     current = history.get(current_id)
     if current is not None:
         return current, history, None
     number = history.next_number()
-    current = Revision(id=current_id, number=number, spec=serving_snapshot(spec))
+    current = RevisionRecord(id=current_id, number=number, spec=serving_snapshot(spec))
     return current, history.added(current), controller_revision(owner, current_id, number, spec)
 
 
@@ -212,7 +199,7 @@ def spec_for(serving: ServingChoice, current: SpeculativeDeploymentSpec) -> Spec
     return SpeculativeDeploymentSpec.model_validate(merged)
 
 
-def prunable_names(name: str, history: History, current: Revision, serving: ServingChoice | None) -> list[str]:
+def prunable_names(name: str, history: History, current: RevisionRecord, serving: ServingChoice | None) -> list[str]:
     """Step 7: ControllerRevisions to delete, beyond the cap, never the current, serving or stable one."""
     keep_ids = {current.id}
     if serving:

@@ -14,7 +14,7 @@ from specdeploy.monitor.finding import MonitorFinding
 from specdeploy.rollout.history import (
     NO_SPECULATION_SUFFIX,
     History,
-    Revision,
+    RevisionRecord,
     RevisionState,
     ServingChoice,
     choose_serving,
@@ -31,10 +31,12 @@ class Selection:
     """What serves, and the failed current revision it stands in for (the RolledBack condition), if any."""
 
     serving: ServingChoice | None
-    replaced: Revision | None = None
+    replaced: RevisionRecord | None = None
 
 
-def select(history: History, current: Revision, action: RollbackAction, held: bool, live_id: str | None) -> Selection:
+def select(
+    history: History, current: RevisionRecord, action: RollbackAction, held: bool, live_id: str | None
+) -> Selection:
     """Step 3: what serves.
 
     Held (the current revision is not cleared by validation): what the Deployment runs keeps running, unless it
@@ -69,10 +71,10 @@ class MonitorStep:
     """Step 4's outcome: the history and selection after the finding, and the verdicts to record."""
 
     history: History
-    current: Revision
+    current: RevisionRecord
     selection: Selection
-    rolled_back_now: Revision | None = None  # the revision this step rolled back away from
-    newly_stable: Revision | None = None  # the revision this step marked stable
+    rolled_back_now: RevisionRecord | None = None  # the revision this step rolled back away from
+    newly_stable: RevisionRecord | None = None  # the revision this step marked stable
     verdicts: list[tuple[str, dict[str, str]]] = field(default_factory=list)
 
 
@@ -80,7 +82,7 @@ def apply_finding(
     finding: MonitorFinding | None,
     *,
     history: History,
-    current: Revision,
+    current: RevisionRecord,
     selection: Selection,
     rollback: Rollback,
     held: bool,

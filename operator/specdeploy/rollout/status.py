@@ -23,7 +23,7 @@ from specdeploy.api.status import (
 )
 from specdeploy.monitor.finding import MonitorFinding
 from specdeploy.render import endpoint
-from specdeploy.rollout.history import History, Revision, RevisionState, ServingChoice
+from specdeploy.rollout.history import History, RevisionRecord, RevisionState, ServingChoice
 from specdeploy.rollout.serve import ACCEPTANCE_LOW
 from specdeploy.rollout.validation import VALIDATION_ERROR, VALIDATION_FAILED, ValidationState
 
@@ -34,7 +34,7 @@ class Rollout:
 
     validation: ValidationState
     serving: ServingChoice | None
-    replaced: Revision | None  # the failed current revision that ``serving`` stands in for (RolledBack)
+    replaced: RevisionRecord | None  # the failed current revision that ``serving`` stands in for (RolledBack)
     action: RollbackAction
     rolled_out: bool
     ready: int
@@ -160,7 +160,7 @@ def build_status(
     return out
 
 
-def _failed(rev: Revision, now_iso: str) -> FailedRevision:
+def _failed(rev: RevisionRecord, now_iso: str) -> FailedRevision:
     entry = FailedRevision(id=rev.id, reason=rev.reason or ACCEPTANCE_LOW, at=rev.at or now_iso)
     if rev.message:
         entry.message = rev.message

@@ -25,7 +25,7 @@ from specdeploy.rollout.events import Event, condition_facts, event_name
 from specdeploy.rollout.history import (
     ANNOTATION_MESSAGE,
     ANNOTATION_VALIDATION,
-    Revision,
+    RevisionRecord,
     RevisionState,
     verdict_annotations,
 )
@@ -72,7 +72,7 @@ class ValidationStep:
 
     state: ValidationState
     condition: cond.Condition
-    current: Revision  # the current revision, with a FAILED verdict when this step just gave one
+    current: RevisionRecord  # the current revision, with a FAILED verdict when this step just gave one
     summary: dict[str, Any] | None = None  # for status.validation (without revision and policy)
     verdicts: list[tuple[str, dict[str, str]]] = field(default_factory=list)
     create_job: dict[str, Any] | None = None
@@ -87,7 +87,7 @@ class ValidationInput:
     owner: OwnerRef
     namespace: str
     spec: SpeculativeDeploymentSpec
-    current: Revision
+    current: RevisionRecord
     job: JobOutcome | None
     conditions: Sequence[Mapping[str, Any]]  # the observed status' conditions
     now: float
@@ -131,7 +131,7 @@ def validate_step(given: ValidationInput) -> ValidationStep:
     return ValidationStep(state, error, current, summary, verdicts, delete_job=job.name if retry and job else None)
 
 
-def holds_rollout(state: ValidationState, current: Revision) -> bool:
+def holds_rollout(state: ValidationState, current: RevisionRecord) -> bool:
     """The current revision may not replace what serves: validation has not cleared it, or refused it before."""
     refused = current.state is RevisionState.FAILED and current.reason == VALIDATION_FAILED
     return state.holds_rollout or refused
@@ -169,7 +169,7 @@ def _says(conditions: Sequence[Mapping[str, Any]], type_: str, status: str, mess
     return before is not None and before.get("status") == status and before.get("message") == message
 
 
-def with_verdict(rev: Revision, state: RevisionState, reason: str, message: str, at: str) -> Revision:
+def with_verdict(rev: RevisionRecord, state: RevisionState, reason: str, message: str, at: str) -> RevisionRecord:
     """``rev`` as it reads back once the verdict is on its ControllerRevision (same cut as the annotation)."""
     ann = verdict_annotations(state, reason, message, at)
     return replace(rev, state=state, reason=reason, message=ann[ANNOTATION_MESSAGE], at=at)

@@ -20,7 +20,7 @@ from specdeploy.rollout.history import (
     ANNOTATION_VALIDATION,
     MAX_REVISIONS,
     History,
-    Revision,
+    RevisionRecord,
     RevisionState,
     choose_serving,
     controller_revision_name,
@@ -52,8 +52,8 @@ def cr(rev_id: str, number: int, annotations: dict[str, str] | None = None, **ex
     }
 
 
-def r(rev_id: str, number: int, state: RevisionState = RevisionState.NEW, reason: str = "") -> Revision:
-    return Revision(id=rev_id, number=number, spec=SNAPSHOT, state=state, reason=reason)
+def r(rev_id: str, number: int, state: RevisionState = RevisionState.NEW, reason: str = "") -> RevisionRecord:
+    return RevisionRecord(id=rev_id, number=number, spec=SNAPSHOT, state=state, reason=reason)
 
 
 STABLE, FAILED = RevisionState.STABLE, RevisionState.FAILED

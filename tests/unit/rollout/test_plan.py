@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.harness import zoo
 from tests.unit.rollout.world import World, monitor_finding, speculative_config, template_revision, vllm_args
-from tests.unit.validate import zoo
 
 from specdeploy.api import SpeculativeDeploymentSpec
 from specdeploy.api.revision import revision_id, serving_snapshot
@@ -443,7 +443,7 @@ def test_action_none_keeps_serving_and_reports_degraded(reports: Reports) -> Non
     assert world.settle().verdicts == []
 
 
-def test_a_healthy_streak_promotes_the_revision_to_stable_once(reports: Reports) -> None:
+def test_a_healthy_run_promotes_the_revision_to_stable_once(reports: Reports) -> None:
     world = serving_world(reports)
     rid = rev(BASE)
     world.monitor = monitor_finding(world, [0.6, 0.7])  # 2 of 3 windows: still collecting
@@ -576,9 +576,11 @@ def test_spec_for_takes_serving_sections_from_the_snapshot_and_the_rest_from_tod
     today = SpeculativeDeploymentSpec.model_validate(
         {**with_k(7), "replicas": 4, "rollback": {"minAcceptanceRate": 0.6}}
     )
-    from specdeploy.rollout.history import Revision, ServingChoice
+    from specdeploy.rollout.history import RevisionRecord, ServingChoice
 
-    merged = spec_for(ServingChoice(Revision(id=rev(with_k(3)), number=1, spec=serving_snapshot(old)), True), today)
+    merged = spec_for(
+        ServingChoice(RevisionRecord(id=rev(with_k(3)), number=1, spec=serving_snapshot(old)), True), today
+    )
     assert merged.speculation.num_speculative_tokens == 3
     assert merged.replicas == 4 and merged.rollback.min_acceptance_rate == 0.6
     assert revision_id(merged) == rev(with_k(3))

@@ -20,7 +20,7 @@ from specdeploy.api.revision import revision_id, serving_snapshot
 from specdeploy.render import owner_for, render_deployment, render_service
 from specdeploy.render.labels import SD_NAME as LABEL_NAME
 from specdeploy.render.labels import SD_REVISION as LABEL_REVISION
-from specdeploy.rollout.compare import is_subset
+from specdeploy.rollout.drift import is_subset
 from specdeploy.rollout.history import (
     ANNOTATION_AT,
     ANNOTATION_MESSAGE,

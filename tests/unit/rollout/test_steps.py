@@ -19,7 +19,7 @@ from specdeploy.monitor.finding import MonitorFinding
 from specdeploy.render import owner_for
 from specdeploy.rollout import progress
 from specdeploy.rollout.announce import Subject, Transitions, newly_stable, plan_events
-from specdeploy.rollout.history import History, Revision, RevisionState, ServingChoice
+from specdeploy.rollout.history import History, RevisionRecord, RevisionState, ServingChoice
 from specdeploy.rollout.plan import Owner, prunable_names, record_revision, render_children
 from specdeploy.rollout.serve import ACCEPTANCE_LOW, apply_finding, select
 from specdeploy.rollout.status import Rollout, StatusInput, build_status, rollout_conditions
@@ -50,8 +50,8 @@ def spec(**sections: Any) -> SpeculativeDeploymentSpec:
     return SpeculativeDeploymentSpec.model_validate({**copy.deepcopy(SPEC), **sections})
 
 
-def r(rev_id: str, number: int, state: RevisionState = NEW, reason: str = "", **kw: Any) -> Revision:
-    return Revision(id=rev_id, number=number, spec={}, state=state, reason=reason, **kw)
+def r(rev_id: str, number: int, state: RevisionState = NEW, reason: str = "", **kw: Any) -> RevisionRecord:
+    return RevisionRecord(id=rev_id, number=number, spec={}, state=state, reason=reason, **kw)
 
 
 def deployment(serving_id: str, replicas: int = 1, ready: int = 1, generation: int = 1, seen: int = 1) -> dict:
@@ -80,7 +80,7 @@ def test_record_revision_records_a_new_spec_once_with_the_next_number() -> None:
 
 
 # ----------------------------------------------------------------------------------------- 2. validation
-def validation_input(s: SpeculativeDeploymentSpec, current: Revision, job: JobOutcome | None) -> ValidationInput:
+def validation_input(s: SpeculativeDeploymentSpec, current: RevisionRecord, job: JobOutcome | None) -> ValidationInput:
     return ValidationInput(owner_for(OWNER.name, OWNER.uid), OWNER.namespace, s, current, job, [], NOW, NOW_ISO)
 
 
@@ -213,7 +213,9 @@ def test_a_finding_about_another_revision_changes_nothing() -> None:
 # ----------------------------------------------------------------------------------------- 5. children
 def test_render_children_renders_what_serves_and_always_a_service() -> None:
     s = spec()
-    served = ServingChoice(Revision("a", 1, dict(s.model_dump(by_alias=True, exclude_none=True))), speculation=False)
+    served = ServingChoice(
+        RevisionRecord("a", 1, dict(s.model_dump(by_alias=True, exclude_none=True))), speculation=False
+    )
     dep, _ = render_children(OWNER, s, served, "b")
     assert dep is not None and dep["spec"]["template"]["metadata"]["labels"]["specdeploy.io/revision"] == "a-nospec"
     none, svc_only = render_children(OWNER, s, None, "b")

@@ -9,10 +9,10 @@ the acceptance rate collapses silently. Both are failures; differences limited t
 from __future__ import annotations
 
 from specdeploy.validate.checks.pair import Pair
-from specdeploy.validate.compare import compare_vocabularies
 from specdeploy.validate.methods import HEADS
 from specdeploy.validate.report import Check
 from specdeploy.validate.vocab import display
+from specdeploy.validate.vocabdiff import compare_vocabularies
 
 
 def check_vocabulary(pair: Pair) -> Check:

@@ -11,9 +11,10 @@ import copy
 import json
 from typing import Any
 
+from tests.unit.rollout.world import World, monitor_finding
+
 from specdeploy.api.status import MAX_FAILED_REVISIONS
 from specdeploy.rollout.history import MAX_REVISIONS
-from tests.unit.rollout.world import World, monitor_finding
 
 REVISIONS = 30
 STATUS_LIMIT_BYTES = 16 * 1024

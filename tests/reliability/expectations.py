@@ -1,6 +1,6 @@
 """What each SpeculativeDeployment of a fault-injection test should become, and whether it has.
 
-The tests apply specs through the API (faster than kubectl under 2 cores) and tell the ``World`` the outcome
+The tests apply specs through the API (faster than kubectl under 2 cores) and tell the ``Expectations`` the outcome
 they expect: served at the revision of the current spec, refused by validation, or rolled back to speculation
 disabled. ``not_converged()`` reads every object and Deployment once and says, per object, what is still off.
 The revision id comes from the operator's own pure function, so "at the current revision" means the status and
@@ -74,7 +74,7 @@ def k_of(dep: dict[str, Any]) -> int | None:
 
 
 @dataclass
-class World:
+class Expectations:
     """The test's own account of what each object should become, and the API to read what it is."""
 
     namespace: str
@@ -154,7 +154,7 @@ class World:
         return "" if ok else f"not rolled back (serving {serving}, template {template_revision(dep)})"
 
 
-def deployments_settled(world: World) -> bool:
+def deployments_settled(world: Expectations) -> bool:
     """Every Deployment observed at its generation with all replicas updated and ready (the controller-manager's
     part of a rollout, which the operator's Ready condition follows)."""
     for d in world.apps.list_namespaced_deployment(world.namespace).items:
