@@ -98,12 +98,15 @@ def validate_step(given: ValidationInput) -> ValidationStep:
     """Step 2: advance the current revision's validation by what the observed world shows."""
     spec, current, job = given.spec, given.current, given.job
     policy = spec.validation.policy
+    # A report recorded on the revision stays shown, also once the policy became Skip (the policy is not part of
+    # the revision: the same revision keeps its report).
+    summary = dict(current.validation) if current.validation else None
     if not needs_validation_job(spec):
         skip = policy == ValidationPolicy.SKIP
         reason = "ValidationSkipped" if skip else "NothingToValidate"
         msg = "validation policy is Skip" if skip else "method ngram uses no draft model"
-        return ValidationStep(ValidationState.SKIPPED, cond.Condition(cond.VALIDATED, cond.TRUE, reason, msg), current)
-    summary = dict(current.validation) if current.validation else None
+        skipped = cond.Condition(cond.VALIDATED, cond.TRUE, reason, msg)
+        return ValidationStep(ValidationState.SKIPPED, skipped, current, summary)
     verdicts: list[tuple[str, dict[str, str]]] = []
     if summary is None and job is not None and job.finished:
         summary = validation_summary(job)

@@ -367,3 +367,12 @@ def test_job_outcome_counts_a_crash_as_could_not_check_and_keeps_its_words() -> 
     assert got is not None and (got.exit_code, got.report, got.message) == (2, None, "OOMKilled")
     no_pod = job_outcome(job_index(DONE), [], "coder-validate-x")
     assert no_pod is not None and no_pod.exit_code is None and "BackoffLimitExceeded" in no_pod.message
+
+
+def test_a_report_recorded_on_the_revision_stays_shown_once_the_policy_is_skip() -> None:
+    recorded = {"compatible": False, "exitCode": 1, "summary": "incompatible: vocabulary", "checks": []}
+    step = validate_step(validation_input(spec(validation={"policy": "Skip"}), r("a", 1, validation=recorded), None))
+    assert step.state is ValidationState.SKIPPED and step.summary == recorded
+    facts = StatusInput("coder", "llm", 3, spec(validation={"policy": "Skip"}), "a", None, History((r("a", 1),)), 0)
+    status = build_status(facts, [], validation=step.summary, finding=None, old={}, now_iso=NOW_ISO)
+    assert status["validation"] == {"revision": "a", "policy": "Skip", **recorded}
