@@ -50,7 +50,7 @@ from tests.harness.vllmfleet import (  # noqa: E402
     offline_hub_cache,
     read_prompts,
 )
-from tests.unit.validate import zoo  # noqa: E402
+from tests.harness import zoo  # noqa: E402
 
 from specdeploy.api.constants import CRD_NAME  # noqa: E402
 
