@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 CLUSTER_DIR := .cluster
 PYTEST := $(PY) -m pytest
 
-.PHONY: install lint types unit integration chart-check e2e test demo cluster-up cluster-down controlplane bench crd clean
+.PHONY: install lint types unit integration chart-check e2e images images-test test demo cluster-up cluster-down controlplane bench crd clean
 
 ## install: create .venv with the package and every test dependency (idempotent; a no-op when up to date)
 install: $(STAMP)
@@ -42,11 +42,24 @@ chart-check: install controlplane
 e2e: install controlplane
 	$(PYTEST) tests/e2e -q
 
-## test: everything CI runs — lint, types, unit, then the tiers that need the local control plane, then real vLLM
+## images: build images/operator and images/validator without a Docker engine (buildah + mmdebstrap, Debian's
+## packages: apt-get install -y buildah mmdebstrap podman runc); bases and images cached under ~/.cache/specdeploy/images
+images:
+	@bash hack/images/build.sh
+
+## images-test: build, then run both images (podman) against the local control plane and the tokenizer fixtures
+images-test: install controlplane
+	$(PYTEST) tests/images -q
+
+## test: everything CI runs — lint, types, unit, then the tiers that need the local control plane, then real vLLM,
+## then the images tier when the daemonless builder is installed (.ci/run installs it)
 test: install lint types controlplane
 	$(PYTEST) tests/unit -q
 	$(PYTEST) tests/integration tests/chart tests/reliability -q
 	$(PYTEST) tests/e2e -q
+	@if bash -c 'source hack/images/common.sh && need_tools buildah mmdebstrap podman runc'; then \
+		$(PYTEST) tests/images -q; \
+	else echo "images tier NOT RUN: the daemonless builder is not installed"; fi
 
 cluster-up: install controlplane
 	$(PY) -m tests.harness.localcluster up --dir $(CLUSTER_DIR)
