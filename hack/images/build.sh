@@ -25,18 +25,17 @@ builder_image="${bases[0]}"
 runtime_image="${bases[1]}"
 KEY_LABEL="dev.specdeploy.source-key"
 
-source_key() { # source_key NAME: what the image is made from, as the build context would copy it
+source_key() { # source_key NAME: what the image is made from (the build context's files, this recipe, the bases)
   {
     echo "${builder_image} ${runtime_image} ${IMAGE_VERSION}"
-    find "images/$1/Dockerfile" pyproject.toml README.md .dockerignore operator -type f \
+    find "images/$1/Dockerfile" hack/images/build.sh pyproject.toml README.md .dockerignore operator -type f \
       ! -path '*/__pycache__/*' ! -name '*.pyc' ! -path '*.egg-info/*' -print0 | sort -z | xargs -0 sha256sum
   } | sha256sum | cut -c1-16
 }
 
+# The host's CA bundle, for pip in the builder stage (a TLS-inspecting proxy's CA included); build time only.
 volumes=()
-for ca in /etc/ssl/certs; do
-  if [[ -d "${ca}" ]]; then volumes+=(--volume "${ca}:${ca}:ro"); fi
-done
+if [[ -d /etc/ssl/certs ]]; then volumes+=(--volume /etc/ssl/certs:/etc/ssl/certs:ro); fi
 
 build() { # build NAME IMAGE
   local name="$1" image="$2" key have started

@@ -4,7 +4,7 @@
 # and a private containers-storage (vfs driver: plain directories, no overlay mounts, so it works inside a container
 # sandbox as root). buildah builds with chroot isolation (no user namespace, no OCI runtime); podman runs the
 # result with runc, cgroupfs and explicit rlimits (the sandbox refuses raising RLIMIT_NOFILE to podman's default).
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034  # the variables are for the scripts and tests that source this file
 
 IMAGES_CACHE="${SPECDEPLOY_IMAGES_CACHE:-${HOME}/.cache/specdeploy/images}"
 IMAGES_DRIVER="${SPECDEPLOY_IMAGES_DRIVER:-vfs}"
