@@ -20,9 +20,9 @@ mkdir -p "${IMAGES_CACHE}"
 exec 9>"${IMAGES_CACHE}/lock"
 flock 9
 
-mapfile -t bases < <(bash hack/images/base.sh)
-builder_image="${bases[0]}"
-runtime_image="${bases[1]}"
+bases="$(bash hack/images/base.sh)"
+builder_image="${bases%%$'\n'*}"
+runtime_image="${bases##*$'\n'}"
 KEY_LABEL="dev.specdeploy.source-key"
 
 source_key() { # source_key NAME: what the image is made from (the build context's files, this recipe, the bases)
