@@ -40,7 +40,8 @@ if [[ -d /etc/ssl/certs ]]; then volumes+=(--volume /etc/ssl/certs:/etc/ssl/cert
 build() { # build NAME IMAGE
   local name="$1" image="$2" key have started
   key="$(source_key "${name}")"
-  have="$(buildah_ inspect --type image --format "{{index .OCIv1.Config.Labels \"${KEY_LABEL}\"}}" "${image}" 2>/dev/null || true)"
+  have="$(buildah_ inspect --type image --format "{{index .OCIv1.Config.Labels \"${KEY_LABEL}\"}}" "${image}" \
+    2>/dev/null || true)"
   if [[ "${have}" == "${key}" && -z "${SPECDEPLOY_IMAGES_FORCE:-}" ]]; then
     echo "${image}: up to date (inputs ${key})" >&2
     return
