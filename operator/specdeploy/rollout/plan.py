@@ -16,7 +16,7 @@ from typing import Any
 
 from specdeploy import conditions as cond
 from specdeploy.api import SpeculativeDeploymentSpec
-from specdeploy.render import owner_for, render_deployment, render_service, render_validation_job
+from specdeploy.render import needs_validation_job, owner_for, render_deployment, render_service, render_validation_job
 from specdeploy.rollout.events import Event, condition_facts, event_name
 from specdeploy.rollout.history import (
     ANNOTATION_MESSAGE,
@@ -119,8 +119,8 @@ class Plan:
 
 
 def validation_needed(spec: SpeculativeDeploymentSpec) -> bool:
-    """A Job runs unless the policy is Skip or there is no draft to compare (ngram)."""
-    return str(spec.validation.policy) != "Skip" and spec.draft is not None
+    """A Job runs unless the policy is Skip or there is nothing to check (ngram); mtp checks the target's layers."""
+    return needs_validation_job(spec)
 
 
 def controller_revision(owner: Owner, rev_id: str, number: int, spec: SpeculativeDeploymentSpec) -> dict[str, Any]:
