@@ -14,8 +14,8 @@ Two kinds of vLLM flags are reserved in ``spec.serving.extraArgs``:
 vLLM's parser accepts each flag in several spellings, and the rule covers them all: ``--flag value`` and
 ``--flag=value``; underscores for dashes (``--max_model_len``); dotted JSON keys (``--speculative-config.method
 x``); unambiguous abbreviations (``--speculative-conf``, ``--po``); and a value glued to a one-letter short
-option (``-qawq`` is ``-q awq``). :data:`RESERVED_FLAGS` lists the flags (every entry is a vLLM 0.32 ``serve``
-option, a unit test checks it against the captured option list), :data:`RESERVED_FLAG_PREFIXES` the families
+option (``-qawq`` is ``-q awq``). :data:`RESERVED_FLAGS` lists the flags with all their aliases (a unit test
+checks them against vLLM 0.32's captured ``serve`` option table), :data:`RESERVED_FLAG_PREFIXES` the families
 reserved as a whole. The CEL rule built here runs in the API server and :func:`reserved_flag` runs in Python,
 with the same logic, in the same order, so both refuse the same arguments and name the same flag:
 
@@ -46,6 +46,7 @@ RENDERED_FLAGS: Final = (
     "--host",
     "--port",
     "--gpu-memory-utilization",
+    "--device-memory-utilization",  # the same option under another name
     "--speculative-config",
     "-sc",
 )
