@@ -133,11 +133,7 @@ def schema_accepts(node: dict[str, Any], value: str) -> bool:
 
 def key_rule_accepts(rule: re.Match[str], key: str) -> bool:
     """The API server's verdict on a map key under a qualified-key rule (size, prefix length, matches)."""
-    return (
-        len(key) <= int(rule["size"])
-        and key.find("/") <= int(rule["prefix"])
-        and re2_accepts(rule["pattern"], key)
-    )
+    return len(key) <= int(rule["size"]) and key.find("/") <= int(rule["prefix"]) and re2_accepts(rule["pattern"], key)
 
 
 def parse_field(field: str) -> Path:

@@ -10,7 +10,6 @@ checked against the real API server in tests/integration/test_api_parity.py.
 
 from __future__ import annotations
 
-import copy
 import re
 from typing import Any
 
@@ -144,6 +143,6 @@ def test_the_image_from_the_issue_is_refused_on_both_sides() -> None:
     image = HOSTILE_STRINGS["image from the issue"]
     (node,) = [n for p, n in pattern_leaves(openapi()) if p == ("spec", "serving", "image")]
     assert not schema_accepts(node, image)
-    spec = copy.deepcopy({"target": {"model": "org/t"}, "draft": {"model": "org/d"}, "serving": {"image": image}})
-    with pytest.raises(ValidationError, match="serving.image"):
+    spec = {"target": {"model": "org/t"}, "draft": {"model": "org/d"}, "serving": {"image": image}}
+    with pytest.raises(ValidationError, match=r"serving\.image"):
         SpeculativeDeploymentSpec.model_validate(spec)

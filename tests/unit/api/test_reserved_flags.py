@@ -41,7 +41,7 @@ def refusal(args: list[str]) -> list[str]:
     return error_lines(info.value, prefix=["spec"])
 
 
-@pytest.mark.parametrize(("arg", "flag"), all_reserved_spellings(), ids=lambda v: repr(v))
+@pytest.mark.parametrize(("arg", "flag"), all_reserved_spellings(), ids=repr)
 def test_every_spelling_of_a_reserved_flag_is_refused_naming_the_flag(arg: str, flag: str) -> None:
     assert reserved_flag(arg) == flag
     (line,) = refusal(["--max-num-seqs", "8", arg])
