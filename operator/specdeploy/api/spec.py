@@ -163,7 +163,8 @@ class Speculation(SpecModel):
         description=(
             "draft_model (a smaller LM with the same tokenizer), eagle, eagle3, medusa, mlp_speculator (heads "
             "trained for the target), mtp (the target's multi-token-prediction layers) or ngram (prompt "
-            "lookup, no draft model). Default: draft_model."
+            "lookup, no draft model). Default: draft_model. Note: vLLM 0.32's engine has no proposer for "
+            "mlp_speculator (its pods fail at start-up with 'Unknown speculative decoding method')."
         ),
     )
     num_speculative_tokens: int | None = Field(

@@ -252,3 +252,17 @@ def test_every_default_in_the_schema_is_valid_for_its_field() -> None:
     # The API server refuses a CRD whose defaults fail its own schema; pydantic must accept them too.
     spec = apiserver_defaults({"target": {"model": "a/b"}, "draft": {"model": "c/d"}}, schema()["properties"]["spec"])
     assert SpeculativeDeploymentSpec.model_validate(spec).serving.port == 8000
+
+
+def test_field_docs_say_what_vllm_does() -> None:
+    # `kubectl explain` is where users read these; they follow vLLM 0.32's SpeculativeConfig.
+    spec = schema()["properties"]["spec"]["properties"]
+    lookup = spec["speculation"]["properties"]
+    # n-gram: 5 and 5 only when neither is given; one given is copied to the other.
+    assert lookup["promptLookupMax"]["description"].endswith("promptLookupMin when only that is set, else 5.")
+    assert lookup["promptLookupMin"]["description"].endswith("promptLookupMax when only that is set, else 5.")
+    draft_tp = " ".join(spec["draft"]["properties"]["tensorParallelSize"]["description"].split())
+    assert "draft_model: must equal spec.target.tensorParallelSize" in draft_tp
+    assert "the heads are loaded with the target's parallel config either way, so this does not shard them" in draft_tp
+    assert "(1 for mlp_speculator)" in draft_tp
+    assert "or 1 for mtp" in lookup["numSpeculativeTokens"]["description"]
