@@ -27,7 +27,7 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
         "name": "K",
         "type": "integer",
         "jsonPath": ".spec.speculation.numSpeculativeTokens",
-        "description": "Speculative tokens per step.",
+        "description": "Speculative tokens per step (empty: the method's default, 4, or 1 for mtp).",
     },
     {
         "name": "TP",
