@@ -26,8 +26,8 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
     {
         "name": "K",
         "type": "integer",
-        "jsonPath": ".spec.speculation.numSpeculativeTokens",
-        "description": "Speculative tokens per step (empty: the method's default, 4, or 1 for mtp).",
+        "jsonPath": ".status.numSpeculativeTokens",
+        "description": "Speculative tokens per step of the revision that serves (0: speculation off).",
     },
     {
         "name": "TP",
