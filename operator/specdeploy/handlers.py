@@ -216,6 +216,12 @@ async def services_idx(*, namespace: str | None, labels: Mapping[str, str], body
     return _indexed(key, _pack(body))
 
 
+@kopf.index("policy", "v1", "poddisruptionbudgets", labels=MANAGED)
+async def pdbs_idx(*, namespace: str | None, labels: Mapping[str, str], body: kopf.Body, **_: Any) -> Any:
+    key = _owner_key(namespace, labels)
+    return _indexed(key, _pack(body))
+
+
 @kopf.index("batch", "v1", "jobs", labels=MANAGED)
 async def jobs_idx(
     *, namespace: str | None, name: str, uid: str | None, labels: Mapping[str, str], status: kopf.Status, **_: Any
@@ -283,6 +289,7 @@ def _deleted(*, type: str | None = None, **_: Any) -> bool:
 
 @kopf.on.event("apps", "v1", "deployments", labels=MANAGED, when=_deleted)
 @kopf.on.event("", "v1", "services", labels=MANAGED, when=_deleted)
+@kopf.on.event("policy", "v1", "poddisruptionbudgets", labels=MANAGED, when=_deleted)
 @kopf.on.event("batch", "v1", "jobs", labels=MANAGED, when=_deleted)
 @kopf.on.event("", "v1", "pods", labels=MANAGED, when=_deleted)
 @kopf.on.event("apps", "v1", "controllerrevisions", labels=MANAGED, when=_deleted)
@@ -379,6 +386,7 @@ class Indexes:
     jobs: Any
     pods: Any
     revisions: Any
+    pdbs: Any = None  # issue 15
 
 
 class ObjectReconciler:
@@ -408,6 +416,7 @@ class ObjectReconciler:
         self.next_scrape = 0.0
         self.event_failures: dict[str, int] = {}  # Event name -> failed creates in a row (passing errors)
         self.snapshots: dict[str, Any] = {}  # revision id -> spec snapshot, only for revisions that may serve
+        self.pool: dict[str, Any] | None = None  # the InferencePool this process last applied (no index: optional CRD)
 
     async def run_once(self, body: kopf.Body, spec: SpeculativeDeploymentSpec, idx: Indexes) -> None:
         namespace, name = self.key
@@ -422,6 +431,7 @@ class ObjectReconciler:
             observed = self.observe(body, spec, idx, pods)
             result = stalls.report(plan(observed), observed, pods)  # a stuck rollout says why (rollout.stalls)
             await self.execute(result, observed, body)
+            await self.apply_optional(result.optional, idx)  # issue 15: PodDisruptionBudget, InferencePool
         if not is_subset(result.status, observed.status):
             self.last_status = result.status
             self.last_status_over = self.seen_version
@@ -567,6 +577,39 @@ class ObjectReconciler:
             await kube.patch_status(ns, name, p.status, resource_version=self.seen_version or None)
         await _all([kube.delete("ControllerRevision", ns, cr_name) for cr_name in p.prune])
 
+    async def apply_optional(self, wanted: list[dict[str, Any]] | None, idx: Indexes) -> None:
+        """Apply the optional children the plan wants and delete those it no longer wants (None: leave them).
+
+        The PodDisruptionBudget is read from its index. InferencePools are not watched (their CRD and the RBAC
+        for them are optional), so the pool this process last applied stands in for the live one: created (a
+        409 reads the existing one and patches it when it differs), and deleted when no longer wanted. A pool
+        left by a restarted process while it was disabled stays until the object is deleted (garbage collector).
+        """
+        if wanted is None:
+            return
+        ns, name = self.key
+        by_kind = {obj["kind"]: obj for obj in wanted}
+        pdb = by_kind.get("PodDisruptionBudget")
+        live_pdb = _one(idx.pdbs, self.key) if idx.pdbs is not None else None
+        if pdb is not None:
+            what = await _apply(live_pdb, pdb)
+            if what:
+                self.logger.info(what)
+        elif live_pdb is not None:
+            await kube.delete("PodDisruptionBudget", ns, live_pdb["metadata"]["name"])
+            self.logger.info(f"deleted PodDisruptionBudget {live_pdb['metadata']['name']} (replicas below 2)")
+        pool = by_kind.get("InferencePool")
+        if pool is not None and (self.pool is None or not is_subset(pool, self.pool)):
+            live, created = await kube.create(pool)
+            if not created and not is_subset({k: v for k, v in pool.items() if k != "status"}, live):
+                await kube.patch("InferencePool", ns, pool["metadata"]["name"], patch_for(pool))
+            self.pool = pool
+            self.logger.info(f"applied InferencePool {pool['metadata']['name']}")
+        elif pool is None and self.pool is not None:
+            await kube.delete("InferencePool", ns, self.pool["metadata"]["name"])
+            self.pool = None
+            self.logger.info(f"deleted InferencePool {name} (spec.routing.inferencePool disabled)")
+
     async def report_invalid(self, body: kopf.Body, generation: int, message: str) -> None:
         """Say that this generation of the spec does not parse (``rollout.invalid``): its one Event, then the
         status, each only when the object does not show it yet (an unchanged world writes nothing)."""
@@ -665,7 +708,7 @@ async def reconcile_daemon(
 ) -> None:
     """One loop per object: reconcile on every wake-up, scrape metrics on its interval."""
     assert namespace is not None  # the kind is namespaced
-    idx = Indexes(*(kwargs[f"{kind}_idx"] for kind in ("deployments", "services", "jobs", "pods", "revisions")))
+    idx = Indexes(*(kwargs[f"{kind}_idx"] for kind in ("deployments", "services", "jobs", "pods", "revisions", "pdbs")))
     wake = _wakeups.setdefault((namespace, name), asyncio.Event())
     reconciler = ObjectReconciler(namespace, name, logger)
     # The spec, or why it does not parse, once per metadata.generation.

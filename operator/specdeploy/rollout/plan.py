@@ -18,6 +18,8 @@ from specdeploy import conditions as cond
 from specdeploy.api import SpeculativeDeploymentSpec
 from specdeploy.policy import AdminPolicy, check
 from specdeploy.render import owner_for, render_deployment, render_service, render_validation_job
+from specdeploy.render.ecosystem import render_optional  # issue 15
+from specdeploy.render.labels import selector_string  # issue 15
 from specdeploy.rollout.events import Event, condition_facts, event_name
 from specdeploy.rollout.history import (
     ANNOTATION_MESSAGE,
@@ -119,6 +121,7 @@ class Plan:
     events: list[Event] = field(default_factory=list)
     prune: list[str] = field(default_factory=list)
     monitor: Serving | None = None
+    optional: list[dict[str, Any]] | None = None  # issue 15: PDB, InferencePool wanted; None: leave them be
 
 
 def validation_needed(spec: SpeculativeDeploymentSpec) -> bool:
@@ -370,6 +373,10 @@ def plan(obs: Observed) -> Plan:  # noqa: PLR0915 - one linear pass over the pip
     out.service = render_service(
         owner.name, owner.namespace, spec, serving.id if serving else current_id, owner=owner_for(owner.name, owner.uid)
     )
+    # Issue 15: the optional children (render.ecosystem); the handler deletes those no longer wanted.
+    out.optional = render_optional(
+        owner.name, owner.namespace, spec, serving.id if serving else current_id, owner=owner_for(owner.name, owner.uid)
+    )
 
     # 6. Status.
     dep_status = (obs.deployment or {}).get("status", {}) if obs.deployment else {}
@@ -467,6 +474,7 @@ def plan(obs: Observed) -> Plan:  # noqa: PLR0915 - one linear pass over the pip
         "replicas": replicas,
         "readyReplicas": ready,
         "ready": f"{ready}/{replicas}",
+        "selector": selector_string(owner.name),  # issue 15: the scale subresource's labelSelectorPath
         "revision": {
             "current": current_id,
             "serving": serving.id if serving else None,
