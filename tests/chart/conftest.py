@@ -61,6 +61,11 @@ MAY_GO_UNSEEN: dict[tuple[str, str, str], str] = {
     ("batch", "jobs", "get"): "kube.create reads the existing Job after a 409 (stale index)",
     ("batch", "jobs", "delete"): "plan.py retries a validation that errored (exit 2) after VALIDATION_RETRY_SECONDS",
     ("apps", "controllerrevisions", "delete"): "plan.py prunes revisions beyond history.MAX_REVISIONS (20)",
+    (
+        "policy",
+        "poddisruptionbudgets",
+        "create",
+    ): "a budget exists only at replicas >= 2 (tests/integration/test_ecosystem.py)",
     ("policy", "poddisruptionbudgets", "get"): "kube.create reads the existing budget after a 409 (stale index)",
     ("policy", "poddisruptionbudgets", "patch"): "a changed spec.disruption.maxUnavailable patches the budget",
     ("policy", "poddisruptionbudgets", "delete"): "spec.replicas dropping below 2 deletes the budget",
