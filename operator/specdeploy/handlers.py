@@ -388,6 +388,13 @@ class Indexes:
     revisions: Any
     pdbs: Any = None  # issue 15
 
+    @classmethod
+    def from_kwargs(cls, kwargs: Mapping[str, Any]) -> Indexes:
+        """The indexes kopf passes to the daemon by their handlers' names (the budget's may be absent: issue 15)."""
+        idx = cls(*(kwargs[f"{kind}_idx"] for kind in ("deployments", "services", "jobs", "pods", "revisions")))
+        idx.pdbs = kwargs.get("pdbs_idx")
+        return idx
+
 
 class ObjectReconciler:
     """The state one daemon keeps for one SpeculativeDeployment between loops, and one loop's work.
@@ -708,7 +715,7 @@ async def reconcile_daemon(
 ) -> None:
     """One loop per object: reconcile on every wake-up, scrape metrics on its interval."""
     assert namespace is not None  # the kind is namespaced
-    idx = Indexes(*(kwargs[f"{kind}_idx"] for kind in ("deployments", "services", "jobs", "pods", "revisions", "pdbs")))
+    idx = Indexes.from_kwargs(kwargs)
     wake = _wakeups.setdefault((namespace, name), asyncio.Event())
     reconciler = ObjectReconciler(namespace, name, logger)
     # The spec, or why it does not parse, once per metadata.generation.
