@@ -3,7 +3,7 @@
 ``disruption`` sizes the PodDisruptionBudget the operator keeps for the vLLM pods (drains and node upgrades may
 take at most that many pods at once); ``routing.inferencePool`` asks for a Gateway API Inference Extension
 ``InferencePool`` so that an inference gateway (llm-d, GKE, Istio, kgateway) can route to the pods through an
-endpoint picker. Neither is part of the revision (``rollout.revision.SERVING_FIELDS``): changing them never
+endpoint picker. Neither is part of the revision (``api.revision.SERVING_FIELDS``): changing them never
 restarts a pod or reruns the validation Job.
 """
 

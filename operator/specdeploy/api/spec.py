@@ -16,7 +16,7 @@ from specdeploy.api.base import SpecModel
 from specdeploy.api.constants import DEFAULT_VALIDATOR_IMAGE
 from specdeploy.api.ecosystem import Disruption, Routing
 from specdeploy.api.serving import Serving
-from specdeploy.api.types import URL_PATTERN, ModelId, QuantizationName, Revision
+from specdeploy.api.types import URL_PATTERN, ModelId, ModelRevision, QuantizationName
 
 MAX_TENSOR_PARALLEL = 64
 MAX_SPECULATIVE_TOKENS = 16
@@ -81,7 +81,7 @@ class Target(SpecModel):
             "'.', '_', '-' and '/' only; no '..' segments and no leading '-'."
         )
     )
-    revision: Revision | None = Field(None, description="Branch, tag or commit of the model repo. Default: main.")
+    revision: ModelRevision | None = Field(None, description="Branch, tag or commit of the model repo. Default: main.")
     tensor_parallel_size: int = Field(
         1,
         ge=1,
@@ -106,7 +106,7 @@ class Draft(SpecModel):
     model: ModelId = Field(
         description="Hugging Face repo id (org/name) or absolute path inside the pod, as for spec.target.model."
     )
-    revision: Revision | None = Field(None, description="Branch, tag or commit of the draft repo. Default: main.")
+    revision: ModelRevision | None = Field(None, description="Branch, tag or commit of the draft repo. Default: main.")
     tensor_parallel_size: int | None = Field(
         None,
         ge=1,

@@ -7,10 +7,10 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from specdeploy.api.revision import revision_id
 from specdeploy.render import owner_for, render_all, render_deployment, render_service
 from specdeploy.render.ecosystem import OPTIONAL_KINDS, render_optional
 from specdeploy.render.labels import selector_labels, selector_string
-from specdeploy.rollout.revision import revision_id
 
 from .specs import BASE, make_spec
 
