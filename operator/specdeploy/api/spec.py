@@ -11,7 +11,14 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import (
+    ConfigDict,
+    Field,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+    model_validator,
+)
 
 from specdeploy.api.base import SpecModel
 from specdeploy.api.constants import DEFAULT_VALIDATOR_IMAGE
@@ -49,6 +56,16 @@ DEFAULT_NUM_SPECULATIVE_TOKENS = 4
 # vLLM warns that k > 1 "will run multiple times of forward on same MTP layer, which may result in lower
 # acceptance rate" (SpeculativeConfig, for MTP heads with one layer, as DeepSeek-V3's num_nextn_predict_layers: 1).
 MTP_DEFAULT_NUM_SPECULATIVE_TOKENS = 1
+
+
+HETEROGENEOUS_VOCAB_MESSAGE = (
+    "spec.speculation.heterogeneousVocab is only for method draft_model (vLLM maps vocabularies only between a "
+    "draft model and the target)"
+)
+
+
+def _no_schema_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
 
 
 def default_num_speculative_tokens(method: object) -> int:
@@ -155,6 +172,11 @@ class Speculation(SpecModel):
                     "self.promptLookupMin <= self.promptLookupMax",
                     "message": "spec.speculation.promptLookupMin must not exceed spec.speculation.promptLookupMax",
                 },
+                {
+                    "rule": "!has(self.heterogeneousVocab) || !self.heterogeneousVocab || !has(self.method) || "
+                    "self.method == 'draft_model'",
+                    "message": HETEROGENEOUS_VOCAB_MESSAGE,
+                },
             ]
         }
     )
@@ -196,6 +218,22 @@ class Speculation(SpecModel):
         ),
     )
 
+    heterogeneous_vocab: bool = Field(
+        False,
+        strict=True,  # true or false only, as the API server's boolean type ("yes" is not coerced)
+        # No default in the CRD: the API server then leaves the field out of objects that do not set it, exactly
+        # as the dump below does, so stored objects and revision ids stay as they were before the field existed.
+        json_schema_extra=_no_schema_default,
+        description=(
+            "draft_model only: let the draft use a different vocabulary than the target (vLLM 0.32's "
+            "use_heterogeneous_vocab). vLLM then keeps only the tokens both vocabularies hold, maps the draft's "
+            "proposals to the target's token ids, and drafts greedily; acceptance depends on how much the "
+            "vocabularies overlap, which the validation Job reports (a differing pair passes with a warning "
+            "instead of failing). Default: false (vLLM refuses a draft whose vocabulary size differs from the "
+            "target's)."
+        ),
+    )
+
     @model_validator(mode="before")
     @classmethod
     def _method_default_k(cls, data: Any) -> Any:
@@ -225,7 +263,21 @@ class Speculation(SpecModel):
             and self.prompt_lookup_min > self.prompt_lookup_max
         ):
             raise ValueError("spec.speculation.promptLookupMin must not exceed spec.speculation.promptLookupMax")
+        if self.heterogeneous_vocab and self.method != Method.DRAFT_MODEL:
+            raise ValueError(HETEROGENEOUS_VOCAB_MESSAGE)
         return self
+
+    @model_serializer(mode="wrap")
+    def _omit_default_heterogeneous_vocab(
+        self, handler: SerializerFunctionWrapHandler, info: SerializationInfo
+    ) -> dict[str, Any]:
+        # Left out while false, so a spec that does not use it dumps as before this field existed: the revision
+        # id (a hash of the dump) of every existing SpeculativeDeployment stays the same across the upgrade.
+        data: dict[str, Any] = handler(self)
+        if not self.heterogeneous_vocab:
+            data.pop("heterogeneousVocab", None)
+            data.pop("heterogeneous_vocab", None)
+        return data
 
 
 class Validation(SpecModel):

@@ -65,6 +65,8 @@ def validator_args(spec: SpeculativeDeploymentSpec) -> list[str]:
         args += ["--max-model-len", str(target.max_model_len)]
     if spec.validation.gpu_memory_gib is not None:
         args += ["--gpu-memory-gib", str(spec.validation.gpu_memory_gib)]
+    if spec.speculation.heterogeneous_vocab:
+        args.append("--heterogeneous-vocab")  # the pods run with use_heterogeneous_vocab: check that setup
     args += ["--output", "json", "--report-file", REPORT_FILE]
     return args
 

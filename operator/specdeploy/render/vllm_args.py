@@ -47,6 +47,9 @@ def speculative_config(spec: SpeculativeDeploymentSpec) -> dict[str, Any]:
             config["revision"] = draft.revision
         if draft.quantization is not None:
             config["quantization"] = draft.quantization
+    if speculation.heterogeneous_vocab:
+        # Different vocabularies (draft_model only, greedy drafting: the spec's rules and vLLM's own both hold).
+        config["use_heterogeneous_vocab"] = True
     if speculation.method == Method.NGRAM:
         if speculation.prompt_lookup_max is not None:
             config["prompt_lookup_max"] = speculation.prompt_lookup_max

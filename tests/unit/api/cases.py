@@ -82,6 +82,21 @@ INVALID: list[Case] = [
         "spec.speculation.promptLookupMin must not exceed spec.speculation.promptLookupMax",
     ),
     Case(
+        "heterogeneous-vocab-eagle3",
+        spec(speculation={"method": "eagle3", "heterogeneousVocab": True}),
+        "spec.speculation.heterogeneousVocab is only for method draft_model",
+    ),
+    Case(
+        "heterogeneous-vocab-mtp",
+        spec(draft=None, speculation={"method": "mtp", "heterogeneousVocab": True}),
+        "spec.speculation.heterogeneousVocab is only for method draft_model",
+    ),
+    Case(
+        "heterogeneous-vocab-not-bool",
+        spec(speculation={"heterogeneousVocab": "yes"}),
+        "spec.speculation.heterogeneousVocab",
+    ),
+    Case(
         "draft-tp-mismatch",
         spec(target={"tensorParallelSize": 4}, draft={"tensorParallelSize": 2}),
         "spec.draft.tensorParallelSize must be 1 or equal to spec.target.tensorParallelSize",
@@ -158,6 +173,13 @@ VALID: list[Case] = [
     Case("minimal", BASE, ""),
     Case("ngram-no-draft", spec(draft=None, speculation={"method": "ngram", "promptLookupMax": 4}), ""),
     Case("mtp-no-draft", spec(draft=None, speculation={"method": "mtp", "numSpeculativeTokens": 1}), ""),
+    Case("heterogeneous-vocab-draft-model", spec(speculation={"heterogeneousVocab": True}), ""),
+    Case(
+        "heterogeneous-vocab-default-method",
+        spec(speculation={"heterogeneousVocab": True, "numSpeculativeTokens": 3}),
+        "",
+    ),
+    Case("heterogeneous-vocab-off-eagle", spec(speculation={"method": "eagle", "heterogeneousVocab": False}), ""),
     Case("local-paths", spec(target={"model": "/models/target"}, draft={"model": "/models/draft"}), ""),
     Case(
         "draft-tp-one-eagle",

@@ -230,6 +230,22 @@ def test_prompt_lookup_is_ngram_only_and_ordered() -> None:
     assert ok.speculation.prompt_lookup_min == 2
 
 
+@pytest.mark.parametrize("method", ["eagle", "eagle3", "medusa", "mlp_speculator", "ngram", "mtp"])
+def test_heterogeneous_vocab_is_draft_model_only(method: str) -> None:
+    draft = None if method in ("ngram", "mtp") else {"model": "org/draft"}
+    lines = errors_of(spec_with(draft=draft, speculation={"method": method, "heterogeneousVocab": True}))
+    assert lines == [
+        "spec.speculation.heterogeneousVocab is only for method draft_model (vLLM maps vocabularies only between "
+        "a draft model and the target)"
+    ]
+    off = SpeculativeDeploymentSpec.model_validate(
+        spec_with(draft=draft, speculation={"method": method, "heterogeneousVocab": False})
+    )
+    assert off.speculation.heterogeneous_vocab is False
+    on = SpeculativeDeploymentSpec.model_validate(spec_with(speculation={"heterogeneousVocab": True}))
+    assert on.speculation.method == "draft_model" and on.speculation.heterogeneous_vocab is True
+
+
 @pytest.mark.parametrize(("target_tp", "draft_tp", "ok"), [(4, 1, True), (4, 4, True), (4, 2, False), (1, 2, False)])
 def test_draft_tensor_parallel_must_be_one_or_the_targets(target_tp: int, draft_tp: int, ok: bool) -> None:
     spec = spec_with(

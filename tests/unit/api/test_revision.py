@@ -38,6 +38,7 @@ def test_changing_k_or_anything_served_changes_the_id() -> None:
         with_("serving", image="vllm/vllm-openai:v0.33.0"),
         with_("serving", extraArgs=["--max-num-seqs", "8"]),
         with_("serving", hfTokenSecretRef={"name": "hf"}),
+        with_("speculation", heterogeneousVocab=True),
     ]
     ids = [rid(raw) for raw in changed]
     assert base not in ids
@@ -69,3 +70,12 @@ def test_hashed_text_is_canonical_json_of_the_serving_sections_only() -> None:
     assert " " not in text
     for excluded in ("replicas", "rollback", "metrics", "validation"):
         assert f'"{excluded}"' not in text
+
+
+def test_heterogeneous_vocab_off_keeps_the_ids_from_before_the_field_existed() -> None:
+    # An operator upgrade must not give every existing SpeculativeDeployment a new revision (that would re-run
+    # validation and restart its GPU pods): the field is left out of the hashed text while false.
+    assert rid(with_("speculation", heterogeneousVocab=False)) == rid(BASE) == "37d734cf5e"  # main's id for BASE
+    assert "heterogeneous" not in canonical_serving_spec(SpeculativeDeploymentSpec.model_validate(BASE))
+    on = canonical_serving_spec(SpeculativeDeploymentSpec.model_validate(with_("speculation", heterogeneousVocab=True)))
+    assert '"heterogeneousVocab":true' in on

@@ -185,3 +185,17 @@ def test_job_image_defaults_to_the_operators_validator_image(monkeypatch: pytest
     )
     job = render_validation_job("x", "ns", pinned, "abc", owner=None)
     assert job["spec"]["template"]["spec"]["containers"][0]["image"] == "mine:1"
+
+
+def test_heterogeneous_vocab_spec_validates_the_pair_as_the_pods_run_it() -> None:
+    # The pods get use_heterogeneous_vocab: true, so the Job must check that setup: without the flag the validator
+    # fails every pair with different vocabularies, the very pairs this setting is for.
+    spec = make_spec(speculation={"heterogeneousVocab": True})
+    args = validator_args(spec)
+    assert args.count("--heterogeneous-vocab") == 1
+    assert "--heterogeneous-vocab" in container(job(speculation={"heterogeneousVocab": True}))["args"]
+    parser = argparse.ArgumentParser(exit_on_error=False)
+    add_arguments(parser)
+    assert parser.parse_args(args).heterogeneous_vocab is True
+    assert "--heterogeneous-vocab" not in validator_args(make_spec())
+    assert parser.parse_args(validator_args(make_spec())).heterogeneous_vocab is False

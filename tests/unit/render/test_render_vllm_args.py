@@ -112,6 +112,18 @@ def test_speculative_config_for_a_draft_model() -> None:
     }
 
 
+def test_heterogeneous_vocab_asks_vllm_to_map_the_vocabularies() -> None:
+    assert spec_config(speculation={"heterogeneousVocab": True}) == {
+        "method": "draft_model",
+        "model": "org/draft",
+        "num_speculative_tokens": 4,
+        "use_heterogeneous_vocab": True,
+    }
+    # Off (the default, or written out): the key is absent and vLLM keeps its equal-vocabulary check.
+    assert "use_heterogeneous_vocab" not in spec_config(speculation={"heterogeneousVocab": False})
+    assert "use_heterogeneous_vocab" not in spec_config()
+
+
 @pytest.mark.parametrize("method", ["eagle", "eagle3", "medusa", "mlp_speculator"])
 def test_speculative_config_for_head_methods_names_method_and_heads(method: str) -> None:
     assert spec_config(speculation={"method": method, "numSpeculativeTokens": 3}) == {

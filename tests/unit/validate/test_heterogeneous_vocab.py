@@ -36,6 +36,9 @@ def test_without_the_flag_the_failure_names_the_flag_and_the_overlap(folders: Fo
     token_ids = check(out, "token_ids")
     assert token_ids["status"] == "fail"
     assert "use_heterogeneous_vocab" in token_ids["message"]
+    # The Job's report reaches the SpeculativeDeployment's condition: it names the spec field that sets the key.
+    for message in (vocab["message"], token_ids["message"]):
+        assert "spec.speculation.heterogeneousVocab: true" in message
 
 
 def test_with_the_flag_the_pair_passes_with_a_warning_reporting_the_overlap(folders: Folders, run: Run) -> None:

@@ -24,6 +24,10 @@ from specdeploy.validate.vocabdiff import Overlap, compare_vocabularies
 
 HETEROGENEOUS_KEY = "use_heterogeneous_vocab"
 HETEROGENEOUS_METHOD = "draft_model"
+#: How a SpeculativeDeployment asks for it (the operator then renders the key and runs this with the flag).
+HETEROGENEOUS_HOW = (
+    "spec.speculation.heterogeneousVocab: true in a SpeculativeDeployment; check with --heterogeneous-vocab"
+)
 #: vLLM logs a warning when fewer tokens than this are shared (``vllm/v1/spec_decode/vocab_mapping.py``).
 SMALL_OVERLAP = 100
 
@@ -75,8 +79,7 @@ def check_vocabulary(pair: Pair) -> Check:
             "vocabulary",
             "fail",
             f"{differs}; vLLM 0.32 refuses a draft_model pair whose vocabulary sizes differ (embedding padding "
-            f"included) unless the speculative config sets {HETEROGENEOUS_KEY}: true (check with "
-            f"--heterogeneous-vocab){shared}",
+            f"included) unless the speculative config sets {HETEROGENEOUS_KEY}: true ({HETEROGENEOUS_HOW}){shared}",
             details,
         )
     return _heterogeneous(pair, "vocabulary", differs, overlap, details)
@@ -139,7 +142,7 @@ def check_token_ids(pair: Pair) -> Check:
             shared = f"; the tokenizers share {overlap.describe()}"
         hint = (
             f"; vLLM 0.32 can pair different vocabularies only with {HETEROGENEOUS_KEY}: true in the speculative "
-            f"config (check with --heterogeneous-vocab){shared}"
+            f"config ({HETEROGENEOUS_HOW}){shared}"
         )
     return Check(
         "token_ids",
