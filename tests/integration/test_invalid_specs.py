@@ -67,6 +67,11 @@ CASES: list[tuple[str, Callable[[dict[str, Any]], None], list[str]]] = [
         _set("spec.speculation", {"method": "ngram", "promptLookupMax": 4}),
         ["spec.draft"],
     ),
+    (
+        "heterogeneous vocabulary for eagle3",
+        _set("spec.speculation", {"method": "eagle3", "heterogeneousVocab": True}),
+        ["spec.speculation.heterogeneousVocab is only for method draft_model"],
+    ),
     ("model with shell metacharacters", _set("spec.target.model", "org/model;rm -rf /"), ["spec.target.model"]),
     ("model as an option", _set("spec.target.model", "--trust-remote-code"), ["spec.target.model"]),
     ("path traversal", _set("spec.draft.model", "/models/../etc/passwd"), ["spec.draft.model"]),
@@ -160,6 +165,8 @@ def test_the_valid_base_is_accepted_with_defaults(kubectl: Kubectl, crd: str, na
     # k has no schema default (it depends on the method: 4, or 1 for mtp); the operator's models fill it in.
     assert "numSpeculativeTokens" not in spec["speculation"]
     assert SpeculativeDeploymentSpec.model_validate(spec).speculation.num_speculative_tokens == 4
+    # heterogeneousVocab has no schema default either: objects that do not use it are stored as before it existed.
+    assert "heterogeneousVocab" not in spec["speculation"]
     assert spec["target"]["tensorParallelSize"] == 1
     assert spec["rollback"]["minAcceptanceRate"] == 0.5
     assert spec["validation"]["policy"] == "Enforce"
