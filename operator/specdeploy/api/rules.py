@@ -23,6 +23,13 @@ OWNED_FLAGS: Final = (
     "-pp",
     "--data-parallel-size",
     "-dp",
+    "--nnodes",
+    "-n",
+    "--node-rank",
+    "-r",
+    "--master-addr",
+    "--master-port",
+    "--headless",
     "--max-model-len",
     "--dtype",
     "--quantization",
@@ -45,7 +52,7 @@ OWNED_FLAGS: Final = (
 RESERVED_ENV: Final = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_HOME", "POD_IP")
 
 EXTRA_ARGS_MESSAGE: Final = (
-    "spec.serving.extraArgs must not set flags the operator owns (model, revision, parallelism, max model len, "
+    "spec.serving.extraArgs must not set flags the operator owns (model, revision, parallelism, nodes, max model len, "
     "dtype, quantization, served model name, host, port, GPU memory, speculative config, HF token, config "
     "file) or abbreviations of them: use the typed fields of spec.target, spec.draft, spec.speculation and "
     "spec.serving instead"

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from specdeploy.api.base import SpecModel
+from specdeploy.api.base import SpecModel, unset_if_default
 from specdeploy.api.constants import DEFAULT_VALIDATOR_IMAGE
-from specdeploy.api.serving import Serving
+from specdeploy.api.serving import DEFAULT_GPUS_PER_NODE, Serving
 from specdeploy.api.types import URL_PATTERN, ModelId, QuantizationName, Revision
 
 MAX_TENSOR_PARALLEL = 64
+MAX_PIPELINE_PARALLEL = 16
 MAX_SPECULATIVE_TOKENS = 16
 
 
@@ -87,6 +88,16 @@ class Target(SpecModel):
         le=MAX_TENSOR_PARALLEL,
         description="GPUs per replica the target is sharded over; also each pod's GPU request. Default: 1.",
     )
+    pipeline_parallel_size: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_PIPELINE_PARALLEL,
+        description=(
+            "Pipeline stages the target's layers are split over; a replica uses tensorParallelSize x "
+            "pipelineParallelSize GPUs, on several nodes (a LeaderWorkerSet group) when that exceeds "
+            "spec.serving.gpusPerNode. Default: 1."
+        ),
+    )
     max_model_len: int | None = Field(
         None,
         ge=1,
@@ -97,6 +108,21 @@ class Target(SpecModel):
     quantization: QuantizationName | None = Field(
         None, description="vLLM quantization method of the target (awq, gptq, fp8, ...). Default: from the model."
     )
+
+    # The default (1) is applied by ``pipeline_stages`` and an explicit 1 is stored as unset: the field was added
+    # after revision ids were in use, and the id hashes the dumped spec (see rollout/revision.py), so a spec that
+    # does not use pipeline parallelism keeps its id whether it writes 1 or nothing.
+    _pp_default = field_validator("pipeline_parallel_size")(unset_if_default(1))
+
+    @property
+    def pipeline_stages(self) -> int:
+        """``pipelineParallelSize`` with its default applied."""
+        return self.pipeline_parallel_size or 1
+
+    @property
+    def gpus_per_replica(self) -> int:
+        """GPUs one replica of the target uses: tensor degree times pipeline stages."""
+        return self.tensor_parallel_size * self.pipeline_stages
 
 
 class Draft(SpecModel):
@@ -295,8 +321,21 @@ DRAFT_FORBIDDEN_MESSAGE = (
     "from the prompt, not from a model)"
 )
 DRAFT_TP_MESSAGE = "spec.draft.tensorParallelSize must be 1 or equal to spec.target.tensorParallelSize"
+GPUS_PER_NODE_MESSAGE = (
+    "spec.target.tensorParallelSize x spec.target.pipelineParallelSize must be a multiple of "
+    "spec.serving.gpusPerNode when it exceeds it (a multi-node replica is a group of whole nodes)"
+)
 WINDOW_MESSAGE = (
     "spec.rollback.windowSeconds must be at least spec.metrics.scrapeIntervalSeconds (a window needs a scrape)"
+)
+
+
+_GPUS_PER_REPLICA = (
+    "(has(self.target.tensorParallelSize) ? self.target.tensorParallelSize : 1) * "
+    "(has(self.target.pipelineParallelSize) ? self.target.pipelineParallelSize : 1)"
+)
+_GPUS_PER_NODE = (
+    "(has(self.serving) && has(self.serving.gpusPerNode) ? self.serving.gpusPerNode : " + str(DEFAULT_GPUS_PER_NODE) + ")"
 )
 
 
@@ -321,6 +360,11 @@ class SpeculativeDeploymentSpec(SpecModel):
                     "self.draft.tensorParallelSize == 1 || self.draft.tensorParallelSize == "
                     "(has(self.target.tensorParallelSize) ? self.target.tensorParallelSize : 1)",
                     "message": DRAFT_TP_MESSAGE,
+                },
+                {
+                    "rule": _GPUS_PER_REPLICA + " <= " + _GPUS_PER_NODE + " || "
+                    "(" + _GPUS_PER_REPLICA + ") % " + _GPUS_PER_NODE + " == 0",
+                    "message": GPUS_PER_NODE_MESSAGE,
                 },
                 {
                     "rule": "!has(self.rollback) || !has(self.metrics) || !has(self.rollback.windowSeconds) || "
@@ -375,6 +419,9 @@ class SpeculativeDeploymentSpec(SpecModel):
         draft_tp = self.draft.tensor_parallel_size if self.draft is not None else None
         if draft_tp is not None and draft_tp not in (1, self.target.tensor_parallel_size):
             raise ValueError(DRAFT_TP_MESSAGE)
+        gpus, per_node = self.target.gpus_per_replica, self.serving.gpus_per_node_or_default
+        if gpus > per_node and gpus % per_node != 0:
+            raise ValueError(GPUS_PER_NODE_MESSAGE)
         if self.rollback.window_seconds < self.metrics.scrape_interval_seconds:
             raise ValueError(WINDOW_MESSAGE)
         return self
