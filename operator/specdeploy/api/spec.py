@@ -335,7 +335,9 @@ _GPUS_PER_REPLICA = (
     "(has(self.target.pipelineParallelSize) ? self.target.pipelineParallelSize : 1)"
 )
 _GPUS_PER_NODE = (
-    "(has(self.serving) && has(self.serving.gpusPerNode) ? self.serving.gpusPerNode : " + str(DEFAULT_GPUS_PER_NODE) + ")"
+    "(has(self.serving) && has(self.serving.gpusPerNode) ? self.serving.gpusPerNode : "
+    + str(DEFAULT_GPUS_PER_NODE)
+    + ")"
 )
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from specdeploy.api.spec import SpeculativeDeploymentSpec
 from specdeploy.rollout.revision import revision_id
 
-BASE = {"target": {"model": "org/target", "tensorParallelSize": 2}, "draft": {"model": "org/draft"}}
+BASE: dict[str, Any] = {"target": {"model": "org/target", "tensorParallelSize": 2}, "draft": {"model": "org/draft"}}
 
 
 def test_defaults_are_one_stage_and_eight_gpus_per_node() -> None:
