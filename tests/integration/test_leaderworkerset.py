@@ -119,4 +119,3 @@ def test_a_tp8_pp2_target_runs_as_one_group_of_two_pods_and_a_dead_worker_recrea
     # Deleting the LeaderWorkerSet removes the group.
     kubectl.run("delete", "leaderworkerset", "big", "-n", namespace, "--wait=false")
     wait_for("the group's pods to go", lambda: not group_pods(kubectl, namespace, "big"), timeout=120, interval=1)
-
