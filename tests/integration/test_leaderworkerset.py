@@ -119,3 +119,27 @@ def test_a_tp8_pp2_target_runs_as_one_group_of_two_pods_and_a_dead_worker_recrea
     # Deleting the LeaderWorkerSet removes the group.
     kubectl.run("delete", "leaderworkerset", "big", "-n", namespace, "--wait=false")
     wait_for("the group's pods to go", lambda: not group_pods(kubectl, namespace, "big"), timeout=120, interval=1)
+
+
+@pytest.mark.parametrize(
+    ("target", "serving", "accepted"),
+    [
+        ({"tensorParallelSize": 8, "pipelineParallelSize": 2}, {}, True),
+        ({"tensorParallelSize": 4, "pipelineParallelSize": 3}, {}, False),
+        ({"tensorParallelSize": 4, "pipelineParallelSize": 3}, {"gpusPerNode": 4}, True),
+        ({"tensorParallelSize": 8, "pipelineParallelSize": 2}, {"gpusPerNode": 6}, False),
+    ],
+)
+def test_the_api_server_refuses_a_replica_that_is_not_whole_nodes(
+    crd: str, kubectl: Kubectl, namespace: str, target: dict[str, Any], serving: dict[str, Any], accepted: bool
+) -> None:
+    obj = {
+        "apiVersion": "specdeploy.io/v1alpha1",
+        "kind": "SpeculativeDeployment",
+        "metadata": {"name": "nodes", "namespace": namespace},
+        "spec": {"target": {"model": "org/t", **target}, "draft": {"model": "org/d"}, "serving": serving},
+    }
+    out = kubectl.apply(obj, "--dry-run=server", check=False)
+    assert (out.returncode == 0) == accepted, out.stderr
+    if not accepted:
+        assert "must be a multiple of spec.serving.gpusPerNode" in out.stderr
