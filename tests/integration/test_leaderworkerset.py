@@ -17,6 +17,7 @@ from tests.harness.localcluster import LocalCluster
 from tests.harness.lws import LWS_NAME_LABEL, LwsController
 
 from specdeploy.api.spec import SpeculativeDeploymentSpec
+from specdeploy.render.groups import GroupStatus, group_status
 from specdeploy.render.leaderworkerset import render_leaderworkerset
 
 POOL_LABEL = "specdeploy.io/test-pool"
@@ -96,9 +97,9 @@ def test_a_tp8_pp2_target_runs_as_one_group_of_two_pods_and_a_dead_worker_recrea
     assert leader["metadata"]["labels"]["app.kubernetes.io/component"] == "server"
     assert worker["metadata"]["labels"]["app.kubernetes.io/component"] == "server-worker"
 
-    def group_ready_count() -> int | None:
-        status = (kubectl.get("leaderworkerset", "big", namespace=namespace) or {}).get("status") or {}
-        return 1 if status.get("readyReplicas") == 1 else None
+    def group_ready_count() -> GroupStatus | None:
+        got = group_status(kubectl.get("leaderworkerset", "big", namespace=namespace) or {})
+        return got if got.complete and got.ready == 1 else None
 
     wait_for("the LeaderWorkerSet to report 1 ready group", group_ready_count, timeout=60, interval=1)
 
