@@ -15,7 +15,7 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 from specdeploy.api.base import SpecModel, unset_if_default
 from specdeploy.api.constants import DEFAULT_VALIDATOR_IMAGE
 from specdeploy.api.serving import DEFAULT_GPUS_PER_NODE, Serving
-from specdeploy.api.types import URL_PATTERN, ModelId, QuantizationName, Revision
+from specdeploy.api.types import URL_PATTERN, ModelId, ModelRevision, QuantizationName
 
 MAX_TENSOR_PARALLEL = 64
 MAX_PIPELINE_PARALLEL = 16
@@ -81,7 +81,7 @@ class Target(SpecModel):
             "'.', '_', '-' and '/' only; no '..' segments and no leading '-'."
         )
     )
-    revision: Revision | None = Field(None, description="Branch, tag or commit of the model repo. Default: main.")
+    revision: ModelRevision | None = Field(None, description="Branch, tag or commit of the model repo. Default: main.")
     tensor_parallel_size: int = Field(
         1,
         ge=1,
@@ -110,7 +110,7 @@ class Target(SpecModel):
     )
 
     # The default (1) is applied by ``pipeline_stages`` and an explicit 1 is stored as unset: the field was added
-    # after revision ids were in use, and the id hashes the dumped spec (see rollout/revision.py), so a spec that
+    # after revision ids were in use, and the id hashes the dumped spec (see api/revision.py), so a spec that
     # does not use pipeline parallelism keeps its id whether it writes 1 or nothing.
     _pp_default = field_validator("pipeline_parallel_size")(unset_if_default(1))
 
@@ -131,7 +131,7 @@ class Draft(SpecModel):
     model: ModelId = Field(
         description="Hugging Face repo id (org/name) or absolute path inside the pod, as for spec.target.model."
     )
-    revision: Revision | None = Field(None, description="Branch, tag or commit of the draft repo. Default: main.")
+    revision: ModelRevision | None = Field(None, description="Branch, tag or commit of the draft repo. Default: main.")
     tensor_parallel_size: int | None = Field(
         None,
         ge=1,

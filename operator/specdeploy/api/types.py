@@ -50,7 +50,7 @@ QUANTITY_PATTERN = (
 URL_PATTERN = r"^https?://[^\s/?#]+[^\s]*$"
 # metav1.Condition reason: one CamelCase word.
 REASON_PATTERN = r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$"
-# A revision id as rollout.revision makes it, optionally with a suffix such as "-nospec".
+# A revision id as api.revision makes it, optionally with a suffix such as "-nospec".
 REVISION_ID_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 
 _QUANTITY_RE = re.compile(QUANTITY_PATTERN)
@@ -146,7 +146,7 @@ Quantity = Annotated[
 ]
 
 ModelId = Annotated[str, Field(min_length=1, max_length=256, pattern=MODEL_PATTERN)]
-Revision = Annotated[str, Field(min_length=1, max_length=128, pattern=REVISION_PATTERN)]
+ModelRevision = Annotated[str, Field(min_length=1, max_length=128, pattern=REVISION_PATTERN)]
 QuantizationName = Annotated[str, Field(min_length=1, max_length=64, pattern=QUANTIZATION_PATTERN)]
 Image = Annotated[str, Field(min_length=1, max_length=512, pattern=IMAGE_PATTERN)]
 DnsSubdomain = Annotated[str, Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN_PATTERN)]

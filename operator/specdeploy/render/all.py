@@ -11,12 +11,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from specdeploy.api.resource import SpeculativeDeployment
+from specdeploy.api.revision import revision_id
 from specdeploy.render.deployment import render_deployment
 from specdeploy.render.job import needs_validation_job, render_validation_job
 from specdeploy.render.leaderworkerset import is_multi_node, render_leaderworkerset
 from specdeploy.render.meta import OwnerRef, owner_for
 from specdeploy.render.service import render_service
-from specdeploy.rollout.revision import revision_id
 
 
 def render_all(sd_obj: Mapping[str, Any]) -> list[dict[str, Any]]:

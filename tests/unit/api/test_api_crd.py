@@ -18,8 +18,8 @@ import yaml
 
 from specdeploy.api import GROUP, KIND, PLURAL, VERSION, SpeculativeDeploymentSpec
 from specdeploy.api.crd import build_crd
+from specdeploy.api.revision import revision_id
 from specdeploy.api.types import MAX_QUALIFIED_NAME_LENGTH, QUALIFIED_NAME_PATTERN
-from specdeploy.rollout.revision import revision_id
 
 REPO = Path(__file__).resolve().parents[3]
 EXAMPLES = sorted((REPO / "examples").glob("*.yaml"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from specdeploy.api.spec import SpeculativeDeploymentSpec
-from specdeploy.rollout.revision import revision_id
+from specdeploy.api.revision import revision_id
 
 BASE: dict[str, Any] = {"target": {"model": "org/target", "tensorParallelSize": 2}, "draft": {"model": "org/draft"}}
 

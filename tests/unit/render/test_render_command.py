@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 import yaml
 
+from specdeploy.api.revision import revision_id
 from specdeploy.cli import main
 from specdeploy.render import render_all
-from specdeploy.rollout.revision import revision_id
 
 from .specs import REPO, flags_with_values
 
