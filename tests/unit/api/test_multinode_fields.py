@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from specdeploy.api.spec import SpeculativeDeploymentSpec
 from specdeploy.api.revision import revision_id
+from specdeploy.api.spec import SpeculativeDeploymentSpec
 
 BASE: dict[str, Any] = {"target": {"model": "org/target", "tensorParallelSize": 2}, "draft": {"model": "org/draft"}}
 
