@@ -15,8 +15,8 @@ import pytest
 
 from specdeploy.api import SpeculativeDeploymentSpec
 from specdeploy.render.job import render_validation_job
+from tests.harness import zoo
 from tests.images.conftest import Images, Podman
-from tests.unit.validate import zoo
 
 pytestmark = pytest.mark.images
 

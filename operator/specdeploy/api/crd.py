@@ -26,8 +26,8 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
     {
         "name": "K",
         "type": "integer",
-        "jsonPath": ".spec.speculation.numSpeculativeTokens",
-        "description": "Speculative tokens per step.",
+        "jsonPath": ".status.numSpeculativeTokens",
+        "description": "Speculative tokens per step of the revision that serves (0: speculation off).",
     },
     {
         "name": "TP",

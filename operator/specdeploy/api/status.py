@@ -167,6 +167,12 @@ class SpeculativeDeploymentStatus(StatusModel):
     phase: Phase | None = Field(None, description="One-word summary of the conditions (the STATUS column).")
     replicas: int | None = Field(None, ge=0, description="vLLM pods that exist.")
     ready_replicas: int | None = Field(None, ge=0, description="vLLM pods that are ready.")
+    num_speculative_tokens: int | None = Field(
+        None,
+        ge=0,
+        le=64,
+        description="Speculative tokens per step of the revision that serves (0: speculation off), the K column.",
+    )
     ready: str | None = Field(
         None, max_length=32, description="Ready replicas out of desired, e.g. 1/1 (the READY column)."
     )

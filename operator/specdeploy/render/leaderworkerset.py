@@ -9,9 +9,8 @@ Choices a reader may question, and why:
 - vLLM's own multi-node launcher, not Ray: vLLM 0.32's ``vllm serve`` runs one engine across nodes with
   ``--nnodes N --node-rank R --master-addr LEADER`` (torch.distributed at ``tcp://LEADER:29501``), the workers
   with ``--headless``. ``--headless`` is acted on only by the ``vllm serve`` subcommand
-  (``vllm/entrypoints/cli/serve.py``); the ``python3 -m vllm.entrypoints.openai.api_server`` module the single-node
-  Deployment runs ignores it and would start an API server on every worker. So both leader and workers run
-  ``vllm serve`` (the upstream image's entrypoint).
+  (``vllm/entrypoints/cli/serve.py``; the ``python3 -m vllm.entrypoints.openai.api_server`` module ignores it),
+  which is the command the Deployment runs too.
 - ``$(LWS_LEADER_ADDRESS)`` and ``$(LWS_WORKER_INDEX)`` are left for the kubelet to expand: LWS's pod webhook puts
   them in every container's environment. Only these references, written here, are expandable: every argument
   that comes from the spec still has its ``$`` doubled (``literal_args``), so a user's ``$(HF_TOKEN)`` is never
@@ -42,7 +41,6 @@ from specdeploy.render.vllm_args import vllm_args
 
 API_VERSION: Final = "leaderworkerset.x-k8s.io/v1"
 KIND: Final = "LeaderWorkerSet"
-VLLM_SERVE: Final = ("vllm", "serve")
 LEADER_ADDRESS_REF: Final = "$(LWS_LEADER_ADDRESS)"  # expanded by the kubelet from LWS's injected env
 WORKER_INDEX_REF: Final = "$(LWS_WORKER_INDEX)"
 WORKER_COMPONENT: Final = "server-worker"
@@ -64,7 +62,7 @@ def group_size(spec: SpeculativeDeploymentSpec) -> int:
 
 
 def node_args(spec: SpeculativeDeploymentSpec, *, leader: bool, speculation_enabled: bool = True) -> list[str]:
-    """Container args after ``vllm``: the spec's arguments (``$`` doubled), then the multi-node flags.
+    """Container args after ``vllm serve``: the spec's arguments (``$`` doubled), then the multi-node flags.
 
     The multi-node flags are appended unescaped, so that the kubelet expands ``$(LWS_LEADER_ADDRESS)`` and
     ``$(LWS_WORKER_INDEX)``; nothing from the spec can reach that part.
@@ -74,7 +72,7 @@ def node_args(spec: SpeculativeDeploymentSpec, *, leader: bool, speculation_enab
     multi += ["--node-rank", "0" if leader else WORKER_INDEX_REF, "--master-addr", LEADER_ADDRESS_REF]
     if not leader:
         multi.append("--headless")
-    return ["serve", *own, *multi]
+    return [*own, *multi]
 
 
 def _template(
@@ -82,7 +80,6 @@ def _template(
 ) -> dict[str, Any]:
     template = copy.deepcopy(base)
     container = next(c for c in template["spec"]["containers"] if c["name"] == VLLM_CONTAINER)
-    container["command"] = [VLLM_SERVE[0]]
     container["args"] = node_args(spec, leader=leader, speculation_enabled=speculation_enabled)
     gpus = quantity(spec.serving.gpus_per_node_or_default)
     container["resources"]["requests"][spec.serving.gpu_resource] = gpus

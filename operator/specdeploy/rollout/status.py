@@ -11,8 +11,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import ValidationError
+
 from specdeploy import conditions as cond
 from specdeploy.api import RollbackAction, SpeculativeDeploymentSpec
+from specdeploy.api.spec import Speculation
 from specdeploy.api.status import (
     MAX_FAILED_REVISIONS,
     AcceptanceStatus,
@@ -139,6 +142,7 @@ def build_status(
             "replicas": replicas,
             "readyReplicas": s.ready,
             "ready": f"{s.ready}/{replicas}",
+            "numSpeculativeTokens": serving_depth(s.spec, s.serving),
             "revision": RevisionStatus(
                 current=s.current_id,
                 serving=s.serving.id if s.serving else None,
@@ -158,6 +162,22 @@ def build_status(
         status.acceptance = AcceptanceStatus.model_validate(acceptance)
     out: dict[str, Any] = status.model_dump(mode="json", by_alias=True, exclude_unset=True)
     return out
+
+
+def serving_depth(spec: SpeculativeDeploymentSpec, serving: ServingChoice | None) -> int:
+    """k of what serves: 0 with speculation off, the serving revision's own k (its snapshot, the method's default
+    when the snapshot gives none), the current spec's while nothing serves yet."""
+    if serving is None:
+        return spec.speculation.k
+    if not serving.speculation:
+        return 0
+    snapshot = serving.revision.spec.get("speculation")
+    if not isinstance(snapshot, Mapping):
+        return spec.speculation.k
+    try:
+        return Speculation.model_validate(snapshot).k
+    except ValidationError:
+        return spec.speculation.k
 
 
 def _failed(rev: RevisionRecord, now_iso: str) -> FailedRevision:

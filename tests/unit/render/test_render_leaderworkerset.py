@@ -68,14 +68,12 @@ def test_group_size_follows_gpus_per_node() -> None:
 def test_leader_runs_vllm_serve_as_node_zero_and_workers_headless_with_their_index() -> None:
     leader, worker = (container(t) for t in templates(lws_for(**TP8_PP2)))
     for c in (leader, worker):
-        assert c["command"] == ["vllm"]
-        assert c["args"][0] == "serve"
+        assert [*c["command"], c["args"][0]] == ["vllm", "serve", "org/target"]
         flags = dict(flags_with_values(c["args"][1:]))  # every flag a real vLLM 0.32 serve option
         assert flags["--tensor-parallel-size"] == "8"
         assert flags["--pipeline-parallel-size"] == "2"
         assert flags["--nnodes"] == "2"
         assert flags["--master-addr"] == "$(LWS_LEADER_ADDRESS)"
-        assert flags["--model"] == "org/target"
     assert dict(flags_with_values(leader["args"][1:]))["--node-rank"] == "0"
     assert "--headless" not in leader["args"]
     assert dict(flags_with_values(worker["args"][1:]))["--node-rank"] == "$(LWS_WORKER_INDEX)"
@@ -145,7 +143,7 @@ def test_a_replica_that_fits_one_node_stays_a_deployment() -> None:
     deployment = render_deployment("x", "ns", fits, "r", owner=None)
     c = container(deployment["spec"]["template"])
     assert c["resources"]["limits"]["nvidia.com/gpu"] == "4"  # TP x PP GPUs on one node
-    assert dict(flags_with_values(c["args"]))["--pipeline-parallel-size"] == "2"
+    assert dict(flags_with_values(c["args"][1:]))["--pipeline-parallel-size"] == "2"
 
 
 def test_render_all_prints_a_leaderworkerset_for_a_multi_node_spec() -> None:
