@@ -49,7 +49,7 @@ def big_spec(pool: str) -> SpeculativeDeploymentSpec:
     return SpeculativeDeploymentSpec.model_validate(
         {
             "target": {"model": "org/target-405b", "tensorParallelSize": 8, "pipelineParallelSize": 2},
-            "draft": {"model": "org/draft-1b", "tensorParallelSize": 1},
+            "draft": {"model": "org/draft-1b"},
             "serving": {
                 "gpusPerNode": 8,
                 "nodeSelector": {POOL_LABEL: pool},
