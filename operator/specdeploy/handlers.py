@@ -43,11 +43,11 @@ from specdeploy.render import job_name
 from specdeploy.render import labels as lbl
 from specdeploy.rollout import history as hist
 from specdeploy.rollout import invalid, overlay, ownership, progress, retry, stalls
-from specdeploy.rollout.drift import is_subset
+from specdeploy.rollout.drift import is_subset, patch_for
 from specdeploy.rollout.events import COMPONENT, Event, event_manifest, involved_object
 from specdeploy.rollout.plan import Observed, Owner, Plan, plan
 from specdeploy.rollout.validation import job_outcome
-from specdeploy.rollout.writes import Create, Delete, Patch, Say, Write, writes_for
+from specdeploy.rollout.writes import Create, Delete, Patch, Say, Write, child_write, writes_for
 from specdeploy.tracker import AcceptanceTracker
 
 log = logging.getLogger("specdeploy")
@@ -218,6 +218,12 @@ async def services_idx(*, namespace: str | None, labels: Mapping[str, str], body
     return _indexed(key, _pack(body))
 
 
+@kopf.index("policy", "v1", "poddisruptionbudgets", labels=MANAGED)
+async def pdbs_idx(*, namespace: str | None, labels: Mapping[str, str], body: kopf.Body, **_: Any) -> Any:
+    key = _owner_key(namespace, labels)
+    return _indexed(key, _pack(body))
+
+
 @kopf.index("batch", "v1", "jobs", labels=MANAGED)
 async def jobs_idx(
     *, namespace: str | None, name: str, uid: str | None, labels: Mapping[str, str], status: kopf.Status, **_: Any
@@ -285,6 +291,7 @@ def _deleted(*, type: str | None = None, **_: Any) -> bool:
 
 @kopf.on.event("apps", "v1", "deployments", labels=MANAGED, when=_deleted)
 @kopf.on.event("", "v1", "services", labels=MANAGED, when=_deleted)
+@kopf.on.event("policy", "v1", "poddisruptionbudgets", labels=MANAGED, when=_deleted)
 @kopf.on.event("batch", "v1", "jobs", labels=MANAGED, when=_deleted)
 @kopf.on.event("", "v1", "pods", labels=MANAGED, when=_deleted)
 @kopf.on.event("apps", "v1", "controllerrevisions", labels=MANAGED, when=_deleted)
@@ -325,6 +332,14 @@ class Indexes:
     jobs: Any
     pods: Any
     revisions: Any
+    pdbs: Any = None  # issue 15
+
+    @classmethod
+    def from_kwargs(cls, kwargs: Mapping[str, Any]) -> Indexes:
+        """The indexes kopf passes to the daemon by their handlers' names (the budget's may be absent: issue 15)."""
+        idx = cls(*(kwargs[f"{kind}_idx"] for kind in ("deployments", "services", "jobs", "pods", "revisions")))
+        idx.pdbs = kwargs.get("pdbs_idx")
+        return idx
 
 
 class ObjectReconciler:
@@ -353,6 +368,7 @@ class ObjectReconciler:
         self.next_scrape = 0.0
         self.event_failures: dict[str, int] = {}  # Event name -> failed creates in a row (passing errors)
         self.snapshots: dict[str, Any] = {}  # revision id -> spec snapshot, only for revisions that may serve
+        self.pool: dict[str, Any] | None = None  # the InferencePool this process last applied (no index: optional CRD)
 
     async def run_once(self, body: kopf.Body, spec: SpeculativeDeploymentSpec, idx: Indexes) -> None:
         namespace, name = self.key
@@ -367,6 +383,7 @@ class ObjectReconciler:
             observed = self.observe(body, spec, idx, pods)
             result = stalls.report(plan(observed), observed, pods)  # a stuck rollout says why (rollout.stalls)
             await self.execute(result, observed, body)
+            await self.apply_optional(result.optional, idx)  # issue 15: PodDisruptionBudget, InferencePool
         if not is_subset(result.status, observed.status):
             self.last_status = result.status
             self.last_status_over = self.seen_version
@@ -461,6 +478,43 @@ class ObjectReconciler:
             case Say(event=ev):
                 if await self._say(ev, owner) and ev.reason == "RolledBack":
                     exporter.count_rollback(owner.namespace, owner.name)  # once per rollback: a 409 was counted
+
+    async def apply_optional(self, wanted: list[dict[str, Any]] | None, idx: Indexes) -> None:
+        """Apply the optional children the plan wants and delete those it no longer wants (None: leave them).
+
+        The PodDisruptionBudget is read from its index. InferencePools are not watched (their CRD and the RBAC
+        for them are optional), so the pool this process last applied stands in for the live one: created (a
+        409 reads the existing one and patches it when it differs), and deleted when no longer wanted. A pool
+        left by a restarted process while it was disabled stays until the object is deleted (garbage collector).
+        """
+        if wanted is None:
+            return
+        ns, name = self.key
+        by_kind = {obj["kind"]: obj for obj in wanted}
+        pdb = by_kind.get("PodDisruptionBudget")
+        live_pdb = _one(idx.pdbs, self.key) if idx.pdbs is not None else None
+        if pdb is not None:
+            write = child_write(live_pdb, pdb)
+            if isinstance(write, Create):
+                await kube.create(write.manifest)
+                self.logger.info(f"created PodDisruptionBudget {pdb['metadata']['name']}")
+            elif isinstance(write, Patch):
+                await kube.patch(*write.ref, write.patch)
+                self.logger.info(f"updated PodDisruptionBudget {pdb['metadata']['name']}")
+        elif live_pdb is not None:
+            await kube.delete("PodDisruptionBudget", ns, live_pdb["metadata"]["name"])
+            self.logger.info(f"deleted PodDisruptionBudget {live_pdb['metadata']['name']} (replicas below 2)")
+        pool = by_kind.get("InferencePool")
+        if pool is not None and (self.pool is None or not is_subset(pool, self.pool)):
+            live, created = await kube.create(pool)
+            if not created and not is_subset({k: v for k, v in pool.items() if k != "status"}, live):
+                await kube.patch("InferencePool", ns, pool["metadata"]["name"], patch_for(pool))
+            self.pool = pool
+            self.logger.info(f"applied InferencePool {pool['metadata']['name']}")
+        elif pool is None and self.pool is not None:
+            await kube.delete("InferencePool", ns, self.pool["metadata"]["name"])
+            self.pool = None
+            self.logger.info(f"deleted InferencePool {name} (spec.routing.inferencePool disabled)")
 
     async def report_invalid(self, body: kopf.Body, generation: int, message: str) -> None:
         """Say that this generation of the spec does not parse (``rollout.invalid``): its one Event, then the
@@ -560,7 +614,7 @@ async def reconcile_daemon(
 ) -> None:
     """One loop per object: reconcile on every wake-up, scrape metrics on its interval."""
     assert namespace is not None  # the kind is namespaced
-    idx = Indexes(*(kwargs[f"{kind}_idx"] for kind in ("deployments", "services", "jobs", "pods", "revisions")))
+    idx = Indexes.from_kwargs(kwargs)
     wake = _wakeups.setdefault((namespace, name), asyncio.Event())
     reconciler = ObjectReconciler(namespace, name, logger)
     # The spec, or why it does not parse, once per metadata.generation.

@@ -86,6 +86,8 @@ _PATHS: dict[str, tuple[str, str]] = {
     "Service": ("/api/v1", "services"),
     "Event": ("/api/v1", "events"),
     "Job": ("/apis/batch/v1", "jobs"),
+    "PodDisruptionBudget": ("/apis/policy/v1", "poddisruptionbudgets"),
+    "InferencePool": ("/apis/inference.networking.k8s.io/v1", "inferencepools"),
     "SpeculativeDeployment": (f"/apis/{GROUP}/{VERSION}", PLURAL),
 }
 

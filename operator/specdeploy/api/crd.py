@@ -61,6 +61,15 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
 ]
 
 
+# kubectl scale, HorizontalPodAutoscaler and KEDA read and write spec.replicas through /scale; the selector is
+# the vLLM pods' (status.selector, written by the operator), which autoscalers need to match pod metrics.
+SCALE: dict[str, str] = {
+    "specReplicasPath": ".spec.replicas",
+    "statusReplicasPath": ".status.replicas",
+    "labelSelectorPath": ".status.selector",
+}
+
+
 def openapi_schema() -> dict[str, Any]:
     """The ``openAPIV3Schema`` of the served version: spec and status from the models, the rest standard."""
     spec = to_structural(SpeculativeDeploymentSpec.model_json_schema(by_alias=True))
@@ -109,7 +118,7 @@ def build_crd() -> dict[str, Any]:
                     "name": VERSION,
                     "served": True,
                     "storage": True,
-                    "subresources": {"status": {}},
+                    "subresources": {"status": {}, "scale": SCALE},
                     "additionalPrinterColumns": PRINTER_COLUMNS,
                     "schema": {"openAPIV3Schema": openapi_schema()},
                 }

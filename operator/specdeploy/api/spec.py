@@ -15,6 +15,7 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from specdeploy.api.base import SpecModel, unset_if_default
 from specdeploy.api.constants import DEFAULT_VALIDATOR_IMAGE
+from specdeploy.api.ecosystem import Disruption, Routing
 from specdeploy.api.serving import DEFAULT_GPUS_PER_NODE, Serving
 from specdeploy.api.types import URL_PATTERN, Image, ModelId, ModelRevision, QuantizationName
 
@@ -471,6 +472,17 @@ class SpeculativeDeploymentSpec(SpecModel):
     metrics: Metrics = Field(
         default_factory=Metrics,
         description="Where and how often the acceptance rate is measured.",
+        json_schema_extra={"default": {}},
+    )
+    # Issue 15: PodDisruptionBudget and InferencePool settings (api/ecosystem.py); not part of the revision.
+    disruption: Disruption = Field(
+        default_factory=Disruption,
+        description="PodDisruptionBudget of the vLLM pods, kept while replicas is 2 or more.",
+        json_schema_extra={"default": {}},
+    )
+    routing: Routing = Field(
+        default_factory=Routing,
+        description="Gateway API Inference Extension routing (an InferencePool over the vLLM pods).",
         json_schema_extra={"default": {}},
     )
 

@@ -176,6 +176,11 @@ class SpeculativeDeploymentStatus(StatusModel):
     ready: str | None = Field(
         None, max_length=32, description="Ready replicas out of desired, e.g. 1/1 (the READY column)."
     )
+    selector: str | None = Field(
+        None,
+        max_length=1024,
+        description="Label selector of the vLLM pods, every revision (the scale subresource's, for autoscalers).",
+    )
     revision: RevisionStatus | None = Field(None, description="Current, serving, stable and failed revisions.")
     validation: ValidationStatus | None = Field(None, description="Result of the last compatibility check.")
     acceptance: AcceptanceStatus | None = Field(None, description="Measured draft acceptance.")

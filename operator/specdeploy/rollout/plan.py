@@ -30,6 +30,7 @@ from specdeploy.monitor.finding import MonitorFinding
 from specdeploy.policy import AdminPolicy, check
 from specdeploy.render import labels as lbl
 from specdeploy.render import owner_for, render_deployment, render_service
+from specdeploy.render.ecosystem import render_optional  # issue 15
 from specdeploy.render.meta import OwnerRef, owner_reference
 from specdeploy.rollout import progress
 from specdeploy.rollout.announce import Subject, Transitions, plan_events, stable_event
@@ -91,6 +92,7 @@ class Plan:
     events: list[Event] = field(default_factory=list)
     prune: list[str] = field(default_factory=list)
     serving: ServingChoice | None = None  # what the monitor should follow
+    optional: list[dict[str, Any]] | None = None  # issue 15: PDB, InferencePool wanted; None: leave them be
 
 
 def plan(obs: Observed) -> Plan:
@@ -128,6 +130,10 @@ def plan(obs: Observed) -> Plan:
     out.verdicts += found.verdicts
     # 5. Children.
     out.deployment, out.service = render_children(owner, spec, out.serving, current.id)
+    # Issue 15: the optional children (render.ecosystem); the handler deletes those no longer wanted.
+    out.optional = render_optional(
+        owner.name, owner.namespace, spec, out.serving.id if out.serving else current.id, owner=owner.ref()
+    )
     # 6. Status.
     ready = progress.ready_replicas(obs.deployment)
     rolled_out = out.serving is not None and progress.rolled_out(obs.deployment, out.serving.id, spec.replicas)

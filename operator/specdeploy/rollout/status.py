@@ -26,6 +26,7 @@ from specdeploy.api.status import (
 )
 from specdeploy.monitor.finding import MonitorFinding
 from specdeploy.render import endpoint
+from specdeploy.render.labels import selector_string  # issue 15
 from specdeploy.rollout.history import History, RevisionRecord, RevisionState, ServingChoice
 from specdeploy.rollout.serve import ACCEPTANCE_LOW
 from specdeploy.rollout.validation import VALIDATION_ERROR, VALIDATION_FAILED, ValidationState
@@ -143,6 +144,7 @@ def build_status(
             "readyReplicas": s.ready,
             "ready": f"{s.ready}/{replicas}",
             "numSpeculativeTokens": serving_depth(s.spec, s.serving),
+            "selector": selector_string(s.name),  # issue 15: the scale subresource's labelSelectorPath
             "revision": RevisionStatus(
                 current=s.current_id,
                 serving=s.serving.id if s.serving else None,

@@ -52,7 +52,16 @@ def test_names_scope_and_subresources() -> None:
     assert crd["spec"]["scope"] == "Namespaced"
     (version,) = crd["spec"]["versions"]
     assert (version["name"], version["served"], version["storage"]) == (VERSION, True, True)
-    assert version["subresources"] == {"status": {}}
+    assert version["subresources"] == {
+        "status": {},
+        # Issue 15: kubectl scale, HPA and KEDA go through /scale; the selector is a string in status.
+        "scale": {
+            "specReplicasPath": ".spec.replicas",
+            "statusReplicasPath": ".status.replicas",
+            "labelSelectorPath": ".status.selector",
+        },
+    }
+    assert schema()["properties"]["status"]["properties"]["selector"]["type"] == "string"
 
 
 def test_schema_is_structural() -> None:
