@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 CLUSTER_DIR := .cluster
 PYTEST := $(PY) -m pytest
 
-.PHONY: install lint types unit integration chart-check e2e images images-test test demo cluster-up cluster-down controlplane prometheus bench crd clean
+.PHONY: install lint types unit integration chart-check e2e images images-test test demo cluster-up cluster-down controlplane prometheus lws bench crd clean
 
 ## install: create .venv with the package and every test dependency (idempotent; a no-op when up to date)
 install: $(STAMP)
@@ -25,6 +25,10 @@ controlplane:
 ## prometheus: build (once) the pinned Prometheus server from its Go module into the cache (integration and chart tiers)
 prometheus:
 	@bash hack/build-prometheus.sh >/dev/null
+
+## lws: build (once) the pinned LeaderWorkerSet controller from its Go module into the cache (integration tier)
+lws:
+	@bash hack/build-lws.sh >/dev/null
 
 lint: install
 	$(VENV)/bin/ruff check operator tests bench

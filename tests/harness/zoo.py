@@ -51,6 +51,9 @@ LLAMA_31_70B_INSTRUCT: dict[str, Any] = {
     "torch_dtype": "bfloat16",
     "vocab_size": 128256,
 }
+# meta-llama/Llama-3.1-405B-Instruct config.json: 126 layers, 128 heads, 8 KV heads.
+LLAMA_31_405B_INSTRUCT = {**LLAMA_31_70B_INSTRUCT, "hidden_size": 16384, "intermediate_size": 53248}
+LLAMA_31_405B_INSTRUCT.update(num_attention_heads=128, num_hidden_layers=126)
 LLAMA_31_8B_INSTRUCT = {**LLAMA_31_70B_INSTRUCT, "hidden_size": 4096, "intermediate_size": 14336}
 LLAMA_31_8B_INSTRUCT.update(num_attention_heads=32, num_hidden_layers=32)
 LLAMA_31_8B = {**LLAMA_31_8B_INSTRUCT, "eos_token_id": 128001}

@@ -9,6 +9,9 @@ an older or newer version of itself does not crash.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
@@ -37,3 +40,17 @@ class StatusModel(BaseModel):
         serialize_by_alias=True,
         extra="ignore",
     )
+
+
+def unset_if_default(default: object) -> Callable[[object, Any], Any]:
+    """A field validator that stores ``default`` as None, for optional fields added after revision ids were hashed.
+
+    Revision ids hash the spec as dumped without None fields; a field added later with a default would change
+    the id of every existing object (and restart its pods). Kept unset when equal to its default, such a field
+    dumps to nothing, so writing the default explicitly or leaving it out gives the same id.
+    """
+
+    def check(cls: object, value: Any) -> Any:
+        return None if value == default else value
+
+    return classmethod(check)  # type: ignore[return-value]

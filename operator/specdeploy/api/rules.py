@@ -56,6 +56,13 @@ _SHADOWING_FLAGS: Final = (
     "-pp",
     "--data-parallel-size",
     "-dp",
+    # A multi-node replica's launcher flags: the LeaderWorkerSet renders them (render/leaderworkerset.py).
+    "--nnodes",
+    "-n",
+    "--node-rank",
+    "-r",
+    "--master-addr",
+    "--master-port",
     "--spec-method",
     "--spec-model",
     "--spec-tokens",

@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from specdeploy.api.affinity import Affinity
-from specdeploy.api.base import SpecModel
+from specdeploy.api.base import SpecModel, unset_if_default
 from specdeploy.api.constants import DEFAULT_VLLM_IMAGE
 from specdeploy.api.rules import (
     EXTRA_ARGS_MESSAGE,
@@ -38,6 +38,9 @@ from specdeploy.api.types import (
     check_qualified_keys,
     qualified_keys,
 )
+
+DEFAULT_GPUS_PER_NODE = 8
+MAX_GPUS_PER_NODE = 16
 
 SecretKey = Annotated[str, Field(min_length=1, max_length=253, pattern=SECRET_KEY_PATTERN)]
 ExtraArg = Annotated[str, Field(max_length=1024)]
@@ -239,6 +242,15 @@ class Serving(SpecModel):
             "Default: nvidia.com/gpu."
         ),
     )
+    gpus_per_node: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_GPUS_PER_NODE,
+        description=(
+            "GPUs of one node. A replica needing more (tensorParallelSize x pipelineParallelSize) becomes a "
+            "LeaderWorkerSet group of TP x PP / gpusPerNode pods, each asking for gpusPerNode GPUs. Default: 8."
+        ),
+    )
     shm_size: Quantity = Field(
         "8Gi",
         description=(
@@ -301,6 +313,14 @@ class Serving(SpecModel):
                 shown = repr(arg) if len(arg) <= 60 else repr(arg[:57] + "...")
                 raise ValueError(f"{reserved_flag_message(flag)} [extraArgs[{index}] is {shown}]")
         return value
+
+    # Unset when 8, so that specs written before the field existed keep their revision id (see api/base.py).
+    _gpus_default = field_validator("gpus_per_node")(unset_if_default(DEFAULT_GPUS_PER_NODE))
+
+    @property
+    def gpus_per_node_or_default(self) -> int:
+        """``gpusPerNode`` with its default applied."""
+        return self.gpus_per_node or DEFAULT_GPUS_PER_NODE
 
     _label_keys = field_validator("node_selector", "pod_annotations", "pod_labels")(check_qualified_keys)
 

@@ -14,19 +14,18 @@ from typing import Any
 from pydantic import (
     ConfigDict,
     Field,
-    SerializationInfo,
-    SerializerFunctionWrapHandler,
-    model_serializer,
+    field_validator,
     model_validator,
 )
 
-from specdeploy.api.base import SpecModel
+from specdeploy.api.base import SpecModel, unset_if_default
 from specdeploy.api.constants import DEFAULT_VALIDATOR_IMAGE
 from specdeploy.api.ecosystem import Disruption, Routing
-from specdeploy.api.serving import Serving
+from specdeploy.api.serving import DEFAULT_GPUS_PER_NODE, Serving
 from specdeploy.api.types import URL_PATTERN, Image, ModelId, ModelRevision, QuantizationName
 
 MAX_TENSOR_PARALLEL = 64
+MAX_PIPELINE_PARALLEL = 16
 MAX_SPECULATIVE_TOKENS = 16
 
 
@@ -62,10 +61,6 @@ HETEROGENEOUS_VOCAB_MESSAGE = (
     "spec.speculation.heterogeneousVocab is only for method draft_model (vLLM maps vocabularies only between a "
     "draft model and the target)"
 )
-
-
-def _no_schema_default(schema: dict[str, Any]) -> None:
-    schema.pop("default", None)
 
 
 def default_num_speculative_tokens(method: object) -> int:
@@ -121,6 +116,16 @@ class Target(SpecModel):
         le=MAX_TENSOR_PARALLEL,
         description="GPUs per replica the target is sharded over; also each pod's GPU request. Default: 1.",
     )
+    pipeline_parallel_size: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_PIPELINE_PARALLEL,
+        description=(
+            "Pipeline stages the target's layers are split over; a replica uses tensorParallelSize x "
+            "pipelineParallelSize GPUs, on several nodes (a LeaderWorkerSet group) when that exceeds "
+            "spec.serving.gpusPerNode. Default: 1."
+        ),
+    )
     max_model_len: int | None = Field(
         None,
         ge=1,
@@ -131,6 +136,21 @@ class Target(SpecModel):
     quantization: QuantizationName | None = Field(
         None, description="vLLM quantization method of the target (awq, gptq, fp8, ...). Default: from the model."
     )
+
+    # The default (1) is applied by ``pipeline_stages`` and an explicit 1 is stored as unset: the field was added
+    # after revision ids were in use, and the id hashes the dumped spec (see api/revision.py), so a spec that
+    # does not use pipeline parallelism keeps its id whether it writes 1 or nothing.
+    _pp_default = field_validator("pipeline_parallel_size")(unset_if_default(1))
+
+    @property
+    def pipeline_stages(self) -> int:
+        """``pipelineParallelSize`` with its default applied."""
+        return self.pipeline_parallel_size or 1
+
+    @property
+    def gpus_per_replica(self) -> int:
+        """GPUs one replica of the target uses: tensor degree times pipeline stages."""
+        return self.tensor_parallel_size * self.pipeline_stages
 
 
 class Draft(SpecModel):
@@ -218,12 +238,9 @@ class Speculation(SpecModel):
         ),
     )
 
-    heterogeneous_vocab: bool = Field(
-        False,
+    heterogeneous_vocab: bool | None = Field(
+        None,
         strict=True,  # true or false only, as the API server's boolean type ("yes" is not coerced)
-        # No default in the CRD: the API server then leaves the field out of objects that do not set it, exactly
-        # as the dump below does, so stored objects and revision ids stay as they were before the field existed.
-        json_schema_extra=_no_schema_default,
         description=(
             "draft_model only: let the draft use a different vocabulary than the target (vLLM 0.32's "
             "use_heterogeneous_vocab). vLLM then keeps only the tokens both vocabularies hold, maps the draft's "
@@ -233,6 +250,10 @@ class Speculation(SpecModel):
             "target's)."
         ),
     )
+
+    # An explicit false is stored as unset: specs that do not use it dump (and hash to a revision id) exactly as
+    # before the field existed (see api/base.py).
+    _heterogeneous_default = field_validator("heterogeneous_vocab")(unset_if_default(False))
 
     @model_validator(mode="before")
     @classmethod
@@ -266,18 +287,6 @@ class Speculation(SpecModel):
         if self.heterogeneous_vocab and self.method != Method.DRAFT_MODEL:
             raise ValueError(HETEROGENEOUS_VOCAB_MESSAGE)
         return self
-
-    @model_serializer(mode="wrap")
-    def _omit_default_heterogeneous_vocab(
-        self, handler: SerializerFunctionWrapHandler, info: SerializationInfo
-    ) -> dict[str, Any]:
-        # Left out while false, so a spec that does not use it dumps as before this field existed: the revision
-        # id (a hash of the dump) of every existing SpeculativeDeployment stays the same across the upgrade.
-        data: dict[str, Any] = handler(self)
-        if not self.heterogeneous_vocab:
-            data.pop("heterogeneousVocab", None)
-            data.pop("heterogeneous_vocab", None)
-        return data
 
 
 class Validation(SpecModel):
@@ -404,8 +413,23 @@ DRAFT_MODEL_TP_MESSAGE = (
     "spec.draft.tensorParallelSize must equal spec.target.tensorParallelSize for method draft_model (vLLM's "
     "draft-model proposer refuses to start with any other value): leave it out or set the target's value"
 )
+GPUS_PER_NODE_MESSAGE = (
+    "spec.target.tensorParallelSize x spec.target.pipelineParallelSize must be a multiple of "
+    "spec.serving.gpusPerNode when it exceeds it (a multi-node replica is a group of whole nodes)"
+)
 WINDOW_MESSAGE = (
     "spec.rollback.windowSeconds must be at least spec.metrics.scrapeIntervalSeconds (a window needs a scrape)"
+)
+
+
+_GPUS_PER_REPLICA = (
+    "(has(self.target.tensorParallelSize) ? self.target.tensorParallelSize : 1) * "
+    "(has(self.target.pipelineParallelSize) ? self.target.pipelineParallelSize : 1)"
+)
+_GPUS_PER_NODE = (
+    "(has(self.serving) && has(self.serving.gpusPerNode) ? self.serving.gpusPerNode : "
+    + str(DEFAULT_GPUS_PER_NODE)
+    + ")"
 )
 
 
@@ -437,6 +461,11 @@ class SpeculativeDeploymentSpec(SpecModel):
                     "self.speculation.method != 'draft_model') || self.draft.tensorParallelSize == "
                     "(has(self.target.tensorParallelSize) ? self.target.tensorParallelSize : 1)",
                     "message": DRAFT_MODEL_TP_MESSAGE,
+                },
+                {
+                    "rule": _GPUS_PER_REPLICA + " <= " + _GPUS_PER_NODE + " || "
+                    "(" + _GPUS_PER_REPLICA + ") % " + _GPUS_PER_NODE + " == 0",
+                    "message": GPUS_PER_NODE_MESSAGE,
                 },
                 {
                     "rule": "!has(self.rollback) || !has(self.metrics) || !has(self.rollback.windowSeconds) || "
@@ -505,6 +534,9 @@ class SpeculativeDeploymentSpec(SpecModel):
         target_tp = self.target.tensor_parallel_size
         if draft_tp is not None and method in METHODS_WITH_TARGET_DRAFT_TP and draft_tp != target_tp:
             raise ValueError(DRAFT_MODEL_TP_MESSAGE)
+        gpus, per_node = self.target.gpus_per_replica, self.serving.gpus_per_node_or_default
+        if gpus > per_node and gpus % per_node != 0:
+            raise ValueError(GPUS_PER_NODE_MESSAGE)
         if self.rollback.window_seconds < self.metrics.scrape_interval_seconds:
             raise ValueError(WINDOW_MESSAGE)
         return self

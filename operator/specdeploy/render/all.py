@@ -1,7 +1,8 @@
 """Everything one SpeculativeDeployment becomes, in creation order: what ``specdeploy render`` prints.
 
-Order: the validation Job (when one runs for this spec), then the Deployment, then the Service, then the
-PodDisruptionBudget (replicas >= 2) and the InferencePool (when enabled). Defaults are
+Order: the validation Job (when one runs for this spec), then the Deployment (a LeaderWorkerSet when one replica
+needs more GPUs than one node has), then the Service, then the PodDisruptionBudget (replicas >= 2) and the
+InferencePool (when enabled). Defaults are
 applied by parsing with the API models, exactly as the API server would have filled them in.
 """
 
@@ -15,6 +16,7 @@ from specdeploy.api.revision import revision_id
 from specdeploy.render.deployment import render_deployment
 from specdeploy.render.ecosystem import render_optional
 from specdeploy.render.job import needs_validation_job, render_validation_job
+from specdeploy.render.leaderworkerset import is_multi_node, render_leaderworkerset
 from specdeploy.render.meta import OwnerRef, owner_for
 from specdeploy.render.service import render_service
 
@@ -30,7 +32,8 @@ def render_all(sd_obj: Mapping[str, Any]) -> list[dict[str, Any]]:
     objects: list[dict[str, Any]] = []
     if needs_validation_job(sd.spec):
         objects.append(render_validation_job(sd.name, sd.namespace, sd.spec, revision, owner=owner))
-    objects.append(render_deployment(sd.name, sd.namespace, sd.spec, revision, owner=owner))
+    render_server = render_leaderworkerset if is_multi_node(sd.spec) else render_deployment
+    objects.append(render_server(sd.name, sd.namespace, sd.spec, revision, owner=owner))
     objects.append(render_service(sd.name, sd.namespace, sd.spec, revision, owner=owner))
     objects.extend(render_optional(sd.name, sd.namespace, sd.spec, revision, owner=owner))
     return objects

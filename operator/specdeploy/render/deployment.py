@@ -77,7 +77,7 @@ def _resources(spec: SpeculativeDeploymentSpec) -> dict[str, Any]:
     if serving.resources is not None:
         requests = {k: quantity(v) for k, v in serving.resources.requests.items()}
         limits = {k: quantity(v) for k, v in serving.resources.limits.items()}
-    gpus = str(spec.target.tensor_parallel_size)
+    gpus = str(spec.target.gpus_per_replica)
     requests[serving.gpu_resource] = gpus
     limits[serving.gpu_resource] = gpus
     return {"requests": requests, "limits": limits}

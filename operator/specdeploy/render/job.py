@@ -59,6 +59,10 @@ def validator_args(spec: SpeculativeDeploymentSpec) -> list[str]:
     if draft is not None and draft.revision is not None:
         args += ["--draft-revision", draft.revision]
     args += ["--tensor-parallel-size", str(target.tensor_parallel_size)]
+    if target.pipeline_stages > 1:
+        args += ["--pipeline-parallel-size", str(target.pipeline_stages)]
+    if spec.serving.gpus_per_node is not None:
+        args += ["--gpus-per-node", str(spec.serving.gpus_per_node)]
     if draft is not None and draft.tensor_parallel_size is not None:
         args += ["--draft-tensor-parallel-size", str(draft.tensor_parallel_size)]
     if target.max_model_len is not None:

@@ -65,6 +65,8 @@ def vllm_args(spec: SpeculativeDeploymentSpec, *, speculation_enabled: bool = Tr
     if target.revision is not None:
         args += ["--revision", target.revision]
     args += ["--tensor-parallel-size", str(target.tensor_parallel_size)]
+    if target.pipeline_stages > 1:
+        args += ["--pipeline-parallel-size", str(target.pipeline_stages)]
     if target.max_model_len is not None:
         args += ["--max-model-len", str(target.max_model_len)]
     args += ["--dtype", target.dtype.value]

@@ -34,6 +34,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--draft-revision", help="draft revision: branch, tag or commit (default main)")
     parser.add_argument("--tensor-parallel-size", type=_positive_int, default=1, help="target TP (default 1)")
     parser.add_argument(
+        "--pipeline-parallel-size", type=_positive_int, default=1, help="target pipeline stages (default 1)"
+    )
+    parser.add_argument(
+        "--gpus-per-node", type=_positive_int, help="GPUs of one node, for multi-node replicas (default 8)"
+    )
+    parser.add_argument(
         "--draft-tensor-parallel-size", type=_positive_int, help="draft TP (default: vLLM's, the target TP)"
     )
     parser.add_argument("--max-model-len", type=_positive_int, help="serving length (default: the target's)")
@@ -68,6 +74,8 @@ def run(args: argparse.Namespace) -> int:
         options=Options(
             method=args.method,
             tensor_parallel=args.tensor_parallel_size,
+            pipeline_parallel=args.pipeline_parallel_size,
+            gpus_per_node=args.gpus_per_node,
             draft_tensor_parallel=args.draft_tensor_parallel_size,
             max_model_len=args.max_model_len,
             gpu_memory_gib=args.gpu_memory_gib,

@@ -167,6 +167,23 @@ INVALID: list[Case] = [
         "spec.serving.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0]"
         ".matchExpressions[0].operator",
     ),
+    Case("pp-zero", spec(target={"pipelineParallelSize": 0}), "spec.target.pipelineParallelSize"),
+    Case("pp-too-big", spec(target={"pipelineParallelSize": 17}), "spec.target.pipelineParallelSize"),
+    Case("gpus-per-node-zero", spec(serving={"gpusPerNode": 0}), "spec.serving.gpusPerNode"),
+    Case("gpus-per-node-too-big", spec(serving={"gpusPerNode": 17}), "spec.serving.gpusPerNode"),
+    Case(
+        "multi-node-uneven",
+        spec(target={"tensorParallelSize": 4, "pipelineParallelSize": 3}),
+        "must be a multiple of spec.serving.gpusPerNode",
+    ),
+    Case(
+        "multi-node-uneven-gpus-per-node",
+        spec(target={"tensorParallelSize": 8, "pipelineParallelSize": 2}, serving={"gpusPerNode": 6}),
+        "must be a multiple of spec.serving.gpusPerNode",
+    ),
+    Case("extra-args-nnodes", spec(serving={"extraArgs": ["--nnodes", "2"]}), "spec.serving.extraArgs"),
+    Case("extra-args-headless", spec(serving={"extraArgs": ["--headless"]}), "spec.serving.extraArgs"),
+    Case("extra-args-master", spec(serving={"extraArgs": ["--master-addr=x"]}), "spec.serving.extraArgs"),
 ]
 
 VALID: list[Case] = [
@@ -201,6 +218,14 @@ VALID: list[Case] = [
         spec(serving={"env": [{"name": "API_KEY", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}]}),
         "",
     ),
+    Case("pp-two-on-one-node", spec(target={"tensorParallelSize": 2, "pipelineParallelSize": 2}), ""),
+    Case("tp8-pp2-two-nodes", spec(target={"tensorParallelSize": 8, "pipelineParallelSize": 2}), ""),
+    Case(
+        "tp4-pp3-four-gpu-nodes",
+        spec(target={"tensorParallelSize": 4, "pipelineParallelSize": 3}, serving={"gpusPerNode": 4}),
+        "",
+    ),
+    Case("tp12-under-sixteen-gpu-node", spec(target={"tensorParallelSize": 12}, serving={"gpusPerNode": 16}), ""),
     Case(
         "quantities", spec(serving={"shmSize": 2147483648, "resources": {"requests": {"cpu": 8, "memory": "64Gi"}}}), ""
     ),

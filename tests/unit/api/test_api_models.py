@@ -241,7 +241,7 @@ def test_heterogeneous_vocab_is_draft_model_only(method: str) -> None:
     off = SpeculativeDeploymentSpec.model_validate(
         spec_with(draft=draft, speculation={"method": method, "heterogeneousVocab": False})
     )
-    assert off.speculation.heterogeneous_vocab is False
+    assert not off.speculation.heterogeneous_vocab  # an explicit false is kept as unset (same revision id)
     on = SpeculativeDeploymentSpec.model_validate(spec_with(speculation={"heterogeneousVocab": True}))
     assert on.speculation.method == "draft_model" and on.speculation.heterogeneous_vocab is True
 

@@ -29,7 +29,7 @@ def test_there_are_examples_for_each_kind_of_speculation() -> None:
     for path in EXAMPLES:
         for doc in yaml.safe_load_all(path.read_text()):
             methods.add(doc["spec"].get("speculation", {}).get("method", "draft_model"))
-    assert {"draft_model", "ngram", "eagle3"} <= methods
+    assert {"draft_model", "ngram", "eagle3", "mtp"} <= methods
     assert (REPO / "examples" / "tiny.yaml").exists()
 
 
@@ -42,11 +42,19 @@ def test_every_example_renders_to_valid_children(path: Path, capsys: pytest.Capt
     (sd,) = yaml.safe_load_all(path.read_text())
     kinds = [o["kind"] for o in objects]
     method = sd["spec"].get("speculation", {}).get("method", "draft_model")
-    assert kinds == (["Deployment", "Service"] if method == "ngram" else ["Job", "Deployment", "Service"])
-    deployment = next(o for o in objects if o["kind"] == "Deployment")
-    (container,) = deployment["spec"]["template"]["spec"]["containers"]
-    assert [*container["command"], container["args"][0]] == ["vllm", "serve", sd["spec"]["target"]["model"]]
-    dict(flags_with_values(container["args"][1:]))  # every flag a real vLLM option
+    target = sd["spec"]["target"]
+    gpus = target.get("tensorParallelSize", 1) * target.get("pipelineParallelSize", 1)
+    server = "LeaderWorkerSet" if gpus > sd["spec"].get("serving", {}).get("gpusPerNode", 8) else "Deployment"
+    assert kinds == ([] if method == "ngram" else ["Job"]) + [server, "Service"]
+    if server == "Deployment":
+        templates = [next(o for o in objects if o["kind"] == "Deployment")["spec"]["template"]]
+    else:
+        group = next(o for o in objects if o["kind"] == "LeaderWorkerSet")["spec"]["leaderWorkerTemplate"]
+        templates = [group["leaderTemplate"], group["workerTemplate"]]
+    for template in templates:
+        (container,) = template["spec"]["containers"]
+        assert [*container["command"], container["args"][0]] == ["vllm", "serve", sd["spec"]["target"]["model"]]
+        dict(flags_with_values(container["args"][1:]))  # every flag a real vLLM option
     for obj in objects:
         assert obj["metadata"]["namespace"] == sd["metadata"].get("namespace", "default")
         assert len(obj["metadata"]["name"]) <= 63

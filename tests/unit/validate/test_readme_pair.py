@@ -26,6 +26,7 @@ def _llama3(config: dict[str, Any]) -> Any:
 
 
 PUBLISHED = {
+    "meta-llama/Llama-3.1-405B-Instruct": _llama3(zoo.LLAMA_31_405B_INSTRUCT),
     "meta-llama/Llama-3.1-70B-Instruct": _llama3(zoo.LLAMA_31_70B_INSTRUCT),
     "meta-llama/Llama-3.1-8B-Instruct": _llama3(zoo.LLAMA_31_8B_INSTRUCT),
     "meta-llama/Llama-3.2-1B-Instruct": _llama3(zoo.LLAMA_32_1B_INSTRUCT),
@@ -64,6 +65,8 @@ def _validate(run: Run, root: Path, spec: dict[str, Any]) -> Any:
         PUBLISHED[target](root / "target"),
         PUBLISHED[draft](root / "draft"),
         tensor_parallel=spec["target"].get("tensorParallelSize", 1),
+        pipeline_parallel=spec["target"].get("pipelineParallelSize", 1),
+        gpus_per_node=spec.get("serving", {}).get("gpusPerNode"),
         max_model_len=spec["target"].get("maxModelLen"),
     )
 

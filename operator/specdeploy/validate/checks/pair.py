@@ -18,6 +18,8 @@ class Options:
 
     method: str = "draft_model"
     tensor_parallel: int = 1
+    pipeline_parallel: int = 1
+    gpus_per_node: int | None = None  # None: 8, the API's default
     draft_tensor_parallel: int | None = None
     max_model_len: int | None = None
     gpu_memory_gib: float | None = None

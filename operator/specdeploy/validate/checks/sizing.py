@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from specdeploy.validate.checks.multinode import last_stage_layers, nodes, target_weight_share
 from specdeploy.validate.checks.pair import Pair
 from specdeploy.validate.methods import HEADS
 from specdeploy.validate.models import Model
@@ -56,8 +57,11 @@ def check_memory(pair: Pair) -> Check:
     if target.params is None or tokens is None:
         return Check("memory", "skip", "target shapes or serving length unknown; memory not estimated")
     tp = opts.tensor_parallel
-    target_w = weight_bytes_per_gpu(target.params.total, target.config, tp)
-    target_kv = kv_cache_bytes_per_gpu(target.config, tokens, tp)
+    # With pipeline stages, the GPUs that matter are the last stage's: its share of the target plus the draft,
+    # which vLLM runs on the last pipeline rank only (see checks/multinode.py).
+    stage_layers = last_stage_layers(pair) if opts.pipeline_parallel > 1 else None
+    target_w = weight_bytes_per_gpu(target_weight_share(target.params.total, pair), target.config, tp)
+    target_kv = kv_cache_bytes_per_gpu(target.config, tokens, tp, layers=stage_layers)
     draft_w = draft_kv = 0
     if pair.method == "mtp" and target.config.mtp_layers:
         draft_w = weight_bytes_per_gpu(_mtp_params(target), target.config, tp)
@@ -76,8 +80,14 @@ def check_memory(pair: Pair) -> Check:
         "draft_kv_gib": _gib(draft_kv),
         "need_gib": _gib(need),
     }
+    where = ""
+    if opts.pipeline_parallel > 1:
+        where = f" of the last of {opts.pipeline_parallel} pipeline stages"
+        if nodes(pair) > 1:
+            where += f" (node {nodes(pair) - 1} of the group, where the draft runs)"
+        details.update(pipeline_parallel=opts.pipeline_parallel, last_stage_layers=stage_layers)
     summary = (
-        f"per GPU: weights {_gib(target_w + draft_w)} GiB (draft {_gib(draft_w)}) + KV cache for one "
+        f"per GPU{where}: weights {_gib(target_w + draft_w)} GiB (draft {_gib(draft_w)}) + KV cache for one "
         f"{tokens}-token sequence {_gib(target_kv + draft_kv)} GiB = {_gib(need)} GiB"
     )
     if opts.gpu_memory_gib is None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from specdeploy.validate.checks.multinode import pipeline_problems
 from specdeploy.validate.checks.pair import Pair
 from specdeploy.validate.modelconfig import ModelConfig
 from specdeploy.validate.report import Check
@@ -34,10 +35,17 @@ def check_tensor_parallel(pair: Pair) -> Check:
         elif pair.method == "mlp_speculator" and draft_tp != 1:
             problems.append(f"vLLM always runs an MLP speculator at TP 1, got {draft_tp}")
         problems += _divisibility("draft", pair.draft.config, draft_tp)
+    stage_failures, stage_warnings = pipeline_problems(pair)
+    problems += stage_failures
+    if pair.options.pipeline_parallel > 1:
+        details.update(pipeline_parallel=pair.options.pipeline_parallel, target_layers=pair.target.config.num_layers)
     if problems:
         return Check("tensor_parallel", "fail", "; ".join(problems), details)
     side = f", draft TP {pair.draft_tp}" if pair.draft is not None else ""
-    return Check("tensor_parallel", "pass", f"heads divide evenly at target TP {tp}{side}", details)
+    stages = f", PP {pair.options.pipeline_parallel}" if pair.options.pipeline_parallel > 1 else ""
+    if stage_warnings:
+        return Check("tensor_parallel", "warn", "; ".join(stage_warnings), details)
+    return Check("tensor_parallel", "pass", f"heads divide evenly at target TP {tp}{side}{stages}", details)
 
 
 def _divisibility(role: str, cfg: ModelConfig, tp: int) -> list[str]:
