@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any, Final
 
-from specdeploy.api.spec import Method, SpeculativeDeploymentSpec
+from specdeploy.api.spec import NGRAM_METHODS, SUFFIX_FIELDS, Method, SpeculativeDeploymentSpec
 
 VLLM_COMMAND: Final = ("python3", "-m", "vllm.entrypoints.openai.api_server")
 LISTEN_HOST: Final = "0.0.0.0"  # all interfaces, so probes, the Service and `kubectl port-forward` all reach it  # noqa: S104
@@ -41,11 +41,16 @@ def speculative_config(spec: SpeculativeDeploymentSpec) -> dict[str, Any]:
             config["revision"] = draft.revision
         if draft.quantization is not None:
             config["quantization"] = draft.quantization
-    if speculation.method == Method.NGRAM:
+    if speculation.method in NGRAM_METHODS:
         if speculation.prompt_lookup_max is not None:
             config["prompt_lookup_max"] = speculation.prompt_lookup_max
         if speculation.prompt_lookup_min is not None:
             config["prompt_lookup_min"] = speculation.prompt_lookup_min
+    if speculation.method == Method.SUFFIX:
+        for name in SUFFIX_FIELDS:  # vLLM's own key names; unset knobs keep vLLM's defaults
+            value = getattr(speculation, name)
+            if value is not None:
+                config[name] = value
     return config
 
 
