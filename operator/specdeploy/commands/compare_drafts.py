@@ -105,6 +105,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--max-tokens", type=_positive, default=64, help="generated tokens per prompt (default 64)")
     parser.add_argument("--num-prompts", type=_positive, default=8, help="prompts per context length (default 8)")
     parser.add_argument(
+        "--speed-prompts",
+        type=_positive,
+        help="distinct prompts of the speed measurement (default: --num-prompts); each level sends "
+        "max(this, level) requests",
+    )
+    parser.add_argument(
         "--concurrency", type=_positive, default=4, help="requests in flight while measuring acceptance (default 4)"
     )
     parser.add_argument("--output", choices=("table", "json"), default="table", help="stdout format (default table)")
@@ -164,6 +170,7 @@ def run(args: argparse.Namespace) -> int:
         num_prompts=args.num_prompts,
         concurrency=args.concurrency,
         concurrency_levels=args.concurrency_levels,
+        speed_prompts=args.speed_prompts,
     )
     try:
         comparison = compare(

@@ -121,8 +121,8 @@ def render_table(comparison: Comparison) -> str:
     ]
     if speed_rows(comparison):
         parts += [
-            f"Speed (client-side, streamed; {comparison.prompts} prompts of {min(comparison.context_lengths)} "
-            f"tokens, at least one request per slot; modelled = speedup model at k = "
+            f"Speed (client-side, streamed; {comparison.speed_prompts or comparison.prompts} prompts of "
+            f"{min(comparison.context_lengths)} tokens, at least one request per slot; modelled = speedup model at k = "
             f"{comparison.num_speculative_tokens})",
             "",
             speed_table(comparison),
@@ -192,6 +192,7 @@ def to_json(comparison: Comparison) -> dict[str, Any]:
         "ranking": [c.label for c in ranked(comparison.candidates) if c.rate is not None],
         "candidates": candidates,
         "concurrency_levels": list(comparison.concurrency_levels),
+        "speed_prompts": comparison.speed_prompts,
         "speculation_off": {
             "speed": [p.to_json() for p in comparison.baseline],
             "error": comparison.baseline_error,

@@ -183,3 +183,4 @@ class Comparison:
     #: Speed with speculation off on the same prompts, per concurrency level (the 1.00x of every speedup).
     baseline: tuple[SpeedPoint, ...] = ()
     baseline_error: str | None = None
+    speed_prompts: int | None = None

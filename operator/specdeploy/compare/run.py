@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
+from specdeploy.api.spec import METHODS_WITHOUT_DRAFT, Method
 from specdeploy.compare.launch import Endpoint, Launcher
 from specdeploy.compare.prompts import build_contexts
 from specdeploy.compare.results import Architecture, Bucket, Candidate, Comparison, SpeedPoint, Verdict
@@ -52,6 +53,8 @@ class Settings:
     metadata_timeout_s: float = 120.0
     #: Concurrency levels of the speed measurement (empty: no speed measurement, no speculation-off server).
     concurrency_levels: tuple[int, ...] = (1, 4, 16)
+    #: Distinct prompts of the speed measurement (None: ``num_prompts``); each level sends at least one per slot.
+    speed_prompts: int | None = None
 
 
 @dataclass(frozen=True)
@@ -73,8 +76,8 @@ def parse_draft(value: str) -> DraftSpec:
     return DraftSpec(label=name or model, model=model)
 
 
-#: Methods of vLLM 0.32 that propose tokens without any model (see ``api.spec.METHODS_WITHOUT_DRAFT``).
-MODEL_FREE_METHODS = ("ngram", "ngram_gpu", "suffix")
+#: Methods of vLLM 0.32 that propose tokens without any model (the API's own list).
+MODEL_FREE_METHODS = tuple(m.value for m in Method if m in METHODS_WITHOUT_DRAFT)
 
 
 def parse_model_free(value: str) -> DraftSpec:
@@ -295,7 +298,11 @@ def speed_skip_reason(settings: Settings, limit: int | None) -> str:
 
 def speed_requests(level: int, settings: Settings) -> int:
     """Requests sent at one level: every prompt once, and at least one per slot so the level is reached."""
-    return max(settings.num_prompts, level)
+    return max(speed_prompt_count(settings), level)
+
+
+def speed_prompt_count(settings: Settings) -> int:
+    return settings.speed_prompts if settings.speed_prompts is not None else settings.num_prompts
 
 
 def measure_speed(endpoint: Endpoint, prompts: Sequence[str], settings: Settings, log: Log) -> tuple[SpeedPoint, ...]:
@@ -308,7 +315,7 @@ def measure_speed(endpoint: Endpoint, prompts: Sequence[str], settings: Settings
     separator = endpoint.tokenize("\n", add_special_tokens=False)
     token_lists = [endpoint.tokenize(p, add_special_tokens=False) for p in prompts]
     contexts = build_contexts(token_lists, speed_length(settings), prefix=prefix, separator=separator)
-    contexts = contexts[: settings.num_prompts]
+    contexts = contexts[: speed_prompt_count(settings)]
     if not contexts:
         return ()
     endpoint.timed_many(contexts[:1], settings.max_tokens, concurrency=1)
@@ -407,4 +414,5 @@ def compare(
         concurrency_levels=tuple(settings.concurrency_levels),
         baseline=baseline,
         baseline_error=baseline_error,
+        speed_prompts=min(len(prompts), speed_prompt_count(settings)),
     )

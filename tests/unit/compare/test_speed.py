@@ -225,6 +225,14 @@ def test_every_server_gets_the_same_contexts_at_every_level() -> None:
     assert draft.timed == off.timed
     assert all(len(ctx) == 64 and n == 32 for prompts, n, _ in draft.timed for ctx in prompts)
     assert speed_requests(16, settings) == 16 and speed_requests(1, settings) == 3
+    fewer = replace(settings, speed_prompts=2)
+    assert speed_requests(1, fewer) == 2 and speed_requests(4, fewer) == 4
+    off.timed.clear()
+    measure_baseline(
+        target="/m/target", target_arch=arch("/m/target"), prompts=PROMPTS, settings=fewer, launcher=launcher, log=print
+    )
+    assert [(len(p), c) for p, _, c in off.timed] == [(1, 1), (2, 1), (4, 4)]
+    assert len({tuple(ctx) for p, _, _ in off.timed for ctx in p}) == 2  # two distinct prompts, cycled
     assert [p.tokens_per_second for p in candidate_.speed] == pytest.approx([20.0, 40.0])
     assert [p.tokens_per_second for p in baseline] == pytest.approx([25.0, 80.0])
     assert candidate_.speed[1].time_per_output_token_s == pytest.approx(4 / 40.0)
