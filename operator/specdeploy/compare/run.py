@@ -10,6 +10,12 @@ EOS ignored so every completion drafts the same amount), read the counters again
 the difference (``monitor.acceptance.delta``). Buckets longer than the pair's maximum context are skipped with a
 note. The overall numbers are the sum of the buckets.
 
+Speed: when concurrency levels are given, one more server runs the target with speculation off, and every server
+(that one and each candidate's, after its buckets) gets the same speed contexts (the shortest context length,
+``speed_prompts`` distinct prompts) at each level: one uncounted warm-up request, then ``max(prompts, level)``
+streamed completions with ``level`` in flight. Counts are bounded by the CLI (levels up to 256), every request
+by the server's request timeout, and all traffic goes to 127.0.0.1.
+
 Headroom: vLLM 0.32's draft proposer clamps a draft position that reaches ``max_model_len`` to 0
 (``vllm/v1/spec_decode/utils.py``), so drafts proposed at the very end of the allowed length are garbage and get
 rejected. Measured with the target's own copy as draft: acceptance 0.68 when prompt + generated tokens filled
