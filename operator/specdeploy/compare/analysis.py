@@ -14,7 +14,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from specdeploy.compare.results import Architecture, Candidate, Comparison
+from specdeploy.compare.results import Architecture, Candidate, Comparison, headline
 from specdeploy.compare.speed import summary_lines
 
 #: A difference is reported as explaining the spread when it accounts for at least this share of the variance.
@@ -206,7 +206,7 @@ def analysis(comparison: Comparison) -> list[str]:
     for c in comparison.candidates:
         if c.rate is None:
             reason = c.error or "no draft tokens were measured"
-            lines.append(f"{c.label}: not measured: {reason.splitlines()[0] if reason else ''}")
+            lines.append(f"{c.label}: not measured: {headline(reason) if reason else ''}")
     scored = factors(comparison)
     strong = [f for f in scored if f.share >= EXPLAINS]
     if strong:

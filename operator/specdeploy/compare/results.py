@@ -7,6 +7,7 @@ without measuring again.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -82,6 +83,23 @@ class Bucket:
     @property
     def rate(self) -> float | None:
         return self.acceptance.rate if self.acceptance is not None else None
+
+
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(?:Error|Exception): \S")
+
+
+def headline(error: str) -> str:
+    """The first line of an error, plus the last exception line of a quoted log when there is one.
+
+    A server that dies during start-up is reported as "vLLM exited with status 1 during start-up:" and its log
+    tail; the cause a user needs is the exception at the end of that log (e.g. vLLM's ImportError for suffix
+    decoding without the arctic-inference package).
+    """
+    lines = error.strip().splitlines()
+    if not lines:
+        return ""
+    cause = next((line.strip() for line in reversed(lines[1:]) if _EXCEPTION_LINE.match(line.strip())), None)
+    return lines[0] if cause is None else f"{lines[0]} ... {cause}"
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from dataclasses import dataclass, replace
 from specdeploy.api.spec import METHODS_WITHOUT_DRAFT, Method
 from specdeploy.compare.launch import Endpoint, Launcher
 from specdeploy.compare.prompts import build_contexts
-from specdeploy.compare.results import Architecture, Bucket, Candidate, Comparison, SpeedPoint, Verdict
+from specdeploy.compare.results import Architecture, Bucket, Candidate, Comparison, SpeedPoint, Verdict, headline
 from specdeploy.monitor.acceptance import combine, delta, summarize
 from specdeploy.monitor.parse import SpecDecodeCounters, parse_spec_decode
 from specdeploy.monitor.speedup import cost_ratio_from_params, recommend_depth
@@ -258,7 +258,7 @@ def measure_candidate(
             speed = measure_speed(endpoint, prompts, settings, log) if speed_fits(settings, limit) else ()
     except Exception as err:  # a candidate vLLM cannot serve is a result, not a crash of the comparison
         message = f"{type(err).__name__}: {err}"
-        log(f"{draft.label}: measurement failed: {message.splitlines()[0]}")
+        log(f"{draft.label}: measurement failed: {headline(message)}")
         buckets = tuple(
             skipped_buckets.get(n) or Bucket(n, 0, None, skipped="not measured") for n in settings.context_lengths
         )
@@ -358,7 +358,7 @@ def measure_baseline(
             return measure_speed(endpoint, prompts, settings, log), None
     except Exception as err:  # reported as the comparison's baseline error, not a crash
         message = f"{type(err).__name__}: {err}"
-        log(f"speculation off: measurement failed: {message.splitlines()[0]}")
+        log(f"speculation off: measurement failed: {headline(message)}")
         return (), message
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from specdeploy.compare.results import Candidate, Comparison, SpeedPoint
+from specdeploy.compare.results import Candidate, Comparison, SpeedPoint, headline
 from specdeploy.monitor.speedup import speedup
 
 #: Measured and modelled disagree when one is more than this factor away from the other ...
@@ -166,7 +166,7 @@ def summary_lines(comparison: Comparison) -> list[str]:
     if not comparison.concurrency_levels:
         return []
     if comparison.baseline_error is not None:
-        first = comparison.baseline_error.splitlines()[0] if comparison.baseline_error else ""
+        first = headline(comparison.baseline_error)
         return [f"Speed: speculation off could not be measured, so there is no measured speedup: {first}"]
     lines: list[str] = []
     parts = []

@@ -14,9 +14,10 @@ import pytest
 from tests.unit.compare.synthetic import acceptance, arch, candidate, tiny_comparison
 from tests.unit.compare.test_run import PROMPTS, ScriptedEndpoint, ScriptedLauncher
 
+from specdeploy.compare.analysis import analysis
 from specdeploy.compare.plot import speedup_series, write_chart
 from specdeploy.compare.report import render_table, to_json
-from specdeploy.compare.results import Candidate, Comparison, RequestTiming, SpeedPoint
+from specdeploy.compare.results import Candidate, Comparison, RequestTiming, SpeedPoint, headline
 from specdeploy.compare.run import (
     DraftSpec,
     Settings,
@@ -285,3 +286,23 @@ def test_speed_needs_the_shortest_context_to_fit() -> None:
     )
     assert baseline == () and error == "context 64 + 200 generated tokens exceeds the maximum context 128"
     assert candidate("x", {64: 0.5}).speed == ()
+
+
+def test_a_server_that_dies_at_start_up_is_reported_by_the_exception_in_its_log() -> None:
+    # The tail of the real log of vLLM 0.32 (CPU) started with {"method": "suffix"} without arctic-inference.
+    error = (
+        "ServerError: vLLM exited with status 1 during start-up:\n"
+        "(APIServer pid=1419) WARNING 12-07 02:33:06 [system_utils.py:255] Found ulimit of 20000\n"
+        '  File ".../vllm/config/speculative.py", line 1598, in _validate_suffix_decoding\n'
+        "    raise ImportError(\n"
+        "ImportError: Arctic Inference is required for suffix decoding. Install via "
+        "`pip install arctic-inference==0.1.1`.\n"
+    )
+    assert headline(error) == (
+        "ServerError: vLLM exited with status 1 during start-up: ... ImportError: Arctic Inference is required for "
+        "suffix decoding. Install via `pip install arctic-inference==0.1.1`."
+    )
+    assert headline("RuntimeError: boom") == "RuntimeError: boom"
+    suffix = replace(ngram(), label="suffix", method="suffix", overall=None, error=error)
+    lines = analysis(replace(measured_comparison(), candidates=(suffix,)))
+    assert any(line.startswith("suffix: not measured: ") and "arctic-inference" in line for line in lines)
