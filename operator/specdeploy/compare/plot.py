@@ -63,12 +63,14 @@ def write_chart(comparison: Comparison, path: Path) -> None:
         fig, (ax, ax2) = plt.subplots(1, 2, figsize=(13, 4.8), dpi=120)
     else:
         fig, ax = plt.subplots(figsize=(7.5, 4.5), dpi=120)
+    # One colour per candidate in both panels.
+    colours = {c.label: f"C{index % 10}" for index, c in enumerate(comparison.candidates)}
     try:
         if speeds:
-            _speed_panel(ax2, speeds, comparison.num_speculative_tokens)
+            _speed_panel(ax2, speeds, comparison.num_speculative_tokens, colours)
         markers = "osD^vP*X"
         for index, (label, xs, ys) in enumerate(lines):
-            ax.plot(xs, ys, marker=markers[index % len(markers)], linewidth=1.8, label=label)
+            ax.plot(xs, ys, marker=markers[index % len(markers)], linewidth=1.8, label=label, color=colours[label])
         lengths = sorted({x for _, xs, _ in lines for x in xs})
         if len(lengths) > 1:
             ax.set_xscale("log", base=2)
@@ -93,12 +95,16 @@ def write_chart(comparison: Comparison, path: Path) -> None:
         plt.close(fig)
 
 
-def _speed_panel(ax: Any, speeds: list[tuple[str, list[int], list[float], float | None]], k: int) -> None:
+def _speed_panel(
+    ax: Any, speeds: list[tuple[str, list[int], list[float], float | None]], k: int, colours: dict[str, str]
+) -> None:
     markers = "osD^vP*X"
     for index, (label, xs, ys, modelled) in enumerate(speeds):
-        (line,) = ax.plot(xs, ys, marker=markers[index % len(markers)], linewidth=1.8, label=f"{label} (measured)")
+        colour = colours[label]
+        marker = markers[index % len(markers)]
+        ax.plot(xs, ys, marker=marker, linewidth=1.8, label=f"{label} (measured)", color=colour)
         if modelled is not None:
-            ax.axhline(modelled, linestyle="--", linewidth=1.0, color=line.get_color(), alpha=0.7)
+            ax.axhline(modelled, linestyle="--", linewidth=1.2, color=colour, alpha=0.8)
     ax.axhline(1.0, color="black", linewidth=1.0, label="speculation off")
     levels = sorted({x for _, xs, _, _ in speeds for x in xs})
     if len(levels) > 1:
