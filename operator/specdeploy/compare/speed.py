@@ -131,8 +131,9 @@ def _reason(candidate: Candidate, measured: dict[int, float], modelled: float, k
             )
     if any(measured[lv] > modelled for lv in levels) and not below:
         parts.append(
-            "the model's cost estimate is pessimistic here (the draft step is cheaper than its parameter share, "
-            "or speculation off left the hardware idle at this load)"
+            "the model's cost estimate is pessimistic here (the draft step is cheaper than its parameter share), or "
+            "speculation off was measured while the machine was busier: the model is an upper bound for a draft "
+            "that costs what its parameters say, so rerun on a quiet machine before trusting a speedup above it"
         )
     return "; ".join(parts) or "the measurement is noisy at this size (few prompts, short completions)"
 
