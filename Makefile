@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 CLUSTER_DIR := .cluster
 PYTEST := $(PY) -m pytest
 
-.PHONY: install lint types unit integration chart-check e2e test demo cluster-up cluster-down controlplane prometheus bench crd clean
+.PHONY: install lint types unit integration chart-check e2e images images-test test demo cluster-up cluster-down controlplane prometheus bench crd clean
 
 ## install: create .venv with the package and every test dependency (idempotent; a no-op when up to date)
 install: $(STAMP)
@@ -46,10 +46,26 @@ chart-check: install controlplane prometheus
 e2e: install controlplane
 	$(PYTEST) tests/e2e -q
 
-## test: everything CI runs — lint, types, unit, then the tiers that need the local control plane, then real vLLM
+## images: build images/operator and images/validator without a Docker engine (buildah + mmdebstrap, Debian's
+## packages: apt-get install -y buildah mmdebstrap podman runc); bases and images cached under ~/.cache/specdeploy/images
+images:
+	@bash hack/images/build.sh
+
+## images-test: build, then run both images (podman) against the local control plane and the tokenizer fixtures
+images-test: install controlplane
+	$(PYTEST) tests/images -q
+
+# tests/images when the daemonless builder is installed (.ci/run installs it); it shares the integration session's
+# control plane. Evaluated when `test` runs.
+IMAGES_TIER = $(shell bash -c 'source hack/images/common.sh && need_tools buildah mmdebstrap podman runc' \
+	>/dev/null 2>&1 && echo tests/images)
+
+## test: everything CI runs — lint, types, unit, then the tiers that need the local control plane (with the images
+## tier when buildah, mmdebstrap, podman and runc are installed), then real vLLM
 test: install lint types controlplane prometheus
+	@if [ -z "$(IMAGES_TIER)" ]; then echo "images tier NOT RUN: apt-get install -y buildah mmdebstrap podman runc"; fi
 	$(PYTEST) tests/unit -q
-	$(PYTEST) tests/integration tests/chart tests/reliability -q
+	$(PYTEST) tests/integration tests/chart tests/reliability $(IMAGES_TIER) -q
 	$(PYTEST) tests/e2e -q
 
 cluster-up: install controlplane

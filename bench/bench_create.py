@@ -84,8 +84,8 @@ def sd_manifest(name: str, namespace: str, replicas: int = 1) -> dict[str, Any]:
 def direct_objects(name: str, namespace: str) -> list[dict[str, Any]]:
     """The Deployment and Service the operator renders for ``sd_manifest(name)``, without an owner."""
     from specdeploy.api import SpeculativeDeploymentSpec
+    from specdeploy.api.revision import revision_id
     from specdeploy.render import render_deployment, render_service
-    from specdeploy.rollout.revision import revision_id
 
     spec = SpeculativeDeploymentSpec.model_validate(sd_manifest(name, namespace)["spec"])
     revision = revision_id(spec)

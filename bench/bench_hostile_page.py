@@ -14,7 +14,7 @@ Event-loop stall: the same pages served over HTTP by a separate process and read
 (``monitor.pools.scrape_object``); reported is the longest gap between the ticks of a 1 ms ticker task on the same
 loop (median of ``--runs``), i.e. how long every other object's daemon was kept waiting.
 
-Pages: the 100,000-series page (``tests/reliability/pages.many_series``), a 7.5 MiB page of other series followed by
+Pages: the 100,000-series page (``tests/harness/hostile_pages.many_series``), a 7.5 MiB page of other series followed by
 the real vLLM page (within every cap: read in full), and the real 55 kB page. Time is ``time.process_time`` (median
 of ``--runs``); memory is the ``tracemalloc`` peak of Python allocations during one read (a separate run, since
 tracing slows the code down).
@@ -189,7 +189,7 @@ def peak_mib(fn: Callable[[], str]) -> float:
 
 def run(runs: int, ref: str) -> dict[str, Any]:
     sys.path.insert(0, str(REPO))
-    from tests.reliability import pages
+    from tests.harness import hostile_pages as pages
 
     baseline = load_baseline(ref)
     cases = {

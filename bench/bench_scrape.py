@@ -133,14 +133,14 @@ def _spec(port: int) -> Any:
 
 async def _run_intervals(addrs: list[str], port: int, intervals: int) -> tuple[list[Interval], list[Interval]]:
     from specdeploy import tracker as tracker_mod
+    from specdeploy.api.revision import revision_id
     from specdeploy.monitor.pools import POOLS
     from specdeploy.monitor.scrape import scrape_many
-    from specdeploy.rollout.history import Revision, Serving
-    from specdeploy.rollout.revision import revision_id
+    from specdeploy.rollout.history import RevisionRecord, ServingChoice
 
     spec = _spec(port)
     rev = revision_id(spec)
-    serving = Serving(Revision(id=rev, number=1, spec={}), speculation=True)
+    serving = ServingChoice(RevisionRecord(id=rev, number=1, spec={}), speculation=True)
     deployment = {
         "spec": {"replicas": 1, "template": {"metadata": {"labels": {"specdeploy.io/revision": rev}}}},
         "status": {"replicas": 1, "updatedReplicas": 1, "readyReplicas": 1},
@@ -154,7 +154,7 @@ async def _run_intervals(addrs: list[str], port: int, intervals: int) -> tuple[l
 
     async def operator_interval() -> int:
         await asyncio.gather(*(t.scrape(NAMESPACE, name, spec, pods) for name, t, pods in trackers))
-        verdicts = [t.verdict(spec, NAMESPACE, name) for name, t, _ in trackers]
+        verdicts = [t.finding(spec, NAMESPACE, name) for name, t, _ in trackers]
         return sum(1 for v in verdicts if v is not None)
 
     urls = [f"http://{a}:{port}/metrics" for a in addrs]

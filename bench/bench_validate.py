@@ -24,12 +24,12 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.unit.validate import zoo  # noqa: E402
-from tests.unit.validate.fakehub import FakeHub, llama_repo_listing, serve  # noqa: E402
+from tests.harness import zoo  # noqa: E402
+from tests.harness.fakehub import FakeHub, llama_repo_listing, serve  # noqa: E402
 
-from specdeploy.validate.compare import compare_vocabularies, vocabulary_overlap  # noqa: E402
 from specdeploy.validate.formats import hf_library, load_vocabulary  # noqa: E402
 from specdeploy.validate.vocab import Vocabulary  # noqa: E402
+from specdeploy.validate.vocabdiff import compare_vocabularies, vocabulary_overlap  # noqa: E402
 
 
 def median_s(fn: Callable[[], Any], runs: int) -> float:

@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from tests.harness import zoo  # noqa: E402
 from tests.harness.fakevllm import Behaviour, Fleet  # noqa: E402
 from tests.harness.kubectl import Kubectl, wait_for  # noqa: E402
 from tests.harness.localcluster import LocalCluster, control_plane_bin, stop_dir  # noqa: E402
@@ -50,7 +51,6 @@ from tests.harness.vllmfleet import (  # noqa: E402
     offline_hub_cache,
     read_prompts,
 )
-from tests.unit.validate import zoo  # noqa: E402
 
 from specdeploy.api.constants import CRD_NAME  # noqa: E402
 

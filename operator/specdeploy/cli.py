@@ -1,20 +1,22 @@
 """The ``specdeploy`` command line: one console script, one subcommand per module in ``specdeploy.commands``.
 
-Each module in ``specdeploy.commands`` exposes ``register(subparsers)`` which adds its parser and sets
-``func`` (a callable taking the parsed namespace and returning an exit code). Command modules keep their heavy
-imports inside ``func`` so that ``specdeploy validate`` never loads kopf or the Kubernetes client and
-``specdeploy --help`` stays fast.
+Each command module exposes ``register(subparsers)`` which adds its parser and sets ``func`` (a callable taking
+the parsed namespace and returning an exit code); they are listed here by name, so what the console script offers
+is what this file says. Command modules keep their heavy imports inside ``func`` so that ``specdeploy validate``
+never loads kopf or the Kubernetes client and ``specdeploy --help`` stays fast.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
-import pkgutil
 import sys
 from collections.abc import Sequence
 
-from specdeploy import __version__, commands
+from specdeploy import __version__
+from specdeploy.commands import acceptance, compare_drafts, crd, render, run, validate
+
+# In the order ``specdeploy --help`` lists them.
+COMMANDS = (acceptance, compare_drafts, crd, render, run, validate)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,11 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"specdeploy {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
-        if info.name.startswith("_"):
-            continue
-        module = importlib.import_module(f"{commands.__name__}.{info.name}")
-        module.register(subparsers)
+    for command in COMMANDS:
+        command.register(subparsers)
     return parser
 
 

@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from specdeploy.api.status import Phase
+
 VALIDATED = "Validated"
 READY = "Ready"
 PROGRESSING = "Progressing"
@@ -69,7 +71,7 @@ def is_true(conditions: Sequence[Mapping[str, Any]], type_: str) -> bool:
     return c is not None and c.get("status") == TRUE
 
 
-def phase(conditions: Sequence[Mapping[str, Any]]) -> str:
+def phase(conditions: Sequence[Mapping[str, Any]]) -> Phase:
     """One word for the STATUS column, derived from the conditions (worst first).
 
     Failed means the spec was refused and nothing serves: validation said no (or could not check) under a policy
@@ -80,7 +82,7 @@ def phase(conditions: Sequence[Mapping[str, Any]]) -> str:
     degraded = get(conditions, DEGRADED)
     ready = get(conditions, READY)
     if ready is not None and ready.get("status") == FALSE and ready.get("reason") == INVALID_SPEC:
-        return "Failed"  # the operator cannot parse the spec (rollout.invalid): nothing of it can roll out
+        return Phase.FAILED  # the operator cannot parse the spec (rollout.invalid): nothing of it can roll out
     if (
         validated is not None
         and validated.get("status") == FALSE
@@ -89,15 +91,15 @@ def phase(conditions: Sequence[Mapping[str, Any]]) -> str:
         and degraded.get("reason") == validated.get("reason")
         and not is_true(conditions, READY)
     ):
-        return "Failed"
+        return Phase.FAILED
     if is_true(conditions, ROLLED_BACK):
-        return "RolledBack"
+        return Phase.ROLLED_BACK
     if is_true(conditions, DEGRADED):
-        return "Degraded"
+        return Phase.DEGRADED
     if is_true(conditions, READY):
-        return "Ready"
+        return Phase.READY
     if validated is not None and validated.get("status") == UNKNOWN:
-        return "Validating"
+        return Phase.VALIDATING
     if is_true(conditions, PROGRESSING):
-        return "Progressing"
-    return "Pending"
+        return Phase.PROGRESSING
+    return Phase.PENDING

@@ -36,21 +36,23 @@ from pydantic import ValidationError
 
 from specdeploy import kube
 from specdeploy.api import GROUP, PLURAL, VERSION, SpeculativeDeploymentSpec
+from specdeploy.api.revision import revision_id, serving_snapshot
 from specdeploy.monitor import exporter
 from specdeploy.policy import AdminPolicy, permits_metrics_source
 from specdeploy.render import job_name
+from specdeploy.render import labels as lbl
 from specdeploy.rollout import history as hist
-from specdeploy.rollout import invalid, ownership, retry, stalls
-from specdeploy.rollout.compare import is_subset, patch_for
+from specdeploy.rollout import invalid, overlay, ownership, progress, retry, stalls
+from specdeploy.rollout.drift import is_subset, patch_for
 from specdeploy.rollout.events import COMPONENT, Event, event_manifest, involved_object
-from specdeploy.rollout.plan import JobOutcome, Observed, Owner, Plan, plan
-from specdeploy.rollout.revision import revision_id, serving_snapshot
+from specdeploy.rollout.plan import Observed, Owner, Plan, plan
+from specdeploy.rollout.validation import job_outcome
+from specdeploy.rollout.writes import Create, Delete, Patch, Say, Write, child_write, writes_for
 from specdeploy.tracker import AcceptanceTracker
 
 log = logging.getLogger("specdeploy")
 
-MANAGED = {"app.kubernetes.io/managed-by": "specdeploy"}
-NAME_LABEL = hist.LABEL_NAME
+MANAGED = {lbl.MANAGED_BY: lbl.MANAGER}
 FINALIZER = "specdeploy.io/finalizer"
 # Reconcile at least this often even without any change (a safety net, costs no API requests).
 RESYNC_SECONDS = 60.0
@@ -162,7 +164,7 @@ def startup(*, settings: kopf.OperatorSettings, **_: Any) -> None:
 
 # ----------------------------------------------------------------------------------------- indexes
 def _owner_key(namespace: str | None, labels: Mapping[str, str]) -> tuple[str, str] | None:
-    name = labels.get(NAME_LABEL)
+    name = labels.get(lbl.SD_NAME)
     return (namespace, name) if namespace and name else None
 
 
@@ -216,6 +218,12 @@ async def services_idx(*, namespace: str | None, labels: Mapping[str, str], body
     return _indexed(key, _pack(body))
 
 
+@kopf.index("policy", "v1", "poddisruptionbudgets", labels=MANAGED)
+async def pdbs_idx(*, namespace: str | None, labels: Mapping[str, str], body: kopf.Body, **_: Any) -> Any:
+    key = _owner_key(namespace, labels)
+    return _indexed(key, _pack(body))
+
+
 @kopf.index("batch", "v1", "jobs", labels=MANAGED)
 async def jobs_idx(
     *, namespace: str | None, name: str, uid: str | None, labels: Mapping[str, str], status: kopf.Status, **_: Any
@@ -228,7 +236,7 @@ async def jobs_idx(
         {
             "name": name,
             "uid": uid,
-            "revision": labels.get(hist.LABEL_REVISION),
+            "revision": labels.get(lbl.SD_REVISION),
             "conditions": list(status.get("conditions") or []),
         },
     )
@@ -258,8 +266,8 @@ async def pods_idx(
             "ip": status.get("podIP"),
             "ready": ready,
             "phase": status.get("phase"),
-            "revision": labels.get(hist.LABEL_REVISION),
-            "component": labels.get("app.kubernetes.io/component"),
+            "revision": labels.get(lbl.SD_REVISION),
+            "component": labels.get(lbl.COMPONENT),
             # The Job that controls the pod, by uid: a label can be set by anyone who creates a pod.
             "job_uid": ownership.controller_job_uid(meta.get("ownerReferences")),
             "terminated": terminated,
@@ -283,11 +291,12 @@ def _deleted(*, type: str | None = None, **_: Any) -> bool:
 
 @kopf.on.event("apps", "v1", "deployments", labels=MANAGED, when=_deleted)
 @kopf.on.event("", "v1", "services", labels=MANAGED, when=_deleted)
+@kopf.on.event("policy", "v1", "poddisruptionbudgets", labels=MANAGED, when=_deleted)
 @kopf.on.event("batch", "v1", "jobs", labels=MANAGED, when=_deleted)
 @kopf.on.event("", "v1", "pods", labels=MANAGED, when=_deleted)
 @kopf.on.event("apps", "v1", "controllerrevisions", labels=MANAGED, when=_deleted)
 async def child_deleted(*, namespace: str | None, labels: Mapping[str, str], **_: Any) -> None:
-    _wake(namespace, labels.get(NAME_LABEL))
+    _wake(namespace, labels.get(lbl.SD_NAME))
 
 
 @kopf.index(GROUP, VERSION, PLURAL)
@@ -314,62 +323,6 @@ def _many(store: Any, key: tuple[str, str]) -> list[dict[str, Any]]:
         return []
 
 
-def _job_outcome(jobs: list[dict[str, Any]], pods: list[dict[str, Any]], job_name: str) -> JobOutcome | None:
-    job = next((j for j in jobs if j["name"] == job_name), None)
-    if job is None:
-        return None
-    done = next(
-        (c for c in job["conditions"] if c.get("type") in ("Complete", "Failed") and c.get("status") == "True"), None
-    )
-    if done is None:
-        return JobOutcome(name=job_name, finished=False)
-    finished_at = None
-    if done.get("lastTransitionTime"):
-        finished_at = dt.datetime.fromisoformat(done["lastTransitionTime"].replace("Z", "+00:00")).timestamp()
-    pod = ownership.reporting_pod(job, pods)
-    if pod is None:
-        reason = done.get("reason") or done.get("type")
-        return JobOutcome(
-            name=job_name,
-            finished=True,
-            exit_code=None,
-            message=f"Job {done['type']}: {reason} {done.get('message', '')}".strip(),
-            finished_at=finished_at,
-        )
-    term = pod["terminated"]
-    report: dict[str, Any] | None = None
-    try:
-        parsed = json.loads(term["message"]) if term["message"] else None
-        report = parsed if isinstance(parsed, dict) else None
-    except ValueError:
-        report = None
-    exit_code = term.get("exitCode")
-    if exit_code not in (0, 1, 2):
-        exit_code = 2
-    return JobOutcome(
-        name=job_name,
-        finished=True,
-        exit_code=exit_code,
-        report=report,
-        message=(term["message"] or "")[:500] if report is None else "",
-        finished_at=finished_at,
-    )
-
-
-async def _apply(child: Mapping[str, Any] | None, desired: dict[str, Any] | None) -> str:
-    """Create the child, or merge-patch it when the live object lacks something we want; say what was done."""
-    if desired is None:
-        return ""
-    meta = desired["metadata"]
-    if child is None:
-        _, created = await kube.create(desired)
-        return f"created {desired['kind']} {meta['name']}" if created else ""
-    if is_subset({k: v for k, v in desired.items() if k != "status"}, child):
-        return ""
-    await kube.patch(desired["kind"], meta["namespace"], meta["name"], patch_for(desired))
-    return f"updated {desired['kind']} {meta['name']}"
-
-
 @dataclasses.dataclass
 class Indexes:
     """The kopf indexes of our children, as one value (kopf passes them to the daemon by name)."""
@@ -379,15 +332,22 @@ class Indexes:
     jobs: Any
     pods: Any
     revisions: Any
+    pdbs: Any = None  # issue 15
+
+    @classmethod
+    def from_kwargs(cls, kwargs: Mapping[str, Any]) -> Indexes:
+        """The indexes kopf passes to the daemon by their handlers' names (the budget's may be absent: issue 15)."""
+        idx = cls(*(kwargs[f"{kind}_idx"] for kind in ("deployments", "services", "jobs", "pods", "revisions")))
+        idx.pdbs = kwargs.get("pdbs_idx")
+        return idx
 
 
 class ObjectReconciler:
     """The state one daemon keeps for one SpeculativeDeployment between loops, and one loop's work.
 
-    Two read-your-writes overlays guard against watch lag: verdicts this daemon wrote on ControllerRevisions,
-    and the last status it wrote, are applied over what the indexes and the body show until they show it
-    themselves. Without them a stale index could undo a rollback for one loop, and a stale status would make
-    the same transition post its Event twice.
+    Read-your-writes overlays (``rollout.overlay``) guard against watch lag: the ControllerRevisions and verdicts
+    this daemon wrote, and the last status it wrote, are laid over what the indexes and the body show until they
+    show it themselves.
 
     Status writes carry the resourceVersion of the body they were computed from, so a status computed from an
     older view than the API server's (another writer's condition landed since) is refused with 409 Conflict and
@@ -408,6 +368,7 @@ class ObjectReconciler:
         self.next_scrape = 0.0
         self.event_failures: dict[str, int] = {}  # Event name -> failed creates in a row (passing errors)
         self.snapshots: dict[str, Any] = {}  # revision id -> spec snapshot, only for revisions that may serve
+        self.pool: dict[str, Any] | None = None  # the InferencePool this process last applied (no index: optional CRD)
 
     async def run_once(self, body: kopf.Body, spec: SpeculativeDeploymentSpec, idx: Indexes) -> None:
         namespace, name = self.key
@@ -422,10 +383,11 @@ class ObjectReconciler:
             observed = self.observe(body, spec, idx, pods)
             result = stalls.report(plan(observed), observed, pods)  # a stuck rollout says why (rollout.stalls)
             await self.execute(result, observed, body)
+            await self.apply_optional(result.optional, idx)  # issue 15: PodDisruptionBudget, InferencePool
         if not is_subset(result.status, observed.status):
             self.last_status = result.status
             self.last_status_over = self.seen_version
-        self.tracker.set_serving(result.monitor, observed.deployment)
+        self.tracker.set_serving(result.serving, observed.deployment)
 
     def observe(
         self, body: kopf.Body, spec: SpeculativeDeploymentSpec, idx: Indexes, pods: list[dict[str, Any]]
@@ -435,14 +397,14 @@ class ObjectReconciler:
         owner = Owner(
             name=name, namespace=namespace, uid=str(meta.get("uid")), generation=int(meta.get("generation") or 0)
         )
-        status = dict(body.get("status") or {})
         self.seen_version = str(meta.get("resourceVersion") or "")
-        if self.last_status:
-            if self.seen_version != self.last_status_over or is_subset(self.last_status, status):
-                self.last_status = {}
-            else:
-                status = {**status, **self.last_status}
-        revisions = self._with_written(self._with_recorded(_many(idx.revisions, self.key)))
+        status, self.last_status = overlay.with_status(
+            dict(body.get("status") or {}), self.last_status, self.last_status_over, self.seen_version
+        )
+        revisions, self.recorded = overlay.with_recorded(
+            _many(idx.revisions, self.key), self.recorded, time.monotonic(), RECORDED_SECONDS
+        )
+        revisions, self.written = overlay.with_written(revisions, self.written)
         return Observed(
             owner=owner,
             spec=spec,
@@ -452,8 +414,8 @@ class ObjectReconciler:
             ),
             deployment=_one(idx.deployments, self.key),
             service=_one(idx.services, self.key),
-            job=_job_outcome(_many(idx.jobs, self.key), pods, job_name(name, revision_id(spec))),
-            monitor=self.tracker.verdict(spec, namespace, name, status.get("validation")),
+            job=job_outcome(_many(idx.jobs, self.key), pods, job_name(name, revision_id(spec))),
+            monitor=self.tracker.finding(spec, namespace, name, status.get("validation")),
             now_iso=_now_iso(),
             now=time.time(),
             policy=_admin["policy"],
@@ -462,11 +424,12 @@ class ObjectReconciler:
     async def read_snapshots(self, spec: SpeculativeDeploymentSpec, idx: Indexes) -> None:
         """The revision index keeps no spec snapshots (memory); read those of the revisions that may serve, other
         than the current one (its snapshot is its spec), once each, and forget those no longer needed."""
-        history = hist.from_controller_revisions(
-            self._with_written(self._with_recorded(_many(idx.revisions, self.key)))
+        revisions, _ = overlay.with_recorded(
+            _many(idx.revisions, self.key), self.recorded, time.monotonic(), RECORDED_SECONDS
         )
-        template = ((_one(idx.deployments, self.key) or {}).get("spec") or {}).get("template") or {}
-        live_id = ((template.get("metadata") or {}).get("labels") or {}).get(hist.LABEL_REVISION)
+        revisions, _ = overlay.with_written(revisions, self.written)
+        history = hist.from_controller_revisions(revisions)
+        live_id = progress.template_revision(_one(idx.deployments, self.key))
         needed = hist.snapshots_needed(history, revision_id(spec), live_id)
         self.snapshots = {k: v for k, v in self.snapshots.items() if k in needed}
         for rev_id in sorted(needed - self.snapshots.keys()):
@@ -474,98 +437,84 @@ class ObjectReconciler:
             if cr is not None:
                 self.snapshots[rev_id] = (cr.get("data") or {}).get("spec") or {}
 
-    def _with_recorded(self, revisions: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """The index's revisions plus those this daemon created and the index does not show yet (for at most
-        ``RECORDED_SECONDS``), so that a loop woken before the revision's own watch event does not record it again."""
-        if not self.recorded:
-            return revisions
-        shown = {str((cr.get("metadata") or {}).get("name")) for cr in revisions}
-        now = time.monotonic()
-        for cr_name, (at, cr) in list(self.recorded.items()):
-            if cr_name in shown or now - at > RECORDED_SECONDS:
-                del self.recorded[cr_name]
-            else:
-                revisions = [*revisions, cr]
-        return revisions
-
-    def _with_written(self, revisions: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        out = []
-        for cr in revisions:
-            meta = cr.get("metadata", {})
-            rev_id = (meta.get("labels") or {}).get(hist.LABEL_REVISION) or ""
-            mine = self.written.get(rev_id)
-            ann = dict(meta.get("annotations") or {})
-            if mine and all(ann.get(k) == v for k, v in mine.items()):
-                self.written.pop(rev_id, None)
-            elif mine:
-                ann.update(mine)
-                out.append({**cr, "metadata": {**meta, "annotations": ann}})
-                continue
-            out.append(cr)
-        return out
-
     async def execute(self, p: Plan, observed: Observed, body: Mapping[str, Any]) -> None:
-        """Carry the plan out, independent writes at once, in three steps whose order is what makes a crash safe:
-
-        1. decisions: the revision record, then the verdicts on it. A decision is durable on its ControllerRevision
-           before anything acts on it, so a restarted loop finds it instead of taking it again. When there is no
-           verdict, nothing acts on a decision and the record goes along with step 2.
-        2. children (Job, Service, Deployment) and Events, all at once: the Deployment, the slow part of getting
-           Ready, starts at the first round trip instead of the fourth.
-        3. the status, only after every write of steps 1 and 2 succeeded (any failure: the loop retries, the
-           status is not written). Events are created before the status write that records their transitions,
-           each under its transition's name: a crash in between means the restarted loop plans the same names
-           again and the API server refuses them as existing (no duplicate), while a crash before means they are
-           created then (none lost). Pruning of old revisions comes last.
-        """
+        """Carry the plan out in the order ``rollout.writes`` gives (what makes a crash safe), independent writes at
+        once; the status only after every earlier write succeeded (any failure: the loop retries)."""
         ns, name = self.key
-
-        async def record() -> None:
-            if p.record_revision is not None:
-                cr, _ = await kube.create(p.record_revision)
-                if cr:
-                    self.recorded[p.record_revision["metadata"]["name"]] = (time.monotonic(), _unpack(_pack(cr)))
-            for rev_id, verdict in p.verdicts:
-                cr_name = hist.controller_revision_name(name, rev_id)
-                await kube.patch("ControllerRevision", ns, cr_name, {"metadata": {"annotations": verdict}})
-                self.written.setdefault(rev_id, {}).update(verdict)
-
-        async def job() -> None:
-            if p.delete_job:
-                await kube.delete("Job", ns, p.delete_job)
-            if p.create_job is not None:
-                await kube.create(p.create_job)
-
-        async def child(live: Mapping[str, Any] | None, desired: dict[str, Any] | None) -> None:
-            what = await _apply(live, desired)
-            if what:
-                self.logger.info(what)
-
-        async def say(ev: Event) -> None:
-            if await self._say(ev, observed.owner) and ev.reason == "RolledBack":
-                exporter.count_rollback(ns, name)  # once per rollback made: a 409 means it was counted before
-
+        todo = writes_for(p, observed)
         self.event_failures = {k: v for k, v in self.event_failures.items() if any(e.name == k for e in p.events)}
-        if p.verdicts:
-            await record()
-        await _all(
-            [
-                *([] if p.verdicts else [record()]),
-                job(),
-                child(observed.service, p.service),
-                child(observed.deployment, p.deployment),
-                *(say(ev) for ev in p.events),
-            ]
-        )
-        if not is_subset(p.status, dict(observed.status)):
+        for write in todo.decisions:
+            await self._write(write, observed.owner)
+        await _all([self._write(write, observed.owner) for write in todo.acts])
+        if todo.status is not None:
             # kopf keeps ``body`` fresh: when a newer version of the object arrived during this loop's writes (on
             # a new object: kopf's own finalizer patch), the write would be refused with 409 anyway. Skip the round
             # trip and plan again on the newer version; the conflict path waits for it (it is there already).
             live = str((body.get("metadata") or {}).get("resourceVersion") or "")
             if live and self.seen_version and live != self.seen_version:
                 raise kube.KubeError(f"status computed over {self.seen_version}, version {live} is here", 409)
-            await kube.patch_status(ns, name, p.status, resource_version=self.seen_version or None)
-        await _all([kube.delete("ControllerRevision", ns, cr_name) for cr_name in p.prune])
+            await kube.patch_status(ns, name, todo.status, resource_version=self.seen_version or None)
+        await _all([self._write(write, observed.owner) for write in todo.prune])
+
+    async def _write(self, write: Write, owner: Owner) -> None:
+        """One write of ``rollout.writes``, with what this daemon remembers of it (the read-your-writes overlays)."""
+        match write:
+            case Create(manifest=manifest) if manifest["kind"] == "ControllerRevision":
+                cr, _ = await kube.create(manifest)
+                if cr:
+                    self.recorded[manifest["metadata"]["name"]] = (time.monotonic(), _unpack(_pack(cr)))
+            case Create(manifest=manifest):
+                _, created = await kube.create(manifest)
+                if created and manifest["kind"] != "Job":
+                    self.logger.info(f"created {manifest['kind']} {manifest['metadata']['name']}")
+            case Patch(ref=ref, patch=patch, verdict=verdict):
+                await kube.patch(*ref, patch)
+                if verdict is not None:
+                    self.written.setdefault(verdict[0], {}).update(verdict[1])
+                else:
+                    self.logger.info(f"updated {ref.kind} {ref.name}")
+            case Delete(ref=ref):
+                await kube.delete(*ref)
+            case Say(event=ev):
+                if await self._say(ev, owner) and ev.reason == "RolledBack":
+                    exporter.count_rollback(owner.namespace, owner.name)  # once per rollback: a 409 was counted
+
+    async def apply_optional(self, wanted: list[dict[str, Any]] | None, idx: Indexes) -> None:
+        """Apply the optional children the plan wants and delete those it no longer wants (None: leave them).
+
+        The PodDisruptionBudget is read from its index. InferencePools are not watched (their CRD and the RBAC
+        for them are optional), so the pool this process last applied stands in for the live one: created (a
+        409 reads the existing one and patches it when it differs), and deleted when no longer wanted. A pool
+        left by a restarted process while it was disabled stays until the object is deleted (garbage collector).
+        """
+        if wanted is None:
+            return
+        ns, name = self.key
+        by_kind = {obj["kind"]: obj for obj in wanted}
+        pdb = by_kind.get("PodDisruptionBudget")
+        live_pdb = _one(idx.pdbs, self.key) if idx.pdbs is not None else None
+        if pdb is not None:
+            write = child_write(live_pdb, pdb)
+            if isinstance(write, Create):
+                await kube.create(write.manifest)
+                self.logger.info(f"created PodDisruptionBudget {pdb['metadata']['name']}")
+            elif isinstance(write, Patch):
+                await kube.patch(*write.ref, write.patch)
+                self.logger.info(f"updated PodDisruptionBudget {pdb['metadata']['name']}")
+        elif live_pdb is not None:
+            await kube.delete("PodDisruptionBudget", ns, live_pdb["metadata"]["name"])
+            self.logger.info(f"deleted PodDisruptionBudget {live_pdb['metadata']['name']} (replicas below 2)")
+        pool = by_kind.get("InferencePool")
+        if pool is not None and (self.pool is None or not is_subset(pool, self.pool)):
+            live, created = await kube.create(pool)
+            if not created and not is_subset({k: v for k, v in pool.items() if k != "status"}, live):
+                await kube.patch("InferencePool", ns, pool["metadata"]["name"], patch_for(pool))
+            self.pool = pool
+            self.logger.info(f"applied InferencePool {pool['metadata']['name']}")
+        elif pool is None and self.pool is not None:
+            await kube.delete("InferencePool", ns, self.pool["metadata"]["name"])
+            self.pool = None
+            self.logger.info(f"deleted InferencePool {name} (spec.routing.inferencePool disabled)")
 
     async def report_invalid(self, body: kopf.Body, generation: int, message: str) -> None:
         """Say that this generation of the spec does not parse (``rollout.invalid``): its one Event, then the
@@ -665,7 +614,7 @@ async def reconcile_daemon(
 ) -> None:
     """One loop per object: reconcile on every wake-up, scrape metrics on its interval."""
     assert namespace is not None  # the kind is namespaced
-    idx = Indexes(*(kwargs[f"{kind}_idx"] for kind in ("deployments", "services", "jobs", "pods", "revisions")))
+    idx = Indexes.from_kwargs(kwargs)
     wake = _wakeups.setdefault((namespace, name), asyncio.Event())
     reconciler = ObjectReconciler(namespace, name, logger)
     # The spec, or why it does not parse, once per metadata.generation.

@@ -25,7 +25,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 from urllib.parse import quote
 
-from kubernetes import client, config
+from kubernetes import client
+from kubernetes.config import ConfigException, load_incluster_config, load_kube_config
 
 from specdeploy.api import GROUP, PLURAL, VERSION
 
@@ -57,9 +58,26 @@ def _limit_malloc_arenas(arenas: int = 2) -> None:
         ctypes.CDLL("libc.so.6").mallopt(_M_ARENA_MAX, arenas)
 
 
-_limit_malloc_arenas()
-_executor = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="kube")
+def prepare_process() -> None:
+    """Process-wide settings of the operator, made by ``specdeploy run`` before kopf starts any thread.
+
+    Not done on import: importing this module (tests, ``specdeploy render``, benchmarks) changes nothing about
+    the process.
+    """
+    _limit_malloc_arenas()
+
+
+_executor: ThreadPoolExecutor | None = None
 _api: client.ApiClient | None = None
+
+
+def _threads() -> ThreadPoolExecutor:
+    """The bounded pool the blocking client calls run in, started on first use."""
+    global _executor  # noqa: PLW0603 - one pool per process
+    if _executor is None:
+        _executor = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="kube")
+    return _executor
+
 
 # kind -> (API prefix, resource plural): the REST path of every kind the operator reads or writes.
 _PATHS: dict[str, tuple[str, str]] = {
@@ -68,6 +86,8 @@ _PATHS: dict[str, tuple[str, str]] = {
     "Service": ("/api/v1", "services"),
     "Event": ("/api/v1", "events"),
     "Job": ("/apis/batch/v1", "jobs"),
+    "PodDisruptionBudget": ("/apis/policy/v1", "poddisruptionbudgets"),
+    "InferencePool": ("/apis/inference.networking.k8s.io/v1", "inferencepools"),
     "SpeculativeDeployment": (f"/apis/{GROUP}/{VERSION}", PLURAL),
 }
 
@@ -84,9 +104,9 @@ def load() -> None:
     """Load the kubeconfig ($KUBECONFIG / ~/.kube/config) or, inside a pod, the in-cluster config."""
     global _api  # noqa: PLW0603 - one shared client per process
     try:
-        config.load_incluster_config()  # type: ignore[no-untyped-call]
-    except config.ConfigException:
-        config.load_kube_config()  # type: ignore[no-untyped-call]
+        load_incluster_config()  # type: ignore[no-untyped-call,unused-ignore]
+    except ConfigException:
+        load_kube_config()  # type: ignore[no-untyped-call,unused-ignore]
     cfg = client.Configuration.get_default_copy()
     cfg.connection_pool_maxsize = 2 * WORKERS
     cfg.retries = 3
@@ -134,7 +154,7 @@ def _request_sync(
             auth_settings=["BearerToken"],
         )
         resp = api.call_api(method_, url, header_params=headers, body=body, _request_timeout=REQUEST_TIMEOUT)
-        data = resp.read()  # type: ignore[no-untyped-call]
+        data = resp.read()  # type: ignore[no-untyped-call,unused-ignore]
         status = int(resp.status)
     except client.ApiException as e:
         raise KubeError(f"{what}: {e.status} {e.reason}", status=e.status or 0) from None
@@ -157,7 +177,7 @@ async def _request(
     content_type: str = "application/json",
 ) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(_executor, _request_sync, method, url_path, body, query or [], content_type)
+    return await loop.run_in_executor(_threads(), _request_sync, method, url_path, body, query or [], content_type)
 
 
 async def create(obj: dict[str, Any]) -> tuple[dict[str, Any], bool]:

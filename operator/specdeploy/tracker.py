@@ -2,7 +2,7 @@
 
 This is the stateful glue between the reconcile daemon and the pure ``monitor`` package. It holds, in memory,
 the window accumulator and the closed windows of the revision that serves now; it does the only I/O of the
-monitor (HTTP scrapes of pods, or PromQL queries) and turns the decision into the ``MonitorVerdict`` that
+monitor (HTTP scrapes of pods, or PromQL queries) and turns the decision into the ``MonitorFinding`` that
 ``rollout.plan`` acts on.
 
 Memory is bounded: only the windows the decision can still look at are kept. Losing this state (an operator
@@ -19,15 +19,16 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from specdeploy.api import SpeculativeDeploymentSpec
+from specdeploy.api import AcceptanceStatus, SpeculativeDeploymentSpec
 from specdeploy.monitor import exporter
 from specdeploy.monitor.decision import Decision, Policy, Reason, Verdict, decide
+from specdeploy.monitor.finding import MonitorFinding
 from specdeploy.monitor.pools import POOLS, capped_timeout, scrape_object
 from specdeploy.monitor.prometheus_source import PodSelector, PrometheusQueryError, query_window
 from specdeploy.monitor.speedup import recommend_depth
 from specdeploy.monitor.window import PodError, PodSample, Window, WindowAccumulator
-from specdeploy.rollout.history import Serving
-from specdeploy.rollout.plan import MonitorVerdict
+from specdeploy.rollout.history import ServingChoice
+from specdeploy.rollout.progress import fully_ready
 
 # Cost of one draft step relative to one target step when the parameter ratio is unknown (Leviathan et al.'s c).
 DEFAULT_COST_RATIO = 0.1
@@ -74,6 +75,35 @@ def _draft_cost(validation: Mapping[str, Any] | None, serving_id: str) -> float:
     return DEFAULT_COST_RATIO
 
 
+def acceptance_status(serving_id: str, d: Decision, latest: Window | None, recommended_k: int | None) -> dict[str, Any]:
+    """status.acceptance for the decision ``d`` and the latest window that measured a rate (every key present,
+    None where unknown, so a change of what is known counts as a change)."""
+    candidate: dict[str, Any] = {"revision": serving_id, "verdict": str(d.verdict), "reason": str(d.reason)}
+    if latest is not None and latest.acceptance is not None:
+        acc = latest.acceptance
+        candidate.update(
+            {
+                "rate": round(_fraction(acc.rate), 4) if acc.rate is not None else None,
+                "rateText": f"{_fraction(acc.rate):.2f}" if acc.rate is not None else None,
+                "meanAcceptedLength": round(acc.mean_accepted_length, 3)
+                if acc.mean_accepted_length is not None
+                else None,
+                "perPosition": [round(_fraction(x), 4) for x in acc.per_position][:16],
+                # None, not 0, where the engine cannot say (V0): "no tokens" would be a different claim.
+                "draftTokens": _count(acc.draft_tokens),
+                "acceptedTokens": _count(acc.accepted_tokens),
+                "drafts": _count(acc.drafts),
+                "windowEnd": _iso(latest.end),
+                "windowSeconds": int(latest.end - latest.start),
+                "podsCounted": len(latest.pods_counted),
+                "recommendedNumSpeculativeTokens": recommended_k,
+            }
+        )
+    # "(25s from now)" would make every scrape look like a change; the absolute time stays in the message.
+    candidate["message"] = _RELATIVE.sub("", d.message)[:500]
+    return candidate
+
+
 class AcceptanceTracker:
     def __init__(self) -> None:
         self.serving_id: str | None = None
@@ -87,7 +117,7 @@ class AcceptanceTracker:
 
     # ------------------------------------------------------------------ what serves
     def set_serving(
-        self, serving: Serving | None, deployment: Mapping[str, Any] | None, now: float | None = None
+        self, serving: ServingChoice | None, deployment: Mapping[str, Any] | None, now: float | None = None
     ) -> None:
         """Follow the serving revision; reset the windows when it changes; note when it became fully Ready."""
         now = time.time() if now is None else now
@@ -102,19 +132,11 @@ class AcceptanceTracker:
             self.healthy_since = None
         if self.serving_id is None:
             return
-        status = (deployment or {}).get("status") or {}
-        spec = (deployment or {}).get("spec") or {}
-        labels = spec.get("template", {}).get("metadata", {}).get("labels", {}) or {}
-        replicas = int(spec.get("replicas") or 0)
-        fully_ready = (
-            labels.get("specdeploy.io/revision") == self.serving_id
-            and replicas > 0
-            and int(status.get("updatedReplicas") or 0) >= replicas
-            and int(status.get("readyReplicas") or 0) >= replicas
-        )
-        if fully_ready and self.ready_since is None:
+        replicas = int(((deployment or {}).get("spec") or {}).get("replicas") or 0)
+        ready = replicas > 0 and fully_ready(deployment, self.serving_id, replicas)
+        if ready and self.ready_since is None:
             self.ready_since = now
-        elif not fully_ready and int(status.get("readyReplicas") or 0) == 0:
+        elif not ready and int(((deployment or {}).get("status") or {}).get("readyReplicas") or 0) == 0:
             self.ready_since = None
 
     # ------------------------------------------------------------------ scraping
@@ -211,14 +233,14 @@ class AcceptanceTracker:
         self.windows.append(Window.from_counters(start, end, counters, pod_names))
 
     # ------------------------------------------------------------------ verdict
-    def verdict(
+    def finding(
         self,
         spec: SpeculativeDeploymentSpec,
         namespace: str = "",
         name: str = "",
         validation: Mapping[str, Any] | None = None,
-    ) -> MonitorVerdict | None:
-        """The verdict for ``rollout.plan``, with ``status.acceptance`` only when it changed meaningfully.
+    ) -> MonitorFinding | None:
+        """The finding for ``rollout.plan``, with ``status.acceptance`` only when it changed meaningfully.
 
         ``validation`` is ``status.validation``: when it belongs to the serving revision, its ``parameterRatio``
         (the validator's draft/target parameter estimate) is the cost of a draft step in the depth recommendation.
@@ -226,52 +248,26 @@ class AcceptanceTracker:
         if not self.serving_id or not self.speculation or self.decision is None:
             return None
         d = self.decision
-        trip = d.verdict is Verdict.ROLLBACK
-        healthy = int(spec.rollback.consecutive_windows) if d.verdict is Verdict.HEALTHY else 0
-        return MonitorVerdict(
+        latest = next((w for w in reversed(self.windows) if w.acceptance is not None and w.rate is not None), None)
+        acc = latest.acceptance if latest is not None else None
+        per_position = acc.per_position if acc is not None else ()
+        rec = recommend_depth(per_position, _draft_cost(validation, self.serving_id)) if per_position else None
+        if acc is not None and namespace and name:
+            exporter.record_acceptance(namespace, name, acc, rec.k if rec else None)
+        return MonitorFinding(
             revision=self.serving_id,
-            trip=trip,
-            healthy_streak=healthy,
+            trip=d.verdict is Verdict.ROLLBACK,
+            healthy=d.verdict is Verdict.HEALTHY,
             healthy_seconds=time.time() - self.healthy_since if self.healthy_since is not None else 0.0,
             message=d.message,
-            acceptance=self._acceptance_status(spec, namespace, name, _draft_cost(validation, self.serving_id)),
+            acceptance=self._publish(acceptance_status(self.serving_id, d, latest, rec.k if rec else None)),
         )
 
-    def _acceptance_status(
-        self, spec: SpeculativeDeploymentSpec, namespace: str, name: str, cost_ratio: float
-    ) -> dict[str, Any] | None:
-        d = self.decision
-        assert d is not None
-        latest = next((w for w in reversed(self.windows) if w.acceptance is not None and w.rate is not None), None)
-        candidate: dict[str, Any] = {"revision": self.serving_id, "verdict": str(d.verdict), "reason": str(d.reason)}
-        if latest is not None and latest.acceptance is not None:
-            acc = latest.acceptance
-            rec = recommend_depth(acc.per_position, cost_ratio) if acc.per_position else None
-            candidate.update(
-                {
-                    "rate": round(_fraction(acc.rate), 4) if acc.rate is not None else None,
-                    "rateText": f"{_fraction(acc.rate):.2f}" if acc.rate is not None else None,
-                    "meanAcceptedLength": round(acc.mean_accepted_length, 3)
-                    if acc.mean_accepted_length is not None
-                    else None,
-                    "perPosition": [round(_fraction(x), 4) for x in acc.per_position][:16],
-                    # None, not 0, where the engine cannot say (V0): "no tokens" would be a different claim.
-                    "draftTokens": _count(acc.draft_tokens),
-                    "acceptedTokens": _count(acc.accepted_tokens),
-                    "drafts": _count(acc.drafts),
-                    "windowEnd": _iso(latest.end),
-                    "windowSeconds": int(latest.end - latest.start),
-                    "podsCounted": len(latest.pods_counted),
-                    "recommendedNumSpeculativeTokens": rec.k if rec else None,
-                }
-            )
-            if namespace and name:
-                exporter.record_acceptance(namespace, name, acc, rec.k if rec else None)
-        # "(25s from now)" would make every scrape look like a change; the absolute time stays in the message.
-        candidate["message"] = _RELATIVE.sub("", d.message)[:500]
-        if not self._meaningful(candidate):
-            return self.published
-        self.published = {k: v for k, v in candidate.items() if v is not None}
+    def _publish(self, candidate: dict[str, Any]) -> dict[str, Any] | None:
+        """``candidate`` when it differs meaningfully from what was published last, else that (see ``_meaningful``)."""
+        if self._meaningful(candidate):
+            model = AcceptanceStatus.model_validate(candidate)
+            self.published = model.model_dump(mode="json", by_alias=True, exclude_unset=True, exclude_none=True)
         return self.published
 
     def _meaningful(self, candidate: Mapping[str, Any]) -> bool:

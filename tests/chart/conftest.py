@@ -49,6 +49,8 @@ OPERATOR_RULES: dict[tuple[str, str], set[str]] = {
     ("", "pods"): {"list", "watch"},
     # kopf index; kube.create, and get after a 409; the plan deletes an errored validation Job to retry it.
     ("batch", "jobs"): {"get", "list", "watch", "create", "delete"},
+    # kopf index; kube.create (get after a 409); patched like the Service; deleted when replicas drops below 2.
+    ("policy", "poddisruptionbudgets"): {"get", "list", "watch", "create", "patch", "delete"},
     # kopf.event and kopf's handler log messages post core/v1 Events on the object.
     ("", "events"): {"create"},
 }
@@ -59,9 +61,21 @@ MAY_GO_UNSEEN: dict[tuple[str, str, str], str] = {
     ("batch", "jobs", "get"): "kube.create reads the existing Job after a 409 (stale index)",
     ("batch", "jobs", "delete"): "plan.py retries a validation that errored (exit 2) after VALIDATION_RETRY_SECONDS",
     ("apps", "controllerrevisions", "delete"): "plan.py prunes revisions beyond history.MAX_REVISIONS (20)",
+    (
+        "policy",
+        "poddisruptionbudgets",
+        "create",
+    ): "a budget exists only at replicas >= 2 (tests/integration/test_ecosystem.py)",
+    ("policy", "poddisruptionbudgets", "get"): "kube.create reads the existing budget after a 409 (stale index)",
+    ("policy", "poddisruptionbudgets", "patch"): "a changed spec.disruption.maxUnavailable patches the budget",
+    ("policy", "poddisruptionbudgets", "delete"): "spec.replicas dropping below 2 deletes the budget",
     ("specdeploy.io", "speculativedeployments/finalizers", "update"): (
         "checked by the API server only where the OwnerReferencesPermissionEnforcement admission plugin runs"
     ),
+}
+# inferencePool.enabled adds these (handlers.apply_optional; the pool is not watched).
+INFERENCE_POOL_RULES: dict[tuple[str, str], set[str]] = {
+    ("inference.networking.k8s.io", "inferencepools"): {"get", "create", "patch", "delete"},
 }
 # Peering (operator.peering.enabled): kopf keeps its keep-alive in the peering object's status (patch) and
 # watches the other operators' (list+watch); it never reads one object alone. The resource is kopfpeerings per

@@ -14,6 +14,7 @@ import pytest
 
 from tests.chart.conftest import (
     CHART,
+    INFERENCE_POOL_RULES,
     KUBE_VERSION,
     OPERATOR_RULES,
     PEERING_VERBS,
@@ -119,6 +120,14 @@ def test_namespaced_install_grants_one_role_per_watched_namespace_and_nothing_cl
 def test_cluster_wide_peering_grants_cluster_peerings_only(render: Render) -> None:
     rules = flatten_rules(one(render(CLUSTERWIDE), "ClusterRole")["rules"])
     assert rules == {**OPERATOR_RULES, ("kopf.dev", "clusterkopfpeerings"): PEERING_VERBS}
+
+
+def test_inference_pool_verbs_are_granted_only_when_enabled(render: Render) -> None:
+    """Issue 15: the InferencePool verbs come with inferencePool.enabled, and only then."""
+    assert ("inference.networking.k8s.io", "inferencepools") not in flatten_rules(one(render(), "ClusterRole")["rules"])
+    role = one(render(sets=("inferencePool.enabled=true",)), "ClusterRole")
+    assert flatten_rules(role["rules"]) == {**OPERATOR_RULES, **INFERENCE_POOL_RULES}
+    assert_least_privilege(role["rules"])
 
 
 def test_rbac_create_false_renders_no_rbac(render: Render) -> None:

@@ -30,12 +30,12 @@ import yaml
 
 from tests.chart.apirecorder import Call, RecordingProxy
 from tests.chart.conftest import CHART, MAY_GO_UNSEEN, OPERATOR_RULES, PEERING_VERBS
+from tests.harness import zoo
 from tests.harness.kubectl import Kubectl, wait_for
 from tests.harness.localcluster import LocalCluster
 from tests.harness.operator import OperatorProcess
 from tests.harness.podrunner import PodRunner
 from tests.harness.specs import condition, manifest, sd_status
-from tests.unit.validate import zoo
 
 pytestmark = [pytest.mark.chart, pytest.mark.integration]
 

@@ -14,16 +14,16 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from tests.harness import zoo
 from tests.harness.kubectl import Kubectl, wait_for
 from tests.harness.localcluster import LocalCluster
 from tests.harness.operator import OperatorProcess
 from tests.harness.podrunner import PodRunner
 from tests.harness.specs import condition, manifest, sd_status
-from tests.unit.validate import zoo
 
 from specdeploy.api import SpeculativeDeploymentSpec
+from specdeploy.api.revision import revision_id
 from specdeploy.render import job_name, render_validation_job
-from specdeploy.rollout.revision import revision_id
 
 pytestmark = pytest.mark.integration
 

@@ -7,12 +7,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from tests.harness import zoo
 from tests.harness.kubectl import Kubectl, wait_for
 from tests.harness.localcluster import LocalCluster
 from tests.harness.operator import OperatorProcess
 from tests.harness.podrunner import PodRunner
 from tests.harness.specs import condition, manifest, sd_status
-from tests.unit.validate import zoo
 
 pytestmark = pytest.mark.integration
 

@@ -28,8 +28,8 @@ from kubernetes import client
 
 from tests.harness.localcluster import LocalCluster
 from tests.harness.operator import OperatorProcess
+from tests.reliability.expectations import Expectations, deployments_settled, sd
 from tests.reliability.recorder import Recorder, api_client, wait_until
-from tests.reliability.world import World, deployments_settled, sd
 
 pytestmark = pytest.mark.integration
 
@@ -46,7 +46,7 @@ def test_operator_rides_out_apiserver_restarts_and_catches_up(
 ) -> None:
     rng = random.Random(SEED)
     api = api_client(cluster.kubeconfig)
-    world = World(namespace, client.CustomObjectsApi(api), client.AppsV1Api(api))
+    world = Expectations(namespace, client.CustomObjectsApi(api), client.AppsV1Api(api))
     recorder = Recorder(cluster.kubeconfig, namespace).start()
     pid = operator.pid
     ks = {"a": 4, "b": 4}

@@ -92,8 +92,8 @@ def test_allowed_unusual_ids_are_single_argv_items(model: str) -> None:
     vllm = container(render_deployment("sd", "ns", s, "r1", owner=None))
     assert_no_shell(vllm)
     args = vllm["args"]
-    assert args[args.index("--model") + 1] == model
-    assert args.count(model) == 2  # --model and --served-model-name, each one whole item
+    assert args[0] == model  # `vllm serve MODEL`: the positional argument
+    assert args.count(model) == 2  # the model and --served-model-name, each one whole item
     assert json.loads(args[args.index("--speculative-config") + 1])["model"] == model
     job = container(render_validation_job("sd", "ns", s, "r1", owner=None))
     assert_no_shell(job)

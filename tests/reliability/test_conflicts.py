@@ -27,8 +27,8 @@ from kubernetes.client.exceptions import ApiException
 from tests.harness.localcluster import LocalCluster
 from tests.harness.operator import OperatorProcess
 from tests.harness.specs import condition
+from tests.reliability.expectations import Expectations, deployments_settled, sd
 from tests.reliability.recorder import GROUP, PLURAL, VERSION, api_client, wait_until
-from tests.reliability.world import World, deployments_settled, sd
 
 pytestmark = pytest.mark.integration
 
@@ -114,7 +114,7 @@ class SecondWriter:
             return
 
 
-def foreign_marks_kept(world: World, writer: SecondWriter) -> dict[str, str]:
+def foreign_marks_kept(world: Expectations, writer: SecondWriter) -> dict[str, str]:
     """What of the second writer's last writes is missing, per object."""
     lost = {}
     for name in OBJECTS:
@@ -137,7 +137,7 @@ def foreign_marks_kept(world: World, writer: SecondWriter) -> dict[str, str]:
     return lost
 
 
-def warm_up_published(world: World) -> bool:
+def warm_up_published(world: Expectations) -> bool:
     for name in OBJECTS:
         st = world.custom.get_namespaced_custom_object(GROUP, VERSION, world.namespace, PLURAL, name)["status"]
         acceptance = st.get("acceptance") or {}
@@ -146,7 +146,7 @@ def warm_up_published(world: World) -> bool:
     return True
 
 
-def snapshot(world: World) -> dict[str, Any]:
+def snapshot(world: Expectations) -> dict[str, Any]:
     """resourceVersion and what matters of each object and child (to say what changed, if anything does)."""
     core = client.CoreV1Api(world.apps.api_client)
     out: dict[str, Any] = {}
@@ -164,7 +164,7 @@ def test_a_second_writer_loses_nothing_and_is_not_fought(
     cluster: LocalCluster, namespace: str, operator: OperatorProcess
 ) -> None:
     api = api_client(cluster.kubeconfig)
-    world = World(namespace, client.CustomObjectsApi(api), client.AppsV1Api(api))
+    world = Expectations(namespace, client.CustomObjectsApi(api), client.AppsV1Api(api))
     for name in OBJECTS:
         world.apply(sd(name, k=4, replicas=1, scrape_seconds=1), "serve")
     wait_until("the objects to serve", lambda: not world.not_converged(), timeout=90)

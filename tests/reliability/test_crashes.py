@@ -32,13 +32,13 @@ from collections.abc import Iterator
 import pytest
 from kubernetes import client
 
+from tests.harness import zoo
 from tests.harness.fakevllm import Behaviour, Fleet
 from tests.harness.localcluster import LocalCluster
 from tests.harness.operator import OperatorProcess
 from tests.harness.podrunner import PodRunner
+from tests.reliability.expectations import BAD, Expectations, sd, verdict
 from tests.reliability.recorder import Recorder, api_client, percentile, wait_until
-from tests.reliability.world import BAD, World, sd, verdict
-from tests.unit.validate import zoo
 
 pytestmark = pytest.mark.integration
 
@@ -88,7 +88,7 @@ def test_sigkill_at_random_points_converges_without_duplicates(
 ) -> None:
     rng = random.Random(SEED)
     api = api_client(cluster.kubeconfig)
-    world = World(namespace, client.CustomObjectsApi(api), client.AppsV1Api(api))
+    world = Expectations(namespace, client.CustomObjectsApi(api), client.AppsV1Api(api))
     recorder = Recorder(cluster.kubeconfig, namespace).start()
     try:
         for j in range(2):

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from specdeploy.validate.vocab import MAX_VOCAB_IDS
-from tests.unit.validate import zoo
+from tests.harness import zoo
 
 MIB = 1024 * 1024
 ADDRESS_SPACE_LIMIT = 4 * 1024 * MIB

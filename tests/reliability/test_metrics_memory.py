@@ -20,12 +20,12 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.harness import hostile_pages as pages
 from tests.harness.fakevllm import Behaviour, Fleet
 from tests.harness.kubectl import Kubectl, wait_for
 from tests.harness.localcluster import LocalCluster
 from tests.harness.operator import OperatorProcess
 from tests.harness.specs import manifest
-from tests.reliability import pages
 
 pytestmark = pytest.mark.integration
 

@@ -1,9 +1,9 @@
 """Oversized SpeculativeDeployments are refused by the API server itself, so no object can bloat etcd.
 
-The schema bounds (checked statically by ``test_schema_bounds.py``) only matter if the API server enforces them:
-each case here sends a real object, one bound over, at ``kubectl apply`` and expects a refusal that names the
-field. The other side: the largest object the bounds allow in the maps and in affinity (every key 317 characters,
-every list full) is stored, within the API server's CEL runtime budget, and parses and renders as sent.
+The schema bounds (checked statically by ``tests/unit/api/test_schema_bounds.py``) only matter if the API server
+enforces them: each case here sends a real object, one bound over, at ``kubectl apply`` and expects a refusal that
+names the field. The other side: the largest object the bounds allow in the maps and in affinity (every key 317
+characters, every list full) is stored, within the API server's CEL runtime budget, and parses and renders as sent.
 Shell metacharacters, ``../`` and option-like model ids are refused by ``tests/integration/test_invalid_specs.py``
 (not repeated here).
 """

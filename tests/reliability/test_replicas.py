@@ -32,8 +32,8 @@ from tests.harness.fakevllm import Behaviour, Fleet
 from tests.harness.kubectl import Kubectl
 from tests.harness.localcluster import LocalCluster
 from tests.harness.operator import OperatorProcess
+from tests.reliability.expectations import BAD, Expectations, k_of, sd, verdict
 from tests.reliability.recorder import GROUP, PLURAL, VERSION, Recorder, api_client, wait_until
-from tests.reliability.world import BAD, World, k_of, sd, verdict
 
 pytestmark = pytest.mark.integration
 
@@ -122,7 +122,7 @@ def test_one_replica_acts_and_a_handover_mid_rollback_completes_it_once(
 ) -> None:
     kubectl.apply(helm_render(cluster, namespace, "peering.yaml"), "-n", namespace)
     api = api_client(cluster.kubeconfig)
-    world = World(namespace, client.CustomObjectsApi(api), client.AppsV1Api(api))
+    world = Expectations(namespace, client.CustomObjectsApi(api), client.AppsV1Api(api))
     recorder = Recorder(cluster.kubeconfig, namespace).start()
     a = replica(cluster, namespace, tmp_path, "replica-a", 10)
     b = replica(cluster, namespace, tmp_path, "replica-b", 5)

@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from tests.harness import zoo
 from tests.harness.fakevllm import Behaviour, Fleet
 from tests.harness.kubectl import Kubectl, wait_for
 from tests.harness.localcluster import LocalCluster
@@ -31,7 +32,6 @@ from tests.harness.operator import OperatorProcess
 from tests.harness.podrunner import PodRunner
 from tests.harness.specs import manifest, sd_status
 from tests.reliability.echohub import EchoHub
-from tests.unit.validate import zoo
 
 pytestmark = pytest.mark.integration
 

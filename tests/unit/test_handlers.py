@@ -17,12 +17,12 @@ from collections.abc import Mapping
 from typing import Any
 
 import pytest
-from tests.unit.rollout.test_compare import as_served
+from tests.unit.rollout.test_drift import as_served
 from tests.unit.rollout.test_plan import BASE
 from tests.unit.rollout.world import World
 
 from specdeploy import handlers, kube
-from specdeploy.rollout.compare import is_subset
+from specdeploy.rollout.drift import is_subset
 from specdeploy.rollout.history import from_controller_revisions
 from specdeploy.rollout.plan import Observed, Plan, plan
 

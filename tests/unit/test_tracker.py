@@ -12,10 +12,10 @@ import pytest
 
 from specdeploy.api import AcceptanceStatus, SpeculativeDeploymentSpec
 from specdeploy.monitor.decision import Reason, Verdict, decide
+from specdeploy.monitor.finding import MonitorFinding
 from specdeploy.monitor.parse import SpecDecodeCounters
 from specdeploy.monitor.window import Window, WindowAccumulator
-from specdeploy.rollout.history import Revision, Serving
-from specdeploy.rollout.plan import MonitorVerdict
+from specdeploy.rollout.history import RevisionRecord, ServingChoice
 from specdeploy.tracker import RATE_EPSILON, AcceptanceTracker, policy_of
 
 SPEC = SpeculativeDeploymentSpec.model_validate(
@@ -26,8 +26,8 @@ SPEC = SpeculativeDeploymentSpec.model_validate(
     }
 )
 T0 = 1_767_268_800.0
-REV = Revision(id="0123456789", number=1, spec={})
-OTHER = Revision(id="9876543210", number=2, spec={})
+REV = RevisionRecord(id="0123456789", number=1, spec={})
+OTHER = RevisionRecord(id="9876543210", number=2, spec={})
 
 
 def deployment(revision: str, replicas: int = 2, ready: int = 2, updated: int | None = None) -> dict[str, Any]:
@@ -70,9 +70,9 @@ def windows(rates: list[float | None], start: float, tokens: float = 8000, pods:
     return out
 
 
-def tracker_serving(serving: Serving | None = None, ready_at: float = T0) -> AcceptanceTracker:
+def tracker_serving(serving: ServingChoice | None = None, ready_at: float = T0) -> AcceptanceTracker:
     tracker = AcceptanceTracker()
-    tracker.set_serving(serving or Serving(REV, speculation=True), deployment(REV.id), now=ready_at)
+    tracker.set_serving(serving or ServingChoice(REV, speculation=True), deployment(REV.id), now=ready_at)
     return tracker
 
 
@@ -85,8 +85,8 @@ def judge(tracker: AcceptanceTracker, rates: list[float | None], now: float | No
     tracker.decision = decide(policy_of(SPEC), tracker.ready_since, at, tracker.windows)
 
 
-def verdict(tracker: AcceptanceTracker) -> MonitorVerdict:
-    v = tracker.verdict(SPEC)
+def verdict(tracker: AcceptanceTracker) -> MonitorFinding:
+    v = tracker.finding(SPEC)
     assert v is not None
     return v
 
@@ -100,7 +100,7 @@ def test_policy_of_reads_the_spec_rollback_section() -> None:
 
 def test_ready_since_is_when_every_replica_of_the_serving_revision_became_ready() -> None:
     tracker = AcceptanceTracker()
-    serving = Serving(REV, speculation=True)
+    serving = ServingChoice(REV, speculation=True)
     tracker.set_serving(serving, deployment(REV.id, ready=1), now=T0)
     assert tracker.serving_id == REV.id and tracker.speculation and tracker.ready_since is None
     tracker.set_serving(serving, deployment(REV.id, ready=2, updated=1), now=T0 + 10)
@@ -115,17 +115,17 @@ def test_ready_since_is_when_every_replica_of_the_serving_revision_became_ready(
 
 def test_losing_one_pod_keeps_the_ready_time_losing_all_resets_it() -> None:
     tracker = tracker_serving()
-    tracker.set_serving(Serving(REV, True), deployment(REV.id, ready=1), now=T0 + 100)
+    tracker.set_serving(ServingChoice(REV, True), deployment(REV.id, ready=1), now=T0 + 100)
     assert tracker.ready_since == T0
-    tracker.set_serving(Serving(REV, True), deployment(REV.id, ready=0), now=T0 + 200)
+    tracker.set_serving(ServingChoice(REV, True), deployment(REV.id, ready=0), now=T0 + 200)
     assert tracker.ready_since is None
-    tracker.set_serving(Serving(REV, True), deployment(REV.id), now=T0 + 300)
+    tracker.set_serving(ServingChoice(REV, True), deployment(REV.id), now=T0 + 300)
     assert tracker.ready_since == T0 + 300, "warm-up starts again after a full outage"
 
 
 def test_zero_replicas_is_never_ready() -> None:
     tracker = AcceptanceTracker()
-    tracker.set_serving(Serving(REV, True), deployment(REV.id, replicas=0, ready=0), now=T0)
+    tracker.set_serving(ServingChoice(REV, True), deployment(REV.id, replicas=0, ready=0), now=T0)
     assert tracker.ready_since is None
 
 
@@ -133,33 +133,33 @@ def test_a_new_serving_revision_starts_from_nothing() -> None:
     tracker = tracker_serving()
     judge(tracker, [0.2, 0.2, 0.2])
     tracker.accumulator = WindowAccumulator(60, start=T0)
-    tracker.set_serving(Serving(OTHER, speculation=True), deployment(REV.id), now=T0 + 1000)
+    tracker.set_serving(ServingChoice(OTHER, speculation=True), deployment(REV.id), now=T0 + 1000)
     assert tracker.serving_id == OTHER.id
     assert tracker.windows == [] and tracker.decision is None
     assert tracker.accumulator is None and tracker.ready_since is None
-    assert tracker.verdict(SPEC) is None, "no verdict carried over to the revision that replaced the bad one"
+    assert tracker.finding(SPEC) is None, "no verdict carried over to the revision that replaced the bad one"
 
 
 def test_the_same_revision_without_speculation_is_a_new_serving_with_nothing_to_judge() -> None:
     tracker = tracker_serving()
     judge(tracker, [0.2, 0.2, 0.2])
-    tracker.set_serving(Serving(REV, speculation=False), deployment(REV.id + "-nospec"), now=T0 + 1000)
+    tracker.set_serving(ServingChoice(REV, speculation=False), deployment(REV.id + "-nospec"), now=T0 + 1000)
     assert tracker.serving_id == REV.id + "-nospec" and not tracker.speculation
-    assert tracker.decision is None and tracker.verdict(SPEC) is None
+    assert tracker.decision is None and tracker.finding(SPEC) is None
 
 
 def test_the_same_serving_keeps_its_windows() -> None:
     tracker = tracker_serving()
     judge(tracker, [0.7, 0.7])
     kept = list(tracker.windows)
-    tracker.set_serving(Serving(REV, speculation=True), deployment(REV.id), now=T0 + 500)
+    tracker.set_serving(ServingChoice(REV, speculation=True), deployment(REV.id), now=T0 + 500)
     assert tracker.windows == kept and tracker.decision is not None
 
 
 def test_nothing_serving_gives_no_verdict() -> None:
     tracker = AcceptanceTracker()
     tracker.set_serving(None, None, now=T0)
-    assert tracker.serving_id is None and tracker.verdict(SPEC) is None
+    assert tracker.serving_id is None and tracker.finding(SPEC) is None
 
 
 # ----------------------------------------------------------------------------------------- verdicts
@@ -167,16 +167,16 @@ def test_three_bad_windows_trip_and_the_message_carries_the_numbers() -> None:
     tracker = tracker_serving()
     judge(tracker, [0.3, 0.25, 0.2])
     v = verdict(tracker)
-    assert (v.revision, v.trip, v.healthy_streak) == (REV.id, True, 0)
+    assert (v.revision, v.trip, v.healthy) == (REV.id, True, False)
     assert "0.200 is below the threshold 0.500 in 3 consecutive" in v.message
     assert "1,600 of 8,000 draft tokens accepted" in v.message
 
 
-def test_three_good_windows_are_a_healthy_streak() -> None:
+def test_three_good_windows_are_healthy() -> None:
     tracker = tracker_serving()
     judge(tracker, [0.7, 0.8, 0.75])
     v = verdict(tracker)
-    assert not v.trip and v.healthy_streak == SPEC.rollback.consecutive_windows
+    assert not v.trip and v.healthy
 
 
 @pytest.mark.parametrize(
@@ -188,14 +188,14 @@ def test_anything_else_holds(rates: list[float | None]) -> None:
     tracker = tracker_serving()
     judge(tracker, rates)
     v = verdict(tracker)
-    assert not v.trip and v.healthy_streak == 0
+    assert not v.trip and not v.healthy
 
 
 def test_thin_traffic_holds() -> None:
     tracker = tracker_serving()
     judge(tracker, [0.1, 0.1, 0.1], tokens=400)
     v = verdict(tracker)
-    assert not v.trip and v.healthy_streak == 0
+    assert not v.trip and not v.healthy
     assert v.acceptance is not None and v.acceptance["reason"] == str(Reason.NO_DATA)
 
 
@@ -226,7 +226,7 @@ def test_the_recommended_depth_prices_a_draft_step_with_the_validators_parameter
     judge(tracker, [0.9, 0.9, 0.9])  # per position 1, 1, 1, 0.6
 
     def recommended(validation: dict[str, Any] | None) -> int:
-        v = tracker.verdict(SPEC, validation=validation)
+        v = tracker.finding(SPEC, validation=validation)
         assert v is not None and v.acceptance is not None
         return int(v.acceptance["recommendedNumSpeculativeTokens"])
 
@@ -244,6 +244,7 @@ def test_while_warming_up_the_countdown_does_not_change_the_published_status() -
     tracker.decision = decide(policy_of(SPEC), T0, T0 + 10, [])
     first = verdict(tracker).acceptance
     assert first is not None and first["reason"] == str(Reason.WARMING_UP)
+    assert set(first) == {"revision", "verdict", "reason", "message"}, "nothing measured: no numbers, no empty list"
     assert "from now" not in first["message"] and "2026-01-01T12:02:00Z" in first["message"]
     tracker.decision = decide(policy_of(SPEC), T0, T0 + 70, [])
     assert "50s from now" in tracker.decision.message
@@ -308,7 +309,7 @@ def test_a_v0_engine_publishes_its_rate_but_no_token_counts() -> None:
     tracker.windows = [Window.from_counters(start, start + 60, counters, ["coder-pod-0"])]
     tracker.decision = decide(policy_of(SPEC), T0, start + 60, tracker.windows)
     v = verdict(tracker)
-    assert not v.trip and v.healthy_streak == 0, "V0 gives no token counts, so minDraftTokens cannot be met"
+    assert not v.trip and not v.healthy, "V0 gives no token counts, so minDraftTokens cannot be met"
     acc = v.acceptance
     assert acc is not None and acc["rate"] == 0.62
     assert not {"draftTokens", "acceptedTokens", "drafts"} & set(acc), "unknown, not zero"

@@ -40,6 +40,18 @@ which the kubelet resolves. Call with (dict "root" . "peeringResource" "kopfpeer
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["list", "watch"]
+# The PodDisruptionBudget of the vLLM pods (replicas >= 2): watched, created, patched like the Service, and
+# deleted when replicas drops below 2.
+- apiGroups: ["policy"]
+  resources: ["poddisruptionbudgets"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+{{- if .root.Values.inferencePool.enabled }}
+# Gateway API Inference Extension pools (spec.routing.inferencePool): created (get after a 409), patched when they
+# differ, deleted when disabled. Not watched: the operator remembers what it applied.
+- apiGroups: ["inference.networking.k8s.io"]
+  resources: ["inferencepools"]
+  verbs: ["get", "create", "patch", "delete"]
+{{- end }}
 # The validation Job: watched, created; an errored one is deleted to retry it.
 - apiGroups: ["batch"]
   resources: ["jobs"]

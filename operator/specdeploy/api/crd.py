@@ -26,8 +26,8 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
     {
         "name": "K",
         "type": "integer",
-        "jsonPath": ".spec.speculation.numSpeculativeTokens",
-        "description": "Speculative tokens per step.",
+        "jsonPath": ".status.numSpeculativeTokens",
+        "description": "Speculative tokens per step of the revision that serves (0: speculation off).",
     },
     {
         "name": "TP",
@@ -59,6 +59,15 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
         "description": "Revision the pods run.",
     },
 ]
+
+
+# kubectl scale, HorizontalPodAutoscaler and KEDA read and write spec.replicas through /scale; the selector is
+# the vLLM pods' (status.selector, written by the operator), which autoscalers need to match pod metrics.
+SCALE: dict[str, str] = {
+    "specReplicasPath": ".spec.replicas",
+    "statusReplicasPath": ".status.replicas",
+    "labelSelectorPath": ".status.selector",
+}
 
 
 def openapi_schema() -> dict[str, Any]:
@@ -109,7 +118,7 @@ def build_crd() -> dict[str, Any]:
                     "name": VERSION,
                     "served": True,
                     "storage": True,
-                    "subresources": {"status": {}},
+                    "subresources": {"status": {}, "scale": SCALE},
                     "additionalPrinterColumns": PRINTER_COLUMNS,
                     "schema": {"openAPIV3Schema": openapi_schema()},
                 }

@@ -1,7 +1,7 @@
 """``spec.serving``: how the vLLM pods run (image, port, resources, scheduling, secrets, cache).
 
 Only what users of GPU inference commonly need is typed here; anything else vLLM accepts goes through
-``extraArgs``, minus the flags the operator owns (see ``rules``). The Hugging Face token is a reference to a
+``extraArgs``, minus the reserved flags (see ``rules``). The Hugging Face token is a reference to a
 Secret, never a value, so it never appears in the object, in ``kubectl get -o yaml`` or in the operator's logs.
 """
 
@@ -16,11 +16,13 @@ from specdeploy.api.base import SpecModel
 from specdeploy.api.constants import DEFAULT_VLLM_IMAGE
 from specdeploy.api.rules import (
     EXTRA_ARGS_MESSAGE,
+    EXTRA_ARGS_MESSAGE_EXPRESSION,
     EXTRA_ARGS_RULE,
     RESERVED_ENV,
     RESERVED_ENV_MESSAGE,
     RESERVED_ENV_RULE,
-    owned_flag,
+    reserved_flag,
+    reserved_flag_message,
 )
 from specdeploy.api.types import (
     ENV_NAME_PATTERN,
@@ -207,10 +209,20 @@ class Serving(SpecModel):
         default_factory=list,
         max_length=64,
         description=(
-            "More vLLM server arguments, one argv item each (no shell), e.g. [--max-num-seqs, '64']. Flags the "
-            "operator owns (--model, --port, --speculative-config, --tensor-parallel-size, ...) are refused."
+            "More vLLM server arguments, one argv item each (no shell), e.g. [--max-num-seqs, '64']. Reserved flags "
+            "are refused in every spelling: those the operator renders (--model, --revision, --port, --host, "
+            "--tensor-parallel-size, --speculative-config, --max-model-len, ...) and those that break what it "
+            "relies on (--disable-log-stats, --ssl-*, --uds, --grpc, --headless, --config, --hf-token)."
         ),
-        json_schema_extra={"x-kubernetes-validations": [{"rule": EXTRA_ARGS_RULE, "message": EXTRA_ARGS_MESSAGE}]},
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": EXTRA_ARGS_RULE,
+                    "message": EXTRA_ARGS_MESSAGE,
+                    "messageExpression": EXTRA_ARGS_MESSAGE_EXPRESSION,
+                }
+            ]
+        },
     )
     env: list[EnvVar] = Field(
         default_factory=list,
@@ -282,11 +294,12 @@ class Serving(SpecModel):
 
     @field_validator("extra_args")
     @classmethod
-    def _no_owned_flags(cls, value: list[str]) -> list[str]:
-        for arg in value:
-            flag = owned_flag(arg)
+    def _no_reserved_flags(cls, value: list[str]) -> list[str]:
+        for index, arg in enumerate(value):
+            flag = reserved_flag(arg)
             if flag is not None:
-                raise ValueError(f"{EXTRA_ARGS_MESSAGE} ({arg!r} sets or abbreviates {flag})")
+                shown = repr(arg) if len(arg) <= 60 else repr(arg[:57] + "...")
+                raise ValueError(f"{reserved_flag_message(flag)} [extraArgs[{index}] is {shown}]")
         return value
 
     _label_keys = field_validator("node_selector", "pod_annotations", "pod_labels")(check_qualified_keys)

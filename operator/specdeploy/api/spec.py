@@ -9,13 +9,15 @@ Every bound and cross-field rule is declared here once. Field constraints become
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
 from pydantic import ConfigDict, Field, model_validator
 
 from specdeploy.api.base import SpecModel
 from specdeploy.api.constants import DEFAULT_VALIDATOR_IMAGE
+from specdeploy.api.ecosystem import Disruption, Routing
 from specdeploy.api.serving import Serving
-from specdeploy.api.types import URL_PATTERN, ModelId, QuantizationName, Revision
+from specdeploy.api.types import URL_PATTERN, Image, ModelId, ModelRevision, QuantizationName
 
 MAX_TENSOR_PARALLEL = 64
 MAX_SPECULATIVE_TOKENS = 16
@@ -74,6 +76,21 @@ NGRAM_ONLY_MESSAGE = f"spec.speculation.promptLookupMax and promptLookupMin are 
 SUFFIX_ONLY_MESSAGE = "spec.speculation.suffixDecoding* fields are only for method suffix"
 # MTP drafts with the target's own multi-token-prediction layers unless a separate checkpoint is named.
 METHODS_WITH_OPTIONAL_DRAFT = frozenset({Method.MTP})
+# vLLM's draft-model proposer refuses a draft tensor-parallel size other than the target's (V1
+# DraftModelProposer: "'draft_tensor_parallel_size' and 'tensor_parallel_size' must be the same"). For the other
+# methods vLLM's config accepts 1 or the target's size (SpeculativeConfig._verify_and_get_draft_tp), and the heads
+# are loaded with the target's parallel config whatever the value.
+METHODS_WITH_TARGET_DRAFT_TP = frozenset({Method.DRAFT_MODEL})
+
+DEFAULT_NUM_SPECULATIVE_TOKENS = 4
+# vLLM warns that k > 1 "will run multiple times of forward on same MTP layer, which may result in lower
+# acceptance rate" (SpeculativeConfig, for MTP heads with one layer, as DeepSeek-V3's num_nextn_predict_layers: 1).
+MTP_DEFAULT_NUM_SPECULATIVE_TOKENS = 1
+
+
+def default_num_speculative_tokens(method: object) -> int:
+    """k when the spec gives none: 1 for mtp (one MTP layer per step, as vLLM advises), 4 otherwise."""
+    return MTP_DEFAULT_NUM_SPECULATIVE_TOKENS if method == Method.MTP else DEFAULT_NUM_SPECULATIVE_TOKENS
 
 
 class Dtype(StrEnum):
@@ -117,7 +134,7 @@ class Target(SpecModel):
             "'.', '_', '-' and '/' only; no '..' segments and no leading '-'."
         )
     )
-    revision: Revision | None = Field(None, description="Branch, tag or commit of the model repo. Default: main.")
+    revision: ModelRevision | None = Field(None, description="Branch, tag or commit of the model repo. Default: main.")
     tensor_parallel_size: int = Field(
         1,
         ge=1,
@@ -142,12 +159,17 @@ class Draft(SpecModel):
     model: ModelId = Field(
         description="Hugging Face repo id (org/name) or absolute path inside the pod, as for spec.target.model."
     )
-    revision: Revision | None = Field(None, description="Branch, tag or commit of the draft repo. Default: main.")
+    revision: ModelRevision | None = Field(None, description="Branch, tag or commit of the draft repo. Default: main.")
     tensor_parallel_size: int | None = Field(
         None,
         ge=1,
         le=MAX_TENSOR_PARALLEL,
-        description="GPUs the draft is sharded over: 1 or spec.target.tensorParallelSize. Default: the target's.",
+        description=(
+            "vLLM's draft_tensor_parallel_size. draft_model: must equal spec.target.tensorParallelSize (vLLM's "
+            "draft-model proposer refuses any other value). eagle, eagle3, mtp, medusa: 1 or the target's size; "
+            "the heads are loaded with the target's parallel config either way, so this does not shard them. "
+            "mlp_speculator: 1 or the target's size. Default: vLLM's, the target's size (1 for mlp_speculator)."
+        ),
     )
     quantization: QuantizationName | None = Field(
         None, description="vLLM quantization method of the draft. Default: from the draft model."
@@ -187,21 +209,37 @@ class Speculation(SpecModel):
             "trained for the target), mtp (the target's multi-token-prediction layers), or a method without a "
             "draft model: ngram (prompt lookup), ngram_gpu (the same on the GPU) or suffix (suffix decoding over "
             "the prompt and past responses; the vLLM image needs the arctic-inference package). "
-            "Default: draft_model."
+            "Default: draft_model. Note: vLLM 0.32's engine has no proposer for "
+            "mlp_speculator (its pods fail at start-up with 'Unknown speculative decoding method')."
         ),
     )
-    num_speculative_tokens: int = Field(
-        4,
+    num_speculative_tokens: int | None = Field(
+        None,
         ge=1,
         le=MAX_SPECULATIVE_TOKENS,
-        description="Tokens proposed per step (k); for suffix the most per step. Higher pays off only with a high "
-        "acceptance rate. Default: 4.",
+        description=(
+            "Tokens proposed per step (k); for suffix the most per step. Higher pays off only with a high "
+            "acceptance rate. Default: 4, or 1 for mtp (vLLM advises one step per MTP layer: more reruns the same "
+            "layer and lowers acceptance)."
+        ),
     )
     prompt_lookup_max: int | None = Field(
-        None, ge=1, le=32, description="ngram, ngram_gpu: longest n-gram matched in the prompt. vLLM default: 5."
+        None,
+        ge=1,
+        le=32,
+        description=(
+            "ngram, ngram_gpu: longest n-gram matched in the prompt. vLLM's default: "
+            "spec.speculation.promptLookupMin when only that is set, else 5."
+        ),
     )
     prompt_lookup_min: int | None = Field(
-        None, ge=1, le=32, description="ngram, ngram_gpu: shortest n-gram matched in the prompt. vLLM default: 5."
+        None,
+        ge=1,
+        le=32,
+        description=(
+            "ngram, ngram_gpu: shortest n-gram matched in the prompt. vLLM's default: "
+            "spec.speculation.promptLookupMax when only that is set, else 5."
+        ),
     )
     suffix_decoding_max_tree_depth: int | None = Field(
         None,
@@ -230,6 +268,24 @@ class Speculation(SpecModel):
         "vLLM default: 0.1.",
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _method_default_k(cls, data: Any) -> Any:
+        # k's default depends on the method, which a schema default cannot express: the CRD has none, and the
+        # parsed spec always holds the effective k (so writing the default explicitly gives the same revision).
+        keys = ("numSpeculativeTokens", "num_speculative_tokens")
+        if not isinstance(data, dict) or any(data.get(key) is not None for key in keys):
+            return data
+        rest = {key: value for key, value in data.items() if key not in keys}
+        return {**rest, "numSpeculativeTokens": default_num_speculative_tokens(data.get("method", Method.DRAFT_MODEL))}
+
+    @property
+    def k(self) -> int:
+        """The effective number of speculative tokens (the method's default when the spec gives none)."""
+        if self.num_speculative_tokens is not None:
+            return self.num_speculative_tokens
+        return default_num_speculative_tokens(self.method)
+
     @model_validator(mode="after")
     def _ngram_fields(self) -> Speculation:
         lookup_set = self.prompt_lookup_max is not None or self.prompt_lookup_min is not None
@@ -256,11 +312,8 @@ class Validation(SpecModel):
             "check. Default: Enforce."
         ),
     )
-    image: str | None = Field(
+    image: Image | None = Field(
         None,
-        min_length=1,
-        max_length=512,
-        pattern=r"^\S+$",
         description=(
             "Image of the validation Job. Default: the operator's validator image (its SPECDEPLOY_VALIDATOR_IMAGE, "
             f"set by the Helm chart), else {DEFAULT_VALIDATOR_IMAGE}."
@@ -371,6 +424,10 @@ DRAFT_FORBIDDEN_MESSAGE = (
     "propose tokens from the prompt and past text, not from a model)"
 )
 DRAFT_TP_MESSAGE = "spec.draft.tensorParallelSize must be 1 or equal to spec.target.tensorParallelSize"
+DRAFT_MODEL_TP_MESSAGE = (
+    "spec.draft.tensorParallelSize must equal spec.target.tensorParallelSize for method draft_model (vLLM's "
+    "draft-model proposer refuses to start with any other value): leave it out or set the target's value"
+)
 WINDOW_MESSAGE = (
     "spec.rollback.windowSeconds must be at least spec.metrics.scrapeIntervalSeconds (a window needs a scrape)"
 )
@@ -397,6 +454,13 @@ class SpeculativeDeploymentSpec(SpecModel):
                     "self.draft.tensorParallelSize == 1 || self.draft.tensorParallelSize == "
                     "(has(self.target.tensorParallelSize) ? self.target.tensorParallelSize : 1)",
                     "message": DRAFT_TP_MESSAGE,
+                },
+                {
+                    "rule": "!has(self.draft) || !has(self.draft.tensorParallelSize) || "
+                    "(has(self.speculation) && has(self.speculation.method) && "
+                    "self.speculation.method != 'draft_model') || self.draft.tensorParallelSize == "
+                    "(has(self.target.tensorParallelSize) ? self.target.tensorParallelSize : 1)",
+                    "message": DRAFT_MODEL_TP_MESSAGE,
                 },
                 {
                     "rule": "!has(self.rollback) || !has(self.metrics) || !has(self.rollback.windowSeconds) || "
@@ -440,6 +504,17 @@ class SpeculativeDeploymentSpec(SpecModel):
         description="Where and how often the acceptance rate is measured.",
         json_schema_extra={"default": {}},
     )
+    # Issue 15: PodDisruptionBudget and InferencePool settings (api/ecosystem.py); not part of the revision.
+    disruption: Disruption = Field(
+        default_factory=Disruption,
+        description="PodDisruptionBudget of the vLLM pods, kept while replicas is 2 or more.",
+        json_schema_extra={"default": {}},
+    )
+    routing: Routing = Field(
+        default_factory=Routing,
+        description="Gateway API Inference Extension routing (an InferencePool over the vLLM pods).",
+        json_schema_extra={"default": {}},
+    )
 
     @model_validator(mode="after")
     def _cross_field(self) -> SpeculativeDeploymentSpec:
@@ -451,6 +526,9 @@ class SpeculativeDeploymentSpec(SpecModel):
         draft_tp = self.draft.tensor_parallel_size if self.draft is not None else None
         if draft_tp is not None and draft_tp not in (1, self.target.tensor_parallel_size):
             raise ValueError(DRAFT_TP_MESSAGE)
+        target_tp = self.target.tensor_parallel_size
+        if draft_tp is not None and method in METHODS_WITH_TARGET_DRAFT_TP and draft_tp != target_tp:
+            raise ValueError(DRAFT_MODEL_TP_MESSAGE)
         if self.rollback.window_seconds < self.metrics.scrape_interval_seconds:
             raise ValueError(WINDOW_MESSAGE)
         return self

@@ -167,8 +167,19 @@ class SpeculativeDeploymentStatus(StatusModel):
     phase: Phase | None = Field(None, description="One-word summary of the conditions (the STATUS column).")
     replicas: int | None = Field(None, ge=0, description="vLLM pods that exist.")
     ready_replicas: int | None = Field(None, ge=0, description="vLLM pods that are ready.")
+    num_speculative_tokens: int | None = Field(
+        None,
+        ge=0,
+        le=64,
+        description="Speculative tokens per step of the revision that serves (0: speculation off), the K column.",
+    )
     ready: str | None = Field(
         None, max_length=32, description="Ready replicas out of desired, e.g. 1/1 (the READY column)."
+    )
+    selector: str | None = Field(
+        None,
+        max_length=1024,
+        description="Label selector of the vLLM pods, every revision (the scale subresource's, for autoscalers).",
     )
     revision: RevisionStatus | None = Field(None, description="Current, serving, stable and failed revisions.")
     validation: ValidationStatus | None = Field(None, description="Result of the last compatibility check.")

@@ -1,9 +1,15 @@
-"""Bounded field types shared by the spec and status models.
+r"""Bounded field types shared by the spec and status models.
 
 Every string the API accepts has a maximum length and, where Kubernetes or vLLM gives it a grammar, a pattern.
 The same pattern is enforced twice: by pydantic when the operator or ``specdeploy render`` parses an object,
-and by the API server (the pattern lands in the CRD). The patterns are therefore written in the common subset
-of Python's ``re`` and Go's RE2 (no look-around, no backreferences), anchored at both ends.
+and by the API server (the pattern lands in the CRD). The two must accept exactly the same strings, or the API
+server stores an object the operator cannot parse. The patterns are therefore written in the common subset of
+Go's RE2, Rust's ``regex`` (what pydantic runs) and Python's ``re`` (the few checks written by hand), anchored at
+both ends, and they spell out every character class in ASCII: ``\s``, ``\d``, ``\w`` and their negations mean
+ASCII in RE2 but Unicode in Rust and Python (and Go's ``\s`` even leaves out ``\v``), so a no-break space or an
+Arabic digit would pass one side and fail the other. ``$`` is only ever the end of the pattern; Python's hand
+written checks use ``fullmatch``, because there ``$`` also matches before a final newline.
+tests/unit/api/test_pattern_parity.py and tests/integration/test_api_parity.py hold both sides to that.
 
 Map keys have no schema of their own in OpenAPI, so for them (and for the one limit a pattern cannot count, the
 253-character prefix of a qualified name) the same check is written as a CEL rule: :func:`qualified_keys_rule`.
@@ -30,8 +36,9 @@ REVISION_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9._/-]*$"
 QUANTIZATION_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
 # The name clients send in the OpenAI API "model" field.
 SERVED_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$"
-# A container image reference: anything without whitespace (the registry checks the rest).
-IMAGE_PATTERN = r"^\S+$"
+# A container image reference: printable ASCII without spaces (the registry checks the rest). References are ASCII
+# by grammar; a no-break space or a right-to-left mark in one only ever fails later, at the image pull.
+IMAGE_PATTERN = r"^[!-~]+$"
 DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 # What a Service name must be (RFC 1035 label): it starts with a letter.
@@ -47,10 +54,12 @@ LABEL_VALUE_PATTERN = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
 QUANTITY_PATTERN = (
     r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
 )
-URL_PATTERN = r"^https?://[^\s/?#]+[^\s]*$"
+# An http(s) URL in ASCII: an authority made of RFC 3986's characters, then an optional path, query or fragment of
+# printable ASCII without spaces.
+URL_PATTERN = r"^https?://[-A-Za-z0-9._~%!$&'()*+,;=:@\[\]]+([/?#][!-~]*)?$"
 # metav1.Condition reason: one CamelCase word.
 REASON_PATTERN = r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$"
-# A revision id as rollout.revision makes it, optionally with a suffix such as "-nospec".
+# A revision id as api.revision makes it, optionally with a suffix such as "-nospec".
 REVISION_ID_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 
 _QUANTITY_RE = re.compile(QUANTITY_PATTERN)
@@ -146,7 +155,7 @@ Quantity = Annotated[
 ]
 
 ModelId = Annotated[str, Field(min_length=1, max_length=256, pattern=MODEL_PATTERN)]
-Revision = Annotated[str, Field(min_length=1, max_length=128, pattern=REVISION_PATTERN)]
+ModelRevision = Annotated[str, Field(min_length=1, max_length=128, pattern=REVISION_PATTERN)]
 QuantizationName = Annotated[str, Field(min_length=1, max_length=64, pattern=QUANTIZATION_PATTERN)]
 Image = Annotated[str, Field(min_length=1, max_length=512, pattern=IMAGE_PATTERN)]
 DnsSubdomain = Annotated[str, Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN_PATTERN)]

@@ -166,8 +166,10 @@ def _run(args: argparse.Namespace) -> int:
         os.environ["KUBECONFIG"] = args.kubeconfig
     import kopf
 
-    from specdeploy import handlers  # registers the handlers with kopf's default registry
+    from specdeploy import handlers, kube  # handlers registers itself with kopf's default registry
     from specdeploy.monitor import exporter
+
+    kube.prepare_process()  # before kopf (or the exporter) starts a thread
 
     if not args.namespace and not args.all_namespaces:
         raise SystemExit("specdeploy run: give --namespace NS (repeatable) or --all-namespaces")

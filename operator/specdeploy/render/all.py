@@ -1,6 +1,7 @@
 """Everything one SpeculativeDeployment becomes, in creation order: what ``specdeploy render`` prints.
 
-Order: the validation Job (when one runs for this spec), then the Deployment, then the Service. Defaults are
+Order: the validation Job (when one runs for this spec), then the Deployment, then the Service, then the
+PodDisruptionBudget (replicas >= 2) and the InferencePool (when enabled). Defaults are
 applied by parsing with the API models, exactly as the API server would have filled them in.
 """
 
@@ -10,11 +11,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from specdeploy.api.resource import SpeculativeDeployment
+from specdeploy.api.revision import revision_id
 from specdeploy.render.deployment import render_deployment
+from specdeploy.render.ecosystem import render_optional
 from specdeploy.render.job import needs_validation_job, render_validation_job
 from specdeploy.render.meta import OwnerRef, owner_for
 from specdeploy.render.service import render_service
-from specdeploy.rollout.revision import revision_id
 
 
 def render_all(sd_obj: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -30,4 +32,5 @@ def render_all(sd_obj: Mapping[str, Any]) -> list[dict[str, Any]]:
         objects.append(render_validation_job(sd.name, sd.namespace, sd.spec, revision, owner=owner))
     objects.append(render_deployment(sd.name, sd.namespace, sd.spec, revision, owner=owner))
     objects.append(render_service(sd.name, sd.namespace, sd.spec, revision, owner=owner))
+    objects.extend(render_optional(sd.name, sd.namespace, sd.spec, revision, owner=owner))
     return objects

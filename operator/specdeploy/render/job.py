@@ -6,8 +6,9 @@ read-only root filesystem, no service account token, nothing but /tmp writable).
 crash still say something there. There is no retry (``backoffLimit: 0``): the checks are deterministic, and a
 failure is reported, not repeated.
 
-A spec without a draft model has no Job: n-gram speculation (and MTP using the target's own layers) has
-nothing to compare, so ``needs_validation_job`` is False and the operator treats the revision as validated.
+n-gram speculation has no Job: it has no draft to compare, so ``needs_validation_job`` is False and the operator
+treats the revision as validated. MTP without a draft does get one: the validator reads the target's own config
+(an MTP target must have multi-token-prediction layers), and the argv then names the target and no ``--draft``.
 
 The model cache claim, when there is one, is mounted read-only so that local model paths resolve; the
 validator's own Hugging Face cache lives in /tmp. Mounting the claim writable would need an fsGroup, and the
@@ -20,7 +21,7 @@ import os
 from typing import Any, Final
 
 from specdeploy.api.constants import DEFAULT_VALIDATOR_IMAGE
-from specdeploy.api.spec import SpeculativeDeploymentSpec, ValidationPolicy
+from specdeploy.api.spec import Method, SpeculativeDeploymentSpec, ValidationPolicy
 from specdeploy.render import labels as lbl
 from specdeploy.render.meta import OwnerRef, object_meta
 from specdeploy.render.names import VALIDATOR_CONTAINER, job_name
@@ -37,22 +38,28 @@ VALIDATOR_HF_HOME: Final = "/tmp/huggingface"  # noqa: S108
 
 
 def needs_validation_job(spec: SpeculativeDeploymentSpec) -> bool:
-    """True when a compatibility Job runs for this spec: policy is not Skip and there is a draft model."""
-    return spec.validation.policy != ValidationPolicy.SKIP and spec.draft is not None
+    """True when a compatibility Job runs for this spec: policy is not Skip, and there is a draft model or the
+    method is mtp (whose target must carry the MTP layers)."""
+    if spec.validation.policy == ValidationPolicy.SKIP:
+        return False
+    return spec.draft is not None or spec.speculation.method == Method.MTP
 
 
 def validator_args(spec: SpeculativeDeploymentSpec) -> list[str]:
-    """Arguments of ``specdeploy validate`` for this spec; requires a draft (see ``needs_validation_job``)."""
+    """Arguments of ``specdeploy validate`` for this spec (see ``needs_validation_job`` for when there is a Job)."""
     target, draft = spec.target, spec.draft
-    if draft is None:
+    if draft is None and spec.speculation.method != Method.MTP:
         raise ValueError("spec.draft is not set: there is nothing to validate (no Job for this spec)")
-    args = ["--target", target.model, "--draft", draft.model, "--method", spec.speculation.method.value]
+    args = ["--target", target.model]
+    if draft is not None:
+        args += ["--draft", draft.model]
+    args += ["--method", spec.speculation.method.value]
     if target.revision is not None:
         args += ["--revision", target.revision]
-    if draft.revision is not None:
+    if draft is not None and draft.revision is not None:
         args += ["--draft-revision", draft.revision]
     args += ["--tensor-parallel-size", str(target.tensor_parallel_size)]
-    if draft.tensor_parallel_size is not None:
+    if draft is not None and draft.tensor_parallel_size is not None:
         args += ["--draft-tensor-parallel-size", str(draft.tensor_parallel_size)]
     if target.max_model_len is not None:
         args += ["--max-model-len", str(target.max_model_len)]

@@ -30,6 +30,11 @@ def selector_labels(name: str) -> dict[str, str]:
     return {SD_NAME: name, COMPONENT: "server"}
 
 
+def selector_string(name: str) -> str:
+    """``selector_labels`` as a label selector string (``status.selector``, read through the scale subresource)."""
+    return ",".join(f"{k}={v}" for k, v in sorted(selector_labels(name).items()))
+
+
 def common_labels(name: str, revision: str, component: Component) -> dict[str, str]:
     """Labels on a child object and on its pods."""
     return {

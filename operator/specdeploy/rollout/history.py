@@ -23,17 +23,16 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
+from specdeploy.api import RollbackAction
+from specdeploy.render import labels as lbl
+
 ANNOTATION_STATE = "specdeploy.io/state"
 ANNOTATION_REASON = "specdeploy.io/reason"
 ANNOTATION_MESSAGE = "specdeploy.io/message"
 ANNOTATION_AT = "specdeploy.io/at"
 ANNOTATION_VALIDATION = "specdeploy.io/validation"
-LABEL_NAME = "specdeploy.io/name"
-LABEL_REVISION = "specdeploy.io/revision"
 # Suffix of the serving id used when speculation is switched off for a revision: the same target, no draft.
 NO_SPECULATION_SUFFIX = "-nospec"
-# How many failed revisions status lists (older ones stay as ControllerRevisions, capped separately).
-MAX_FAILED_IN_STATUS = 10
 # How many ControllerRevisions to keep per object (oldest non-serving ones are pruned).
 MAX_REVISIONS = 20
 
@@ -44,14 +43,8 @@ class RevisionState(StrEnum):
     FAILED = "failed"
 
 
-class Action(StrEnum):
-    ROLLBACK_TO_LAST_GOOD = "RollbackToLastGood"
-    DISABLE_SPECULATION = "DisableSpeculation"
-    NONE = "None"
-
-
 @dataclass(frozen=True)
-class Revision:
+class RevisionRecord:
     """One revision as recorded in its ControllerRevision."""
 
     id: str
@@ -65,12 +58,14 @@ class Revision:
 
 
 @dataclass(frozen=True)
-class Serving:
-    """What the Deployment should run: a revision's snapshot, with or without speculation."""
+class ServingChoice:
+    """What the Deployment should run: a revision's snapshot, with or without speculation.
 
-    revision: Revision
+    (Not ``api.Serving``, the spec's pod settings: this is the choice of which revision the pods run.)
+    """
+
+    revision: RevisionRecord
     speculation: bool
-    why: str = ""
 
     @property
     def id(self) -> str:
@@ -79,26 +74,33 @@ class Serving:
 
 @dataclass(frozen=True)
 class History:
-    revisions: tuple[Revision, ...] = field(default_factory=tuple)
+    revisions: tuple[RevisionRecord, ...] = field(default_factory=tuple)
 
-    def get(self, revision_id: str) -> Revision | None:
+    def get(self, revision_id: str) -> RevisionRecord | None:
         return next((r for r in self.revisions if r.id == revision_id), None)
 
     @property
-    def stable(self) -> Revision | None:
+    def stable(self) -> RevisionRecord | None:
         """The newest stable revision that has not failed since."""
         good = [r for r in self.revisions if r.state is RevisionState.STABLE]
         return max(good, key=lambda r: r.number) if good else None
 
     @property
-    def failed(self) -> list[Revision]:
+    def failed(self) -> list[RevisionRecord]:
         return sorted((r for r in self.revisions if r.state is RevisionState.FAILED), key=lambda r: -r.number)
 
     def next_number(self) -> int:
         return max((r.number for r in self.revisions), default=0) + 1
 
+    def replaced(self, rev: RevisionRecord) -> History:
+        """This history with the revision of ``rev``'s id replaced by ``rev`` (a verdict just given)."""
+        return History(tuple(rev if r.id == rev.id else r for r in self.revisions))
 
-def choose_serving(history: History, current: Revision, action: Action) -> Serving:
+    def added(self, rev: RevisionRecord) -> History:
+        return History((*self.revisions, rev))
+
+
+def choose_serving(history: History, current: RevisionRecord, action: RollbackAction) -> ServingChoice:
     """Which revision serves, given the current spec's revision and the recorded verdicts.
 
     A current revision that has not failed serves as written. A failed one is replaced according to the
@@ -106,13 +108,13 @@ def choose_serving(history: History, current: Revision, action: Action) -> Servi
     speculation (DisableSpeculation, and RollbackToLastGood with no stable revision). Action None only
     reports: the failed revision keeps serving.
     """
-    if current.state is not RevisionState.FAILED or action is Action.NONE:
-        return Serving(current, speculation=True, why="current spec")
-    if action is Action.ROLLBACK_TO_LAST_GOOD:
+    if current.state is not RevisionState.FAILED or action is RollbackAction.NONE:
+        return ServingChoice(current, speculation=True)
+    if action is RollbackAction.ROLLBACK_TO_LAST_GOOD:
         stable = history.stable
         if stable is not None and stable.id != current.id:
-            return Serving(stable, speculation=True, why=f"revision {current.id} failed; serving stable {stable.id}")
-    return Serving(current, speculation=False, why=f"revision {current.id} failed; speculation disabled")
+            return ServingChoice(stable, speculation=True)
+    return ServingChoice(current, speculation=False)
 
 
 def from_controller_revisions(objs: Iterable[Mapping[str, Any]]) -> History:
@@ -122,7 +124,7 @@ def from_controller_revisions(objs: Iterable[Mapping[str, Any]]) -> History:
         meta = obj.get("metadata", {})
         labels = meta.get("labels") or {}
         ann = meta.get("annotations") or {}
-        rev_id = labels.get(LABEL_REVISION)
+        rev_id = labels.get(lbl.SD_REVISION)
         if not rev_id:
             continue
         validation = None
@@ -137,7 +139,7 @@ def from_controller_revisions(objs: Iterable[Mapping[str, Any]]) -> History:
         except ValueError:
             state = RevisionState.NEW
         revisions.append(
-            Revision(
+            RevisionRecord(
                 id=rev_id,
                 number=int(obj.get("revision", 0)),
                 spec=(obj.get("data") or {}).get("spec", {}),
@@ -185,7 +187,7 @@ def verdict_annotations(state: RevisionState, reason: str, message: str, at: str
     }
 
 
-def prunable(history: History, keep: set[str], limit: int = MAX_REVISIONS) -> list[Revision]:
+def prunable(history: History, keep: set[str], limit: int = MAX_REVISIONS) -> list[RevisionRecord]:
     """Oldest revisions beyond ``limit`` that are not in ``keep`` (serving, current, stable)."""
     extra = len(history.revisions) - limit
     if extra <= 0:

@@ -193,7 +193,7 @@ def refine(
 def report(p: Plan, obs: Observed, pods: Sequence[Mapping[str, Any]]) -> Plan:
     """The plan, with the cause of a stuck rollout on its status and its Event added (``p`` is changed in place
     and returned); unchanged when nothing is stuck or the plan does not say RollingOut."""
-    serving = p.monitor.id if p.monitor is not None else None
+    serving = p.serving.id if p.serving is not None else None
     stall = diagnose(obs.deployment, pods, serving)
     if stall is None:
         return p

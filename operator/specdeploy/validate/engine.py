@@ -17,8 +17,9 @@ from specdeploy.validate import report as reports
 from specdeploy.validate.checks import Options, Pair, run_checks
 from specdeploy.validate.errors import CheckError, redact
 from specdeploy.validate.methods import METHODS, NEEDS_DRAFT
+from specdeploy.validate.modelfiles import ModelFiles
 from specdeploy.validate.models import Model, load_model
-from specdeploy.validate.sources import ModelFiles, resolve
+from specdeploy.validate.sources import resolve
 
 T = TypeVar("T")
 

@@ -25,7 +25,7 @@ from specdeploy.validate.files import (
     plan_files,
     size_cap,
 )
-from specdeploy.validate.sources import ModelFiles, read_folder, require_config
+from specdeploy.validate.modelfiles import ModelFiles, read_folder, require_config
 
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
 

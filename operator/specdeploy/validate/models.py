@@ -13,8 +13,8 @@ from specdeploy.validate.errors import CheckError
 from specdeploy.validate.files import read_json
 from specdeploy.validate.formats import load_vocabulary
 from specdeploy.validate.modelconfig import ModelConfig, load_config
+from specdeploy.validate.modelfiles import ModelFiles
 from specdeploy.validate.sizing import ParameterEstimate, estimate_parameters
-from specdeploy.validate.sources import ModelFiles
 from specdeploy.validate.specials import SpecialTokens, resolve
 from specdeploy.validate.vocab import Vocabulary
 

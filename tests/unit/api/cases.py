@@ -117,6 +117,11 @@ INVALID: list[Case] = [
         "spec.draft.tensorParallelSize must be 1 or equal to spec.target.tensorParallelSize",
     ),
     Case(
+        "draft-model-tp-one",
+        spec(target={"tensorParallelSize": 8}, draft={"tensorParallelSize": 1}),
+        "spec.draft.tensorParallelSize must equal spec.target.tensorParallelSize for method draft_model",
+    ),
+    Case(
         "prometheus-without-url",
         spec(metrics={"source": "Prometheus"}),
         "spec.metrics.prometheus.url is required when spec.metrics.source is Prometheus",
@@ -129,22 +134,22 @@ INVALID: list[Case] = [
     Case(
         "extra-args-model",
         spec(serving={"extraArgs": ["--model", "other/model"]}),
-        "spec.serving.extraArgs must not set flags the operator owns",
+        "spec.serving.extraArgs must not set --model",
     ),
     Case(
         "extra-args-spec-config-dotted",
         spec(serving={"extraArgs": ["--speculative_config.method", "ngram"]}),
-        "spec.serving.extraArgs must not set flags the operator owns",
+        "spec.serving.extraArgs must not set --speculative-config",
     ),
     Case(
         "extra-args-abbreviated-port",
         spec(serving={"extraArgs": ["--po=9000"]}),
-        "spec.serving.extraArgs must not set flags the operator owns",
+        "spec.serving.extraArgs must not set --port",
     ),
     Case(
         "extra-args-short-tp",
         spec(serving={"extraArgs": ["-tp", "8"]}),
-        "spec.serving.extraArgs must not set flags the operator owns",
+        "spec.serving.extraArgs must not set -tp",
     ),
     Case(
         "env-literal-token",
@@ -200,7 +205,11 @@ VALID: list[Case] = [
     ),
     Case("mtp-no-draft", spec(draft=None, speculation={"method": "mtp", "numSpeculativeTokens": 1}), ""),
     Case("local-paths", spec(target={"model": "/models/target"}, draft={"model": "/models/draft"}), ""),
-    Case("draft-tp-one", spec(target={"tensorParallelSize": 8}, draft={"tensorParallelSize": 1}), ""),
+    Case(
+        "draft-tp-one-eagle",
+        spec(target={"tensorParallelSize": 8}, draft={"tensorParallelSize": 1}, speculation={"method": "eagle"}),
+        "",
+    ),
     Case(
         "prometheus",
         spec(metrics={"source": "Prometheus", "prometheus": {"url": "http://prometheus.monitoring:9090"}}),

@@ -18,8 +18,8 @@ import yaml
 
 from specdeploy.api import GROUP, KIND, PLURAL, VERSION, SpeculativeDeploymentSpec
 from specdeploy.api.crd import build_crd
+from specdeploy.api.revision import revision_id
 from specdeploy.api.types import MAX_QUALIFIED_NAME_LENGTH, QUALIFIED_NAME_PATTERN
-from specdeploy.rollout.revision import revision_id
 
 REPO = Path(__file__).resolve().parents[3]
 EXAMPLES = sorted((REPO / "examples").glob("*.yaml"))
@@ -52,7 +52,16 @@ def test_names_scope_and_subresources() -> None:
     assert crd["spec"]["scope"] == "Namespaced"
     (version,) = crd["spec"]["versions"]
     assert (version["name"], version["served"], version["storage"]) == (VERSION, True, True)
-    assert version["subresources"] == {"status": {}}
+    assert version["subresources"] == {
+        "status": {},
+        # Issue 15: kubectl scale, HPA and KEDA go through /scale; the selector is a string in status.
+        "scale": {
+            "specReplicasPath": ".spec.replicas",
+            "statusReplicasPath": ".status.replicas",
+            "labelSelectorPath": ".status.selector",
+        },
+    }
+    assert schema()["properties"]["status"]["properties"]["selector"]["type"] == "string"
 
 
 def test_schema_is_structural() -> None:
@@ -132,7 +141,8 @@ def test_bounds_and_enums_from_the_models_reach_the_schema() -> None:
     tp = spec["target"]["properties"]["tensorParallelSize"]
     assert (tp["minimum"], tp["maximum"], tp["default"]) == (1, 64, 1)
     k = spec["speculation"]["properties"]["numSpeculativeTokens"]
-    assert (k["minimum"], k["maximum"], k["default"]) == (1, 16, 4)
+    assert (k["minimum"], k["maximum"]) == (1, 16)
+    assert "default" not in k, "k's default depends on the method (4, or 1 for mtp): the models fill it in"
     assert spec["speculation"]["properties"]["method"]["enum"] == [
         "draft_model",
         "eagle",
@@ -164,7 +174,7 @@ def test_cel_rules_name_the_fields_they_guard() -> None:
         "spec.draft is required unless spec.speculation.method is ngram",
         "spec.draft must not be set when spec.speculation.method is ngram",
         "spec.metrics.prometheus.url is required",
-        "spec.serving.extraArgs must not set flags",
+        "spec.serving.extraArgs must not set a reserved vLLM flag",
         "metadata.name must be at most 43 characters",
     ):
         assert phrase in messages
@@ -240,7 +250,12 @@ def test_apiserver_defaults_equal_pydantic_defaults(manifest: dict[str, Any]) ->
     spec_schema = schema()["properties"]["spec"]
     defaulted = apiserver_defaults(copy.deepcopy(raw), spec_schema)
     parsed = SpeculativeDeploymentSpec.model_validate(raw)
-    assert defaulted == drop_empty(parsed.model_dump(mode="json", exclude_none=True))
+    expected = drop_empty(parsed.model_dump(mode="json", exclude_none=True))
+    if (raw.get("speculation") or {}).get("numSpeculativeTokens") is None:
+        # k's default depends on the method (4, or 1 for mtp): the schema has none, the models fill it in, and the
+        # revision id below is the same either way.
+        del expected["speculation"]["numSpeculativeTokens"]
+    assert defaulted == expected
     assert revision_id(SpeculativeDeploymentSpec.model_validate(defaulted)) == revision_id(parsed)
 
 
@@ -248,3 +263,17 @@ def test_every_default_in_the_schema_is_valid_for_its_field() -> None:
     # The API server refuses a CRD whose defaults fail its own schema; pydantic must accept them too.
     spec = apiserver_defaults({"target": {"model": "a/b"}, "draft": {"model": "c/d"}}, schema()["properties"]["spec"])
     assert SpeculativeDeploymentSpec.model_validate(spec).serving.port == 8000
+
+
+def test_field_docs_say_what_vllm_does() -> None:
+    # `kubectl explain` is where users read these; they follow vLLM 0.32's SpeculativeConfig.
+    spec = schema()["properties"]["spec"]["properties"]
+    lookup = spec["speculation"]["properties"]
+    # n-gram: 5 and 5 only when neither is given; one given is copied to the other.
+    assert lookup["promptLookupMax"]["description"].endswith("promptLookupMin when only that is set, else 5.")
+    assert lookup["promptLookupMin"]["description"].endswith("promptLookupMax when only that is set, else 5.")
+    draft_tp = " ".join(spec["draft"]["properties"]["tensorParallelSize"]["description"].split())
+    assert "draft_model: must equal spec.target.tensorParallelSize" in draft_tp
+    assert "the heads are loaded with the target's parallel config either way, so this does not shard them" in draft_tp
+    assert "(1 for mlp_speculator)" in draft_tp
+    assert "or 1 for mtp" in lookup["numSpeculativeTokens"]["description"]

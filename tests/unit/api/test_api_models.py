@@ -18,7 +18,7 @@ from specdeploy.api import (
     SpeculativeDeploymentStatus,
 )
 from specdeploy.api.errors import error_lines
-from specdeploy.api.rules import OWNED_FLAGS, owned_flag
+from specdeploy.api.rules import RESERVED_FLAGS, reserved_flag
 
 MINIMAL: dict[str, Any] = {"target": {"model": "org/target"}, "draft": {"model": "org/draft"}}
 
@@ -47,6 +47,10 @@ def test_minimal_spec_gets_every_documented_default() -> None:
     assert dumped["target"] == {"model": "org/target", "tensorParallelSize": 1, "dtype": "auto"}
     assert dumped["draft"] == {"model": "org/draft"}
     assert dumped["speculation"] == {"method": "draft_model", "numSpeculativeTokens": 4}
+    mtp = SpeculativeDeploymentSpec.model_validate(
+        {"target": {"model": "org/target"}, "speculation": {"method": "mtp"}}
+    )
+    assert mtp.speculation.num_speculative_tokens == 1, "vLLM advises k=1 for a single MTP layer"
     assert dumped["replicas"] == 1
     serving = dumped["serving"]
     assert serving["image"] == DEFAULT_VLLM_IMAGE
@@ -231,11 +235,37 @@ def test_prompt_lookup_is_ngram_only_and_ordered() -> None:
 
 @pytest.mark.parametrize(("target_tp", "draft_tp", "ok"), [(4, 1, True), (4, 4, True), (4, 2, False), (1, 2, False)])
 def test_draft_tensor_parallel_must_be_one_or_the_targets(target_tp: int, draft_tp: int, ok: bool) -> None:
-    spec = spec_with(target={"tensorParallelSize": target_tp}, draft={"tensorParallelSize": draft_tp})
+    spec = spec_with(
+        target={"tensorParallelSize": target_tp},
+        draft={"tensorParallelSize": draft_tp},
+        speculation={"method": "eagle"},
+    )
     if ok:
         assert SpeculativeDeploymentSpec.model_validate(spec).draft is not None
     else:
         assert errors_of(spec) == ["spec.draft.tensorParallelSize must be 1 or equal to spec.target.tensorParallelSize"]
+
+
+@pytest.mark.parametrize("method", [None, "draft_model"])
+def test_a_draft_model_runs_with_the_targets_tensor_parallel_size_only(method: str | None) -> None:
+    # vLLM's V1 draft-model proposer refuses to start when draft TP != target TP (1 included), so this is refused
+    # at apply time instead of after the pods have loaded the target.
+    speculation = {"method": method} if method else {}
+    spec = spec_with(target={"tensorParallelSize": 4}, draft={"tensorParallelSize": 1}, speculation=speculation)
+    assert errors_of(spec) == [
+        "spec.draft.tensorParallelSize must equal spec.target.tensorParallelSize for method draft_model (vLLM's "
+        "draft-model proposer refuses to start with any other value): leave it out or set the target's value"
+    ]
+    same = spec_with(target={"tensorParallelSize": 4}, draft={"tensorParallelSize": 4}, speculation=speculation)
+    assert SpeculativeDeploymentSpec.model_validate(same).draft is not None
+    unset = spec_with(target={"tensorParallelSize": 4}, speculation=speculation)
+    assert SpeculativeDeploymentSpec.model_validate(unset).draft is not None
+
+
+@pytest.mark.parametrize("method", ["eagle", "eagle3", "mtp", "medusa", "mlp_speculator"])
+def test_heads_accept_draft_tensor_parallel_one_as_vllm_does(method: str) -> None:
+    spec = spec_with(target={"tensorParallelSize": 4}, draft={"tensorParallelSize": 1}, speculation={"method": method})
+    assert SpeculativeDeploymentSpec.model_validate(spec).draft is not None
 
 
 def test_prometheus_source_needs_a_url() -> None:
@@ -286,7 +316,7 @@ def test_rollback_window_must_cover_a_scrape() -> None:
 )
 def test_extra_args_cannot_override_flags_the_operator_owns(arg: str) -> None:
     lines = errors_of(spec_with(serving={"extraArgs": ["--max-num-seqs", "8", arg]}))
-    assert any(line.startswith("spec.serving.extraArgs must not set flags the operator owns") for line in lines), lines
+    assert any(line.startswith("spec.serving.extraArgs must not set -") for line in lines), lines
 
 
 @pytest.mark.parametrize(
@@ -307,11 +337,11 @@ def test_extra_args_that_the_operator_does_not_own_pass(args: list[str]) -> None
     assert list(spec.serving.extra_args) == args
 
 
-def test_owned_flag_names_the_flag_it_protects() -> None:
-    assert owned_flag("--speculative_conf=x") == "--speculative-config"
-    assert owned_flag("--max-num-seqs") is None
-    assert owned_flag("64") is None
-    assert set(OWNED_FLAGS) >= {"--model", "--port", "--host", "--speculative-config", "--tensor-parallel-size"}
+def test_reserved_flag_names_the_flag_it_protects() -> None:
+    assert reserved_flag("--speculative_conf=x") == "--speculative-config"
+    assert reserved_flag("--max-num-seqs") is None
+    assert reserved_flag("64") is None
+    assert set(RESERVED_FLAGS) >= {"--model", "--port", "--host", "--speculative-config", "--tensor-parallel-size"}
 
 
 @pytest.mark.parametrize("name", ["HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_HOME", "POD_IP"])

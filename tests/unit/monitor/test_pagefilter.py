@@ -7,7 +7,7 @@ import time
 import tracemalloc
 
 import pytest
-from tests.reliability import pages as hostile
+from tests.harness import hostile_pages as hostile
 
 from specdeploy.monitor.pagefilter import (
     MAX_LINE_BYTES,

@@ -12,14 +12,14 @@ from typing import Any
 
 from tests.harness.localcluster import free_port
 
-from specdeploy import tracker as tracker_module
 from specdeploy.api import SpeculativeDeploymentSpec
 from specdeploy.monitor.decision import Reason, Verdict
+from specdeploy.monitor.pools import POOLS
 from specdeploy.monitor.window import WindowAccumulator
-from specdeploy.rollout.history import Revision, Serving
+from specdeploy.rollout.history import RevisionRecord, ServingChoice
 from specdeploy.tracker import AcceptanceTracker
 
-REV = Revision(id="0123456789", number=1, spec={})
+REV = RevisionRecord(id="0123456789", number=1, spec={})
 
 
 def spec(url: str) -> SpeculativeDeploymentSpec:
@@ -45,7 +45,7 @@ async def test_unanswered_queries_hold_and_the_message_names_the_server_and_the_
     port = free_port()  # bound and released: nothing listens there now
     s = spec(f"http://127.0.0.1:{port}")
     t = AcceptanceTracker()
-    t.set_serving(Serving(REV, speculation=True), serving_deployment(), now=time.time() - 60)
+    t.set_serving(ServingChoice(REV, speculation=True), serving_deployment(), now=time.time() - 60)
     pods = [{"name": "coder-0", "ip": "127.0.0.9", "component": "server", "revision": REV.id, "ready": True}]
     try:
         for _ in range(2):
@@ -54,8 +54,8 @@ async def test_unanswered_queries_hold_and_the_message_names_the_server_and_the_
                 t.accumulator = WindowAccumulator(10.0, start=time.time() - 15)
             await t.scrape("llm", "coder", s, pods)
     finally:
-        await tracker_module._shared_session().close()
-    verdict = t.verdict(s, "llm", "coder")
+        await POOLS.close()
+    verdict = t.finding(s, "llm", "coder")
     assert verdict is not None and not verdict.trip
     assert t.decision is not None
     assert (t.decision.verdict, t.decision.reason) == (Verdict.HOLD, Reason.NO_DATA)

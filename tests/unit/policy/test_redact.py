@@ -25,13 +25,14 @@ def refused(body: dict[str, Any]) -> ValidationError:
 HOSTILE = "vllm/vllm-openai:v1\u00a0" + "A" * 5000 + "\n2026-01-01 INFO forged line\x1b[2J"
 
 
-def test_pydantic_itself_repeats_a_rejected_value_whole_in_a_rule_message() -> None:
-    """The reason this module exists: the old log line was ``f"spec does not parse: {e}"``. pydantic shortens its
-    own ``input_value``, but a rule's message that quotes the value (extraArgs, map keys) is printed whole."""
+def test_a_rejected_extra_arg_is_never_quoted_whole() -> None:
+    """The old log line was ``f"spec does not parse: {e}"``: a rule message that quoted the value (extraArgs, map
+    keys) printed a 1,000-character argument whole. Neither the rule's own message nor the description does now."""
     arg = "--model=" + "z" * 1000
     err = refused({"target": {"model": "org/t"}, "draft": {"model": "org/d"}, "serving": {"extraArgs": [arg]}})
-    assert arg in str(err)
-    assert arg not in validation_error(err)
+    assert arg not in str(err)
+    text = validation_error(err)
+    assert arg not in text and "spec.serving.extraArgs" in text and len(text) < 600
 
 
 def test_the_description_names_the_field_and_quotes_the_value_only_in_part() -> None:

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 import yaml
 
+from specdeploy.api.revision import revision_id
 from specdeploy.cli import main
 from specdeploy.render import render_all
-from specdeploy.rollout.revision import revision_id
 
 from .specs import REPO, flags_with_values
 
@@ -45,7 +45,8 @@ def test_every_example_renders_to_valid_children(path: Path, capsys: pytest.Capt
     assert kinds == (["Deployment", "Service"] if method == "ngram" else ["Job", "Deployment", "Service"])
     deployment = next(o for o in objects if o["kind"] == "Deployment")
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
-    dict(flags_with_values(container["args"]))  # every flag a real vLLM option
+    assert [*container["command"], container["args"][0]] == ["vllm", "serve", sd["spec"]["target"]["model"]]
+    dict(flags_with_values(container["args"][1:]))  # every flag a real vLLM option
     for obj in objects:
         assert obj["metadata"]["namespace"] == sd["metadata"].get("namespace", "default")
         assert len(obj["metadata"]["name"]) <= 63
@@ -114,8 +115,8 @@ def test_invalid_manifest_exits_2_naming_file_document_and_fields(
     assert all(line.startswith(f"specdeploy render: {file}: document 1 (bad): ") for line in lines)
     problems = [line.split("(bad): ", 1)[1] for line in lines]
     assert [p.split(":")[0] for p in problems[:2]] == ["spec.target.model", "spec.target.tensorParallelSize"]
-    assert problems[2].startswith("spec.serving.extraArgs must not set flags the operator owns")
-    assert "'--port=1' sets or abbreviates --port" in problems[2]
+    assert problems[2].startswith("spec.serving.extraArgs must not set --port (in any spelling)")
+    assert "[extraArgs[0] is '--port=1']" in problems[2]
     assert "'org/x; rm -rf /'" in err
 
 

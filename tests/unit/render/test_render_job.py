@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
 from typing import Any
 
 import pytest
 
 from specdeploy.render import job_name, needs_validation_job, owner_for, render_validation_job, validator_args
+from specdeploy.validate.cli import add_arguments
 
 from .specs import make_spec, walk
 
@@ -123,7 +125,8 @@ def test_job_labels_and_owner() -> None:
         ({"validation": {"policy": "Warn"}}, True),
         ({"validation": {"policy": "Skip"}}, False),
         ({"draft": None, "speculation": {"method": "ngram"}}, False),
-        ({"draft": None, "speculation": {"method": "mtp"}}, False),
+        ({"draft": None, "speculation": {"method": "mtp"}}, True),  # the validator checks the target's MTP layers
+        ({"draft": None, "speculation": {"method": "mtp"}, "validation": {"policy": "Skip"}}, False),
         ({"speculation": {"method": "mtp"}}, True),
     ],
 )
@@ -134,6 +137,30 @@ def test_which_specs_get_a_job(sections: dict[str, Any], expected: bool) -> None
 def test_no_args_without_a_draft() -> None:
     with pytest.raises(ValueError, match=r"spec\.draft"):
         validator_args(make_spec(draft=None, speculation={"method": "ngram"}))
+
+
+def test_mtp_without_a_draft_gets_a_job_that_checks_the_target_alone() -> None:
+    # vLLM loads the MTP layers from the target itself: the validator must read the target's config (does it have
+    # MTP layers?) before any GPU pod starts, and the argv must be one `specdeploy validate` accepts.
+    spec = make_spec(draft=None, target={"revision": "v1.2", "tensorParallelSize": 2}, speculation={"method": "mtp"})
+    assert needs_validation_job(spec), "the operator plans a Job for it (rollout.validation asks this function)"
+    args = validator_args(spec)
+    assert args[:4] == ["--target", "org/target", "--method", "mtp"]
+    assert "--draft" not in args and "--draft-revision" not in args
+    parser = argparse.ArgumentParser(exit_on_error=False)
+    add_arguments(parser)
+    parsed = parser.parse_args(args)
+    assert (parsed.target, parsed.draft, parsed.method) == ("org/target", None, "mtp")
+    assert (parsed.revision, parsed.tensor_parallel_size) == ("v1.2", 2)
+    assert (
+        container(job(draft=None, speculation={"method": "mtp"}))["args"][:4]
+        == validator_args(make_spec(draft=None, speculation={"method": "mtp"}))[:4]
+    )
+
+
+def test_mtp_with_its_own_draft_checkpoint_passes_the_draft() -> None:
+    args = validator_args(make_spec(draft={"model": "org/mtp-head"}, speculation={"method": "mtp"}))
+    assert args[:6] == ["--target", "org/target", "--draft", "org/mtp-head", "--method", "mtp"]
 
 
 def test_job_name_fits_the_63_character_label_limit() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from specdeploy.api.rules import OWNED_FLAGS
+from specdeploy.api.rules import RESERVED_FLAGS, TRUST_REMOTE_CODE_FLAG
 from specdeploy.render.vllm_args import VLLM_COMMAND, speculative_config, vllm_args
 
 from .specs import flags_with_values, make_spec, vllm_options
@@ -22,7 +22,7 @@ def full_spec_args() -> list[str]:
             "dtype": "bfloat16",
             "quantization": "awq",
         },
-        draft={"revision": "v2", "tensorParallelSize": 1, "quantization": "fp8"},
+        draft={"revision": "v2", "tensorParallelSize": 4, "quantization": "fp8"},
         speculation={"numSpeculativeTokens": 5},
         serving={
             "servedModelName": "coder",
@@ -34,13 +34,18 @@ def full_spec_args() -> list[str]:
     return vllm_args(spec)
 
 
-def test_command_is_the_api_server_module() -> None:
-    assert VLLM_COMMAND == ("python3", "-m", "vllm.entrypoints.openai.api_server")
+def test_command_is_vllm_serve_with_the_model_as_its_positional_argument() -> None:
+    # `python3 -m vllm.entrypoints.openai.api_server` is deprecated since vLLM 0.29; `vllm serve` takes the model
+    # first (vLLM warns about --model there). A model id never starts with "-", so it cannot be read as a flag.
+    assert VLLM_COMMAND == ("vllm", "serve")
+    args = full_spec_args()
+    assert args[0] == "org/target"
+    assert "--model" not in args
 
 
 def test_every_flag_exists_in_vllm_serve_options() -> None:
-    parsed = dict(flags_with_values(full_spec_args()))
-    assert parsed["--model"] == "org/target"
+    args = full_spec_args()
+    parsed = dict(flags_with_values(args[1:]))
     assert parsed["--revision"] == "main"
     assert parsed["--tensor-parallel-size"] == "4"
     assert parsed["--max-model-len"] == "8192"
@@ -58,17 +63,17 @@ def test_every_dtype_the_api_allows_is_a_vllm_choice() -> None:
     choices = vllm_options()["--dtype"]["choices"]
     for dtype in ("auto", "float16", "bfloat16", "float32"):
         assert dtype in choices
-        assert dict(flags_with_values(vllm_args(make_spec(target={"dtype": dtype}))))["--dtype"] == dtype
+        assert dict(flags_with_values(vllm_args(make_spec(target={"dtype": dtype}))[1:]))["--dtype"] == dtype
 
 
 def test_every_flag_the_operator_protects_is_a_real_option() -> None:
     options = vllm_options()
-    assert [flag for flag in OWNED_FLAGS if flag not in options] == []
+    assert [flag for flag in (*RESERVED_FLAGS, TRUST_REMOTE_CODE_FLAG) if flag not in options] == []
 
 
 def test_minimal_spec_uses_defaults_and_the_model_as_served_name() -> None:
     args = vllm_args(make_spec())
-    parsed = dict(flags_with_values(args))
+    parsed = dict(flags_with_values(args[1:]))
     assert parsed["--served-model-name"] == "org/target"
     assert parsed["--port"] == "8000"
     assert parsed["--tensor-parallel-size"] == "1"
@@ -130,6 +135,38 @@ def test_speculative_config_for_mtp_without_a_draft_uses_the_targets_layers() ->
     }
 
 
+def test_mtp_without_a_draft_loads_the_layers_of_the_targets_revision() -> None:
+    # vLLM builds the MTP draft config from the target's model id but with the speculative config's own revision:
+    # without it, a pinned target would draft with the MTP layers of the repo's main branch.
+    config = spec_config(draft=None, target={"revision": "a1b2c3d"}, speculation={"method": "mtp"})
+    assert config == {"method": "mtp", "num_speculative_tokens": 1, "revision": "a1b2c3d"}
+    args = vllm_args(make_spec(draft=None, target={"revision": "a1b2c3d"}, speculation={"method": "mtp"}))
+    assert dict(flags_with_values(args[1:]))["--revision"] == "a1b2c3d"
+    # A separate MTP checkpoint keeps its own revision; other methods never get the target's.
+    separate = spec_config(
+        draft={"model": "org/mtp", "revision": "d1"}, target={"revision": "t1"}, speculation={"method": "mtp"}
+    )
+    assert separate["revision"] == "d1"
+    assert "revision" not in spec_config(draft=None, target={"revision": "t1"}, speculation={"method": "ngram"})
+
+
+def test_mtp_defaults_to_one_token_per_step_as_vllm_advises() -> None:
+    # vLLM warns that k > 1 reruns the same (single) MTP layer and lowers the acceptance rate.
+    assert spec_config(draft=None, speculation={"method": "mtp"})["num_speculative_tokens"] == 1
+    assert (
+        spec_config(draft=None, speculation={"method": "mtp", "numSpeculativeTokens": 3})["num_speculative_tokens"] == 3
+    )
+    assert spec_config()["num_speculative_tokens"] == 4
+
+
+def test_ngram_lookup_window_is_left_to_vllm_when_unset_or_half_set() -> None:
+    # vLLM uses 5 for both when neither is set and copies one to the other when only one is: the operator must not
+    # write a default of its own (a rendered max of 5 with a user's min of 7 would be refused by vLLM).
+    assert "prompt_lookup_min" not in spec_config(draft=None, speculation={"method": "ngram", "promptLookupMax": 3})
+    only_min = spec_config(draft=None, speculation={"method": "ngram", "promptLookupMin": 7})
+    assert only_min == {"method": "ngram", "num_speculative_tokens": 4, "prompt_lookup_min": 7}
+
+
 def test_changing_k_changes_only_the_speculative_config() -> None:
     a = vllm_args(make_spec(speculation={"numSpeculativeTokens": 2}))
     b = vllm_args(make_spec(speculation={"numSpeculativeTokens": 6}))
@@ -141,7 +178,7 @@ def test_disabled_speculation_serves_the_target_alone() -> None:
     args = vllm_args(spec, speculation_enabled=False)
     assert "--speculative-config" not in args
     assert "org/draft" not in " ".join(args)
-    assert dict(flags_with_values(args))["--model"] == "org/target"
+    assert args[0] == "org/target"
     assert args[-1] == "--enable-prefix-caching"
     assert speculative_config(spec)["model"] == "org/draft"  # the config itself is unchanged
 

@@ -9,18 +9,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from specdeploy.api import RollbackAction
+from specdeploy.render.labels import SD_NAME as LABEL_NAME
+from specdeploy.render.labels import SD_REVISION as LABEL_REVISION
 from specdeploy.rollout.history import (
     ANNOTATION_AT,
     ANNOTATION_MESSAGE,
     ANNOTATION_REASON,
     ANNOTATION_STATE,
     ANNOTATION_VALIDATION,
-    LABEL_NAME,
-    LABEL_REVISION,
     MAX_REVISIONS,
-    Action,
     History,
-    Revision,
+    RevisionRecord,
     RevisionState,
     choose_serving,
     controller_revision_name,
@@ -52,8 +52,8 @@ def cr(rev_id: str, number: int, annotations: dict[str, str] | None = None, **ex
     }
 
 
-def r(rev_id: str, number: int, state: RevisionState = RevisionState.NEW, reason: str = "") -> Revision:
-    return Revision(id=rev_id, number=number, spec=SNAPSHOT, state=state, reason=reason)
+def r(rev_id: str, number: int, state: RevisionState = RevisionState.NEW, reason: str = "") -> RevisionRecord:
+    return RevisionRecord(id=rev_id, number=number, spec=SNAPSHOT, state=state, reason=reason)
 
 
 STABLE, FAILED = RevisionState.STABLE, RevisionState.FAILED
@@ -138,8 +138,8 @@ def test_a_stable_revision_that_later_failed_is_no_longer_the_rollback_target() 
 
 
 # ----------------------------------------------------------------------------------------- choose_serving
-@pytest.mark.parametrize("action", list(Action))
-def test_a_revision_that_has_not_failed_serves_as_written_whatever_the_action(action: Action) -> None:
+@pytest.mark.parametrize("action", list(RollbackAction))
+def test_a_revision_that_has_not_failed_serves_as_written_whatever_the_action(action: RollbackAction) -> None:
     history = History((r("a", 1, STABLE), r("b", 2)))
     serving = choose_serving(history, history.revisions[1], action)
     assert (serving.revision.id, serving.speculation, serving.id) == ("b", True, "b")
@@ -147,44 +147,44 @@ def test_a_revision_that_has_not_failed_serves_as_written_whatever_the_action(ac
 
 def test_rollback_to_last_good_serves_the_newest_stable_revision() -> None:
     history = History((r("a", 1, STABLE), r("b", 2, STABLE), r("c", 3, FAILED, "AcceptanceRateLow")))
-    serving = choose_serving(history, history.revisions[2], Action.ROLLBACK_TO_LAST_GOOD)
+    serving = choose_serving(history, history.revisions[2], RollbackAction.ROLLBACK_TO_LAST_GOOD)
     assert (serving.id, serving.speculation) == ("b", True)
-    assert "c failed" in serving.why and "b" in serving.why
+    assert serving.revision is history.revisions[1]
 
 
 def test_rollback_to_last_good_without_a_stable_revision_disables_speculation() -> None:
     history = History((r("a", 1, FAILED, "AcceptanceRateLow"), r("b", 2, FAILED, "AcceptanceRateLow")))
-    serving = choose_serving(history, history.revisions[1], Action.ROLLBACK_TO_LAST_GOOD)
+    serving = choose_serving(history, history.revisions[1], RollbackAction.ROLLBACK_TO_LAST_GOOD)
     assert (serving.revision.id, serving.speculation, serving.id) == ("b", False, "b-nospec")
 
 
 def test_disable_speculation_ignores_stable_revisions() -> None:
     history = History((r("a", 1, STABLE), r("b", 2, FAILED, "AcceptanceRateLow")))
-    serving = choose_serving(history, history.revisions[1], Action.DISABLE_SPECULATION)
+    serving = choose_serving(history, history.revisions[1], RollbackAction.DISABLE_SPECULATION)
     assert serving.id == "b-nospec" and not serving.speculation
 
 
 def test_action_none_keeps_a_failed_revision_serving_with_speculation() -> None:
     history = History((r("a", 1, STABLE), r("b", 2, FAILED, "AcceptanceRateLow")))
-    serving = choose_serving(history, history.revisions[1], Action.NONE)
+    serving = choose_serving(history, history.revisions[1], RollbackAction.NONE)
     assert (serving.id, serving.speculation) == ("b", True)
 
 
 @given(
     states=st.lists(st.sampled_from([RevisionState.NEW, STABLE, FAILED]), min_size=1, max_size=8),
-    action=st.sampled_from(list(Action)),
+    action=st.sampled_from(list(RollbackAction)),
     pick=st.integers(min_value=0),
 )
 def test_choose_serving_never_picks_a_failed_revision_with_speculation_unless_told_to(
-    states: list[RevisionState], action: Action, pick: int
+    states: list[RevisionState], action: RollbackAction, pick: int
 ) -> None:
     history = History(tuple(r(f"rev{i:07d}", i + 1, s) for i, s in enumerate(states)))
     current = history.revisions[pick % len(states)]
     serving = choose_serving(history, current, action)
     if serving.speculation and serving.revision.state is FAILED:
-        assert action is Action.NONE and serving.revision == current
+        assert action is RollbackAction.NONE and serving.revision == current
     if serving.revision != current:
-        assert serving.revision == history.stable and action is Action.ROLLBACK_TO_LAST_GOOD
+        assert serving.revision == history.stable and action is RollbackAction.ROLLBACK_TO_LAST_GOOD
 
 
 # ----------------------------------------------------------------------------------------- pruning

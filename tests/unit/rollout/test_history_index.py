@@ -15,20 +15,20 @@ from typing import Any
 
 from tests.unit.rollout.test_plan import (  # noqa: F401 - reports is a fixture
     Reports,
-    monitor_verdict,
     next_revision,
     reports,
     rev,
     stable_world,
     with_k,
 )
-from tests.unit.rollout.world import World
+from tests.unit.rollout.world import World, monitor_finding
 
 from specdeploy import handlers
 from specdeploy.api import SpeculativeDeploymentSpec
+from specdeploy.api.revision import revision_id, serving_snapshot
+from specdeploy.render import labels as lbl
 from specdeploy.rollout import history as hist
 from specdeploy.rollout.plan import Plan, plan
-from specdeploy.rollout.revision import revision_id, serving_snapshot
 
 
 def plan_like_the_daemon(world: World) -> tuple[Plan, set[str]]:
@@ -39,7 +39,7 @@ def plan_like_the_daemon(world: World) -> tuple[Plan, set[str]]:
     indexed = hist.from_controller_revisions(entries)
     live = (world.deployment or {}).get("spec", {}).get("template", {}).get("metadata", {}).get("labels", {})
     current = revision_id(obs.spec)
-    needed = hist.snapshots_needed(indexed, current, live.get(hist.LABEL_REVISION))
+    needed = hist.snapshots_needed(indexed, current, live.get(lbl.SD_REVISION))
     read = {r: world.revisions[hist.controller_revision_name(world.name, r)]["data"]["spec"] for r in needed}
     history = hist.with_snapshots(indexed, {**read, current: serving_snapshot(obs.spec)})
     return plan(dataclasses.replace(obs, history=history)), needed
@@ -56,11 +56,11 @@ def test_a_rollback_planned_from_the_index_serves_the_stable_snapshot_read_on_de
     # Serving the new revision: the stable one is the only other snapshot needed (a rollback would serve it).
     p, needed = plan_like_the_daemon(world)
     assert p == full_plan(world) and needed == {good}
-    world.monitor = monitor_verdict(world, [0.31, 0.29, 0.3])
+    world.monitor = monitor_finding(world, [0.31, 0.29, 0.3])
     p, needed = plan_like_the_daemon(world)
     assert p == full_plan(world) and needed == {good}
     assert p.deployment is not None
-    assert p.deployment["spec"]["template"]["metadata"]["labels"][hist.LABEL_REVISION] == good
+    assert p.deployment["spec"]["template"]["metadata"]["labels"][lbl.SD_REVISION] == good
 
 
 def test_index_entries_hold_no_spec_and_only_what_decisions_read() -> None:
@@ -76,7 +76,7 @@ def test_index_entries_hold_no_spec_and_only_what_decisions_read() -> None:
         "kind": "ControllerRevision",
         "metadata": {
             "name": "coder-0123456789",
-            "labels": {hist.LABEL_NAME: "coder", hist.LABEL_REVISION: "0123456789"},
+            "labels": {lbl.SD_NAME: "coder", lbl.SD_REVISION: "0123456789"},
             "annotations": hist.verdict_annotations(hist.RevisionState.STABLE, "Healthy", "ok", "2026-01-01T00:00:00Z"),
         },
         "revision": 3,
@@ -91,8 +91,8 @@ def test_index_entries_hold_no_spec_and_only_what_decisions_read() -> None:
 
 
 def test_snapshots_needed_are_the_stable_and_the_live_revision_never_the_current() -> None:
-    def r(i: str, state: hist.RevisionState = hist.RevisionState.NEW) -> hist.Revision:
-        return hist.Revision(id=i, number=len(i), spec={}, state=state)
+    def r(i: str, state: hist.RevisionState = hist.RevisionState.NEW) -> hist.RevisionRecord:
+        return hist.RevisionRecord(id=i, number=len(i), spec={}, state=state)
 
     history = hist.History((r("a", hist.RevisionState.STABLE), r("bb", hist.RevisionState.FAILED), r("ccc")))
     assert hist.snapshots_needed(history, "ccc", None) == {"a"}

@@ -14,7 +14,7 @@ from specdeploy import conditions as cond
 from specdeploy import redact
 from specdeploy.api import SpeculativeDeploymentSpec
 from specdeploy.rollout import invalid
-from specdeploy.rollout.compare import is_subset
+from specdeploy.rollout.drift import is_subset
 from specdeploy.rollout.events import MAX_MESSAGE_BYTES
 
 UID = "0b6f5a52-9c1e-4a43-a1a8-6a1f1f0c2e11"

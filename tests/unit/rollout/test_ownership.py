@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from specdeploy import handlers
 from specdeploy.rollout.ownership import controller_job_uid, reporting_pod
+from specdeploy.rollout.validation import job_outcome
 
 JOB_UID = "5d0c8a7e-2b1f-4c3d-9e8f-0a1b2c3d4e5f"
 JOB_REF = {
@@ -49,8 +49,8 @@ def test_a_labelled_pod_the_job_does_not_own_supplies_no_report() -> None:
     assert reporting_pod(job, [forged, real]) is real
     assert reporting_pod(job, [forged]) is None
     assert reporting_pod({**job, "uid": None}, [real]) is None
-    outcome = handlers._job_outcome([job], [forged, real], "coder-validate-abc")
+    outcome = job_outcome([job], [forged, real], "coder-validate-abc")
     assert outcome is not None and outcome.exit_code == 1
     # with only the forged pod, the Job's own condition speaks (no report at all)
-    alone = handlers._job_outcome([job], [forged], "coder-validate-abc")
+    alone = job_outcome([job], [forged], "coder-validate-abc")
     assert alone is not None and alone.exit_code is None and alone.report is None

@@ -17,30 +17,25 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.unit.rollout.world import World, monitor_verdict, speculative_config, template_revision, vllm_args
-from tests.unit.validate import zoo
+from tests.harness import zoo
+from tests.unit.rollout.world import World, monitor_finding, speculative_config, template_revision, vllm_args
 
 from specdeploy.api import SpeculativeDeploymentSpec
+from specdeploy.api.revision import revision_id, serving_snapshot
+from specdeploy.api.status import MAX_FAILED_REVISIONS
+from specdeploy.monitor.finding import MonitorFinding
+from specdeploy.render.labels import SD_NAME as LABEL_NAME
+from specdeploy.render.labels import SD_REVISION as LABEL_REVISION
 from specdeploy.rollout.history import (
     ANNOTATION_REASON,
     ANNOTATION_STATE,
     ANNOTATION_VALIDATION,
-    LABEL_NAME,
-    LABEL_REVISION,
-    MAX_FAILED_IN_STATUS,
     MAX_REVISIONS,
     from_controller_revisions,
 )
-from specdeploy.rollout.plan import (
-    ACCEPTANCE_LOW,
-    VALIDATION_ERROR,
-    VALIDATION_FAILED,
-    VALIDATION_RETRY_SECONDS,
-    MonitorVerdict,
-    plan,
-    spec_for,
-)
-from specdeploy.rollout.revision import revision_id, serving_snapshot
+from specdeploy.rollout.plan import plan, spec_for
+from specdeploy.rollout.serve import ACCEPTANCE_LOW
+from specdeploy.rollout.validation import VALIDATION_ERROR, VALIDATION_FAILED, VALIDATION_RETRY_SECONDS
 from specdeploy.validate.cli import main as validate_main
 
 BASE: dict[str, Any] = {
@@ -126,7 +121,7 @@ def serving_world(reports: Reports, spec: dict[str, Any] | None = None) -> World
 def stable_world(reports: Reports) -> World:
     """A world whose first revision stayed healthy and became stable."""
     world = serving_world(reports)
-    world.monitor = monitor_verdict(world, [0.8, 0.82, 0.79])
+    world.monitor = monitor_finding(world, [0.8, 0.82, 0.79])
     world.settle()
     world.monitor = None
     assert world.status["revision"]["stable"] == rev(BASE)
@@ -145,7 +140,6 @@ def test_first_sight_of_a_spec_records_a_controller_revision_with_its_serving_sn
     world = World(spec=copy.deepcopy(BASE))
     p = world.step()
     rid = rev(BASE)
-    assert p.current == rid
     cr = p.record_revision
     assert cr is not None
     assert cr["kind"] == "ControllerRevision" and cr["apiVersion"] == "apps/v1"
@@ -377,7 +371,7 @@ def test_trip_marks_the_revision_failed_and_serves_the_last_stable_one(reports: 
     assert world.serving() == bad
     mark = len(world.events)
 
-    world.monitor = monitor_verdict(world, [0.31, 0.29, 0.3])
+    world.monitor = monitor_finding(world, [0.31, 0.29, 0.3])
     assert world.monitor is not None and world.monitor.trip
     p = world.step()
     assert world.annotations(bad)[ANNOTATION_STATE] == "failed"
@@ -408,14 +402,14 @@ def test_trip_marks_the_revision_failed_and_serves_the_last_stable_one(reports: 
 def test_trip_without_a_stable_revision_disables_speculation_for_the_same_target(reports: Reports) -> None:
     world = serving_world(reports)
     rid = rev(BASE)
-    world.monitor = monitor_verdict(world, [0.2, 0.25, 0.22])
+    world.monitor = monitor_finding(world, [0.2, 0.25, 0.22])
     p = world.step()
     assert p.deployment is not None and world.serving() == f"{rid}-nospec"
     assert speculative_config(p.deployment) is None
-    assert "--model" in vllm_args(p.deployment) and "org/target-70b" in vllm_args(p.deployment)
+    assert vllm_args(p.deployment)[0] == "org/target-70b"
     assert world.status["revision"]["serving"] == f"{rid}-nospec"
     assert world.condition("RolledBack")["status"] == "True"
-    assert p.monitor is not None and not p.monitor.speculation
+    assert p.serving is not None and not p.serving.speculation
     world.roll_out()
     world.settle()
     assert world.condition("Ready")["message"].endswith("(speculation disabled)")
@@ -426,7 +420,7 @@ def test_action_disable_speculation_does_not_go_back_to_the_stable_revision(repo
     spec = with_k(7)
     spec["rollback"] = {"action": "DisableSpeculation"}
     next_revision(world, reports.compatible, spec)
-    world.monitor = monitor_verdict(world, [0.1, 0.1, 0.1])
+    world.monitor = monitor_finding(world, [0.1, 0.1, 0.1])
     world.step()
     assert world.serving() == f"{rev(spec)}-nospec"
 
@@ -436,7 +430,7 @@ def test_action_none_keeps_serving_and_reports_degraded(reports: Reports) -> Non
     world = serving_world(reports, spec)
     rid = rev(spec)
     mark = len(world.events)
-    world.monitor = monitor_verdict(world, [0.2, 0.2, 0.2])
+    world.monitor = monitor_finding(world, [0.2, 0.2, 0.2])
     p = world.step()
     assert world.serving() == rid and p.deployment is not None and speculative_config(p.deployment) is not None
     assert world.annotations(rid)[ANNOTATION_STATE] == "failed", "the verdict is recorded"
@@ -449,15 +443,15 @@ def test_action_none_keeps_serving_and_reports_degraded(reports: Reports) -> Non
     assert world.settle().verdicts == []
 
 
-def test_a_healthy_streak_promotes_the_revision_to_stable_once(reports: Reports) -> None:
+def test_a_healthy_run_promotes_the_revision_to_stable_once(reports: Reports) -> None:
     world = serving_world(reports)
     rid = rev(BASE)
-    world.monitor = monitor_verdict(world, [0.6, 0.7])  # 2 of 3 windows: still collecting
-    assert world.monitor is not None and world.monitor.healthy_streak == 0
+    world.monitor = monitor_finding(world, [0.6, 0.7])  # 2 of 3 windows: still collecting
+    assert world.monitor is not None and not world.monitor.healthy
     world.step()
     assert ANNOTATION_STATE not in world.annotations(rid)
 
-    world.monitor = monitor_verdict(world, [0.6, 0.7, 0.65])
+    world.monitor = monitor_finding(world, [0.6, 0.7, 0.65])
     mark = len(world.events)
     p = world.step()
     assert p.verdicts and world.annotations(rid)[ANNOTATION_STATE] == "stable"
@@ -476,7 +470,7 @@ def test_a_failed_revision_is_not_retried_until_the_spec_changes(reports: Report
     good = rev(BASE)
     bad_spec = with_k(7)
     next_revision(world, reports.compatible, bad_spec)
-    world.monitor = monitor_verdict(world, [0.3, 0.3, 0.3])
+    world.monitor = monitor_finding(world, [0.3, 0.3, 0.3])
     world.step()
     world.monitor = None
     world.roll_out()
@@ -508,21 +502,21 @@ def test_when_the_stable_revision_fails_too_the_second_rollback_is_reported(repo
     # a second stable revision on top of the first
     mid_spec = with_k(5)
     next_revision(world, reports.compatible, mid_spec)
-    world.monitor = monitor_verdict(world, [0.8, 0.8, 0.8])
+    world.monitor = monitor_finding(world, [0.8, 0.8, 0.8])
     world.settle()
     mid = rev(mid_spec)
     assert world.status["revision"]["stable"] == mid
     # a bad third revision rolls back to the second one
     bad_spec = with_k(7)
     next_revision(world, reports.compatible, bad_spec)
-    world.monitor = monitor_verdict(world, [0.3, 0.3, 0.3])
+    world.monitor = monitor_finding(world, [0.3, 0.3, 0.3])
     world.step()
     assert world.serving() == mid
     world.roll_out()
     world.settle()
     # now the second one degrades as well (traffic changed): the next rollback goes to the first
     mark = len(world.events)
-    world.monitor = monitor_verdict(world, [0.4, 0.35, 0.3])
+    world.monitor = monitor_finding(world, [0.4, 0.35, 0.3])
     world.step()
     assert world.serving() == older
     assert world.status["revision"]["stable"] == older
@@ -540,7 +534,7 @@ def test_a_trip_while_a_new_revision_validates_never_serves_the_unvalidated_revi
     world.step()
     assert world.job is not None and not world.job.finished and world.serving() == first
     # the Job is still running when the old revision's acceptance trips
-    world.monitor = monitor_verdict(world, [0.2, 0.2, 0.2])
+    world.monitor = monitor_finding(world, [0.2, 0.2, 0.2])
     world.step()
     assert world.serving() == f"{first}-nospec", "falls back from the tripped revision, not to the unvalidated one"
     assert world.annotations(first)[ANNOTATION_STATE] == "failed"
@@ -565,12 +559,12 @@ def test_rolling_back_from_a_draft_model_to_an_ngram_revision_renders_without_th
     world.step()
     world.roll_out()
     world.settle()
-    world.monitor = monitor_verdict(world, [0.7, 0.7, 0.7])
+    world.monitor = monitor_finding(world, [0.7, 0.7, 0.7])
     world.settle()
     world.monitor = None
     assert world.status["revision"]["stable"] == rev(ngram)
     next_revision(world, reports.compatible, copy.deepcopy(BASE))
-    world.monitor = monitor_verdict(world, [0.1, 0.1, 0.1])
+    world.monitor = monitor_finding(world, [0.1, 0.1, 0.1])
     p = world.step()
     assert world.serving() == rev(ngram)
     config = speculative_config(p.deployment or {})
@@ -582,9 +576,11 @@ def test_spec_for_takes_serving_sections_from_the_snapshot_and_the_rest_from_tod
     today = SpeculativeDeploymentSpec.model_validate(
         {**with_k(7), "replicas": 4, "rollback": {"minAcceptanceRate": 0.6}}
     )
-    from specdeploy.rollout.history import Revision, Serving
+    from specdeploy.rollout.history import RevisionRecord, ServingChoice
 
-    merged = spec_for(Serving(Revision(id=rev(with_k(3)), number=1, spec=serving_snapshot(old)), True), today)
+    merged = spec_for(
+        ServingChoice(RevisionRecord(id=rev(with_k(3)), number=1, spec=serving_snapshot(old)), True), today
+    )
     assert merged.speculation.num_speculative_tokens == 3
     assert merged.replicas == 4 and merged.rollback.min_acceptance_rate == 0.6
     assert revision_id(merged) == rev(with_k(3))
@@ -603,8 +599,8 @@ def test_status_reports_generation_replicas_and_at_most_ten_failed_revisions_new
     assert all(c["observedGeneration"] == 13 for c in status["conditions"])
     assert status["ready"] == "1/1" and status["readyReplicas"] == 1 and status["replicas"] == 1
     failed = status["revision"]["failed"]
-    assert len(failed) == MAX_FAILED_IN_STATUS
-    assert [f["id"] for f in failed] == failed_ids[::-1][:MAX_FAILED_IN_STATUS]
+    assert len(failed) == MAX_FAILED_REVISIONS
+    assert [f["id"] for f in failed] == failed_ids[::-1][:MAX_FAILED_REVISIONS]
     assert status["endpoint"] == "http://coder.llm.svc:8000"
 
 
@@ -633,7 +629,7 @@ def test_last_transition_time_moves_only_when_a_condition_flips(reports: Reports
 def test_after_a_restart_between_recording_a_rollback_and_saying_so_it_is_said_once(reports: Reports) -> None:
     world = serving_world(reports)
     rid = rev(BASE)
-    world.monitor = monitor_verdict(world, [0.2, 0.2, 0.2])
+    world.monitor = monitor_finding(world, [0.2, 0.2, 0.2])
     crashed = plan(world.observe())
     # only the ControllerRevision patch made it before the crash: no Deployment patch, status or Event
     for rev_id, verdict in crashed.verdicts:
@@ -662,9 +658,9 @@ def test_old_revisions_beyond_the_limit_are_pruned_but_never_the_serving_or_stab
     assert world.serving() == stable
 
 
-def test_a_monitor_verdict_for_another_revision_is_ignored(reports: Reports) -> None:
+def test_a_monitor_finding_for_another_revision_is_ignored(reports: Reports) -> None:
     world = serving_world(reports)
-    world.monitor = MonitorVerdict(revision="0123456789", trip=True, message="old revision's windows")
+    world.monitor = MonitorFinding(revision="0123456789", trip=True, message="old revision's windows")
     p = world.step()
     assert p.verdicts == [] and world.serving() == rev(BASE)
 
@@ -672,7 +668,7 @@ def test_a_monitor_verdict_for_another_revision_is_ignored(reports: Reports) -> 
 def test_stable_needs_stable_after_seconds_of_health() -> None:
     """A healthy streak alone is not enough: the revision must stay healthy for spec.rollback.stableAfterSeconds."""
     from specdeploy.rollout.history import History
-    from specdeploy.rollout.plan import MonitorVerdict, Observed, Owner
+    from specdeploy.rollout.plan import Observed, Owner
 
     spec = SpeculativeDeploymentSpec.model_validate(
         {**BASE, "rollback": {"stableAfterSeconds": 300}, "validation": {"policy": "Skip"}}
@@ -685,7 +681,7 @@ def test_stable_needs_stable_after_seconds_of_health() -> None:
     history = from_controller_revisions([first.record_revision])
 
     def observed(seconds: float) -> Observed:
-        verdict = MonitorVerdict(revision=rid, healthy_streak=3, healthy_seconds=seconds, message="ok")
+        verdict = MonitorFinding(revision=rid, healthy=True, healthy_seconds=seconds, message="ok")
         return Observed(
             Owner("x", "ns", "uid", 1),
             spec,
@@ -709,12 +705,12 @@ def lifecycle(reports: Reports, crash: str | None) -> World:
     has something to say (``World.crash``), each followed by a restart that has lost the acceptance windows."""
     world = World(spec=copy.deepcopy(BASE), crash=crash)
     validated(world, reports.compatible)
-    world.monitor = monitor_verdict(world, [0.8, 0.82, 0.79])
+    world.monitor = monitor_finding(world, [0.8, 0.82, 0.79])
     world.settle()
     world.monitor = None
     assert world.status["revision"]["stable"] == rev(BASE)
     next_revision(world, reports.compatible, with_k(7))
-    world.monitor = monitor_verdict(world, [0.3, 0.3, 0.3])
+    world.monitor = monitor_finding(world, [0.3, 0.3, 0.3])
     world.step()
     world.monitor = None
     world.roll_out()
@@ -766,7 +762,7 @@ def test_event_names_are_one_per_transition_and_new_for_a_genuine_repeat(reports
 def test_a_rollback_that_only_starts_when_the_action_changes_from_none_is_said_once(reports: Reports) -> None:
     spec = {**copy.deepcopy(BASE), "rollback": {"action": "None", "stableAfterSeconds": 0}}
     world = serving_world(reports, spec)
-    world.monitor = monitor_verdict(world, [0.2, 0.2, 0.2])
+    world.monitor = monitor_finding(world, [0.2, 0.2, 0.2])
     world.settle()
     world.monitor = None
     mark = len(world.events)
@@ -781,7 +777,7 @@ def test_a_rollback_that_only_starts_when_the_action_changes_from_none_is_said_o
 
 def test_a_restart_between_the_stable_verdict_and_the_status_still_says_it_once(reports: Reports) -> None:
     world = serving_world(reports)
-    world.monitor = monitor_verdict(world, [0.8, 0.8, 0.8])
+    world.monitor = monitor_finding(world, [0.8, 0.8, 0.8])
     decided = plan(world.observe())
     assert [e.reason for e in decided.events] == ["RevisionStable"]
     world.apply(decided, crash="after-verdicts")  # the verdict is on the ControllerRevision, nothing else

@@ -16,20 +16,20 @@ from hypothesis import strategies as st
 from tests.unit.rollout.world import T0, World, iso, merge_patch, template_revision
 
 from specdeploy.api import SpeculativeDeploymentSpec
+from specdeploy.api.revision import revision_id, serving_snapshot
 from specdeploy.render import owner_for, render_deployment, render_service
-from specdeploy.rollout.compare import is_subset
+from specdeploy.render.labels import SD_NAME as LABEL_NAME
+from specdeploy.render.labels import SD_REVISION as LABEL_REVISION
+from specdeploy.rollout.drift import is_subset
 from specdeploy.rollout.history import (
     ANNOTATION_AT,
     ANNOTATION_MESSAGE,
     ANNOTATION_REASON,
     ANNOTATION_STATE,
     ANNOTATION_VALIDATION,
-    LABEL_NAME,
-    LABEL_REVISION,
     NO_SPECULATION_SUFFIX,
 )
-from specdeploy.rollout.plan import JobOutcome, MonitorVerdict, plan, spec_for
-from specdeploy.rollout.revision import revision_id, serving_snapshot
+from specdeploy.rollout.plan import JobOutcome, MonitorFinding, plan, spec_for
 
 TARGET = {"model": "org/target-70b", "tensorParallelSize": 4}
 
@@ -161,10 +161,10 @@ def worlds(draw: st.DrawFn) -> World:
         revision_id(SpeculativeDeploymentSpec.model_validate(base))
     ]
     if draw(st.booleans()):
-        world.monitor = MonitorVerdict(
+        world.monitor = MonitorFinding(
             revision=draw(st.sampled_from(ids)),
             trip=draw(st.booleans()),
-            healthy_streak=draw(st.sampled_from([0, 3])),
+            healthy=draw(st.booleans()),
             healthy_seconds=draw(st.sampled_from([0.0, 600.0])),
             message="acceptance rate 0.310 is below the threshold 0.500 in 3 consecutive qualifying window(s)",
         )
@@ -187,8 +187,8 @@ def test_once_carried_out_the_plan_asks_for_nothing_more(world: World) -> None:
     assert merge_patch(world.status, again.status) == world.status
     if again.deployment is not None:
         assert world.deployment is not None and is_subset(again.deployment, world.deployment)
-    first = world.plans[-1].monitor
-    assert (again.monitor.id if again.monitor else None) == (first.id if first else None)
+    first = world.plans[-1].serving
+    assert (again.serving.id if again.serving else None) == (first.id if first else None)
 
 
 @RANDOM_WORLDS
@@ -220,10 +220,10 @@ def test_under_enforce_the_deployment_never_switches_to_a_revision_that_validati
 @given(worlds())
 def test_whatever_serves_renders_a_valid_spec_of_a_recorded_revision(world: World) -> None:
     p = world.step()
-    if p.monitor is None:
+    if p.serving is None:
         assert p.deployment is None
         return
-    spec = spec_for(p.monitor, SpeculativeDeploymentSpec.model_validate(world.spec))
-    assert revision_id(spec) == p.monitor.revision.id
-    assert f"{world.name}-{p.monitor.revision.id}" in world.revisions
-    assert p.deployment is not None and template_revision(p.deployment) == p.monitor.id
+    spec = spec_for(p.serving, SpeculativeDeploymentSpec.model_validate(world.spec))
+    assert revision_id(spec) == p.serving.revision.id
+    assert f"{world.name}-{p.serving.revision.id}" in world.revisions
+    assert p.deployment is not None and template_revision(p.deployment) == p.serving.id

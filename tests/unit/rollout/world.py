@@ -2,12 +2,12 @@
 
 ``World`` holds what the operator's daemon would observe about one SpeculativeDeployment: its spec and status,
 its ControllerRevisions (as the dicts the API returns), its Deployment, Service and validation Job, and the
-monitor's latest verdict. ``step()`` calls the real ``plan()`` on that and carries the plan out the way
-``handlers._execute`` does: create or merge-patch children only when ``is_subset`` says they differ, merge-patch
-the status only when it changed, record verdicts as annotations on the ControllerRevisions, create Events (before
-the status write, each under its own name: a name that exists already is refused, as the API server answers 409). The
-revision history the next step sees is read back with the real ``from_controller_revisions``, so a verdict the
-plan forgets to record shows up as a wrong next step.
+monitor's latest finding. ``step()`` calls the real ``plan()`` on that and carries out the real
+``rollout.writes.writes_for`` (the writes the operator's executor, ``handlers.ObjectReconciler.execute``, sends, in
+its order), applying each to this data as the API server would: creates (a name that exists already is refused, as
+the API server answers 409), JSON merge patches of children, ControllerRevision annotations and the status, and
+deletions. The revision history the next step sees is read back with the real ``from_controller_revisions``, so a
+verdict the plan forgets to record shows up as a wrong next step.
 
 The Deployment controller's part (rolling out a new template) is a separate call, ``roll_out()``, so a test
 chooses whether the pods are Ready yet.
@@ -22,13 +22,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from specdeploy.api import SpeculativeDeploymentSpec, SpeculativeDeploymentStatus
+from specdeploy.api.revision import revision_id
 from specdeploy.monitor.decision import decide
 from specdeploy.monitor.parse import SpecDecodeCounters
 from specdeploy.monitor.window import Window
-from specdeploy.rollout.compare import is_subset
 from specdeploy.rollout.history import from_controller_revisions
-from specdeploy.rollout.plan import Event, JobOutcome, MonitorVerdict, Observed, Owner, Plan, plan
-from specdeploy.rollout.revision import revision_id
+from specdeploy.rollout.plan import Event, JobOutcome, MonitorFinding, Observed, Owner, Plan, plan
+from specdeploy.rollout.writes import Create, Delete, Patch, Ref, Say, Write, writes_for
 from specdeploy.tracker import AcceptanceTracker, policy_of
 
 T0 = 1_767_268_800.0  # 2026-01-01T12:00:00Z
@@ -91,7 +91,7 @@ class World:
     service: dict[str, Any] | None = None
     jobs: dict[str, JobOutcome] = field(default_factory=dict)
     job_manifests: dict[str, dict[str, Any]] = field(default_factory=dict)
-    monitor: MonitorVerdict | None = None
+    monitor: MonitorFinding | None = None
     events: list[Event] = field(default_factory=list)  # the Events created, in order (what `kubectl describe` lists)
     event_posts: int = 0  # Event create calls, refused ones (409) included
     # Kill the operator in every step that has something to say: "after-verdicts" (ControllerRevision annotations
@@ -159,52 +159,66 @@ class World:
 
     # ------------------------------------------------------------------ carrying a plan out
     def apply(self, p: Plan, crash: str | None = None) -> None:
-        """Carry ``p`` out in the handler's order; ``crash`` stops it as a SIGKILL would: "after-verdicts" (only
-        the new revision and the verdicts were written) or "after-events" (all but the status and pruning)."""
-        if p.record_revision is not None:
-            name = p.record_revision["metadata"]["name"]
-            self.revisions.setdefault(name, copy.deepcopy(p.record_revision))
-        for rev_id, verdict in p.verdicts:
-            cr = self.revisions[f"{self.name}-{rev_id}"]
-            cr["metadata"]["annotations"] = {**(cr["metadata"].get("annotations") or {}), **verdict}
+        """Carry ``p`` out as the operator's executor does; ``crash`` stops it as a SIGKILL would: "after-verdicts"
+        (only the decisions were written) or "after-events" (all but the status and pruning)."""
+        todo = writes_for(p, self.observe())
+        for write in todo.decisions:
+            self._write(write)
         if crash == "after-verdicts":
             return
-        if p.delete_job:
-            self.jobs.pop(p.delete_job, None)
-        if p.create_job is not None:
-            name = p.create_job["metadata"]["name"]
-            self.job_manifests[name] = copy.deepcopy(p.create_job)
-            self.jobs.setdefault(name, JobOutcome(name=name, finished=False))
-        self.service = self._apply_child(self.service, p.service)
-        self.deployment = self._apply_child(self.deployment, p.deployment)
-        for ev in p.events:
-            self.event_posts += 1
-            if all(ev.name != said.name for said in self.events):
-                self.events.append(ev)
+        for write in todo.acts:
+            self._write(write)
         if crash == "after-events":
             return
-        if not is_subset(p.status, self.status):
-            self.status = merge_patch(self.status, p.status)
+        if todo.status is not None:
+            self.status = merge_patch(self.status, todo.status)
             self.status_writes += 1
-        for name in p.prune:
-            self.revisions.pop(name, None)
+        for write in todo.prune:
+            self._write(write)
 
-    def _apply_child(self, live: dict[str, Any] | None, desired: dict[str, Any] | None) -> dict[str, Any] | None:
-        if desired is None:
-            return live
-        if live is None:
+    def _write(self, write: Write) -> None:
+        match write:
+            case Create(manifest=manifest):
+                self._create(copy.deepcopy(manifest))
+            case Patch(ref=Ref(kind="ControllerRevision", name=name), patch=patch):
+                self.revisions[name] = merge_patch(self.revisions[name], patch)
+            case Patch(ref=Ref(kind=kind), patch=patch):
+                self.child_writes += 1
+                live = self.deployment if kind == "Deployment" else self.service
+                assert live is not None, f"patch of a {kind} that does not exist"
+                patched = merge_patch(live, patch)
+                patched["metadata"]["generation"] = int(live["metadata"].get("generation", 1)) + 1
+                self._set_child(kind, patched)
+            case Delete(ref=Ref(kind="Job", name=name)):
+                self.jobs.pop(name, None)
+            case Delete(ref=Ref(kind="ControllerRevision", name=name)):
+                self.revisions.pop(name, None)
+            case Say(event=ev):
+                self.event_posts += 1
+                if all(ev.name != said.name for said in self.events):
+                    self.events.append(ev)
+            case _:
+                raise AssertionError(f"the world cannot carry out {write}")
+
+    def _create(self, manifest: dict[str, Any]) -> None:
+        kind, name = manifest["kind"], manifest["metadata"]["name"]
+        if kind == "ControllerRevision":
+            self.revisions.setdefault(name, manifest)
+        elif kind == "Job":
+            self.job_manifests[name] = manifest
+            self.jobs.setdefault(name, JobOutcome(name=name, finished=False))
+        elif (self.deployment if kind == "Deployment" else self.service) is None:
             self.child_writes += 1
-            created = copy.deepcopy(desired)
-            created["metadata"]["generation"] = 1
-            created["status"] = {}
-            return created
-        if is_subset({k: v for k, v in desired.items() if k != "status"}, live):
-            return live
-        self.child_writes += 1
-        patched = copy.deepcopy(desired)
-        patched["metadata"]["generation"] = int(live["metadata"].get("generation", 1)) + 1
-        patched["status"] = copy.deepcopy(live.get("status") or {})
-        return patched
+            manifest["metadata"]["generation"] = 1
+            manifest["status"] = {}
+            self._set_child(kind, manifest)
+
+    def _set_child(self, kind: str, obj: dict[str, Any]) -> None:
+        if kind == "Deployment":
+            self.deployment = obj
+        else:
+            assert kind == "Service", kind
+            self.service = obj
 
     # ------------------------------------------------------------------ the rest of the cluster
     def roll_out(self, ready: int | None = None) -> None:
@@ -291,7 +305,7 @@ def _position_decay(rate: float) -> float:
     return lo
 
 
-def monitor_verdict(world: World, rates: list[float]) -> MonitorVerdict | None:
+def monitor_finding(world: World, rates: list[float]) -> MonitorFinding | None:
     """What the daemon's AcceptanceTracker reports for the revision ``world`` serves, after windows at ``rates``.
 
     The serving revision became Ready an hour ago; the windows close back to back, ending now.
@@ -299,8 +313,8 @@ def monitor_verdict(world: World, rates: list[float]) -> MonitorVerdict | None:
     assert world.plans, "step the world first: the tracker follows the plan's serving revision"
     spec = SpeculativeDeploymentSpec.model_validate(world.spec)
     tracker = AcceptanceTracker()
-    tracker.set_serving(world.plans[-1].monitor, world.deployment, now=world.now - 3600)
+    tracker.set_serving(world.plans[-1].serving, world.deployment, now=world.now - 3600)
     seconds = float(spec.rollback.window_seconds)
     tracker.windows = windows_at(rates, world.now - seconds * len(rates), seconds)
     tracker.decision = decide(policy_of(spec), tracker.ready_since, world.now, tracker.windows)
-    return tracker.verdict(spec)
+    return tracker.finding(spec)

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.unit.validate import zoo
+from tests.harness import zoo
 
 from specdeploy.validate.checks import Options
 from specdeploy.validate.engine import Outcome, Request, validate

@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tests.unit.validate import zoo
+from tests.harness import zoo
 
-from specdeploy.validate.compare import compare_vocabularies
 from specdeploy.validate.errors import CheckError
 from specdeploy.validate.formats import load_vocabulary
 from specdeploy.validate.vocab import Vocabulary
+from specdeploy.validate.vocabdiff import compare_vocabularies
 
 
 def test_mistral_v1_sentencepiece() -> None:

@@ -77,7 +77,7 @@ def test_cross_family_pair_reports_a_partial_overlap(folders: Folders, run: Run)
 
 
 def test_the_flag_does_not_apply_to_other_methods(folders: Folders, run: Run, tmp_path: Path) -> None:
-    from tests.unit.validate import zoo
+    from tests.harness import zoo
 
     head = zoo.write_model(tmp_path / "eagle-32k", {**zoo.EAGLE_LLAMA3_INSTRUCT_8B, "vocab_size": 32000})
     out = run(folders.llama31_8b_instruct, head, method="eagle", heterogeneous_vocab=True)

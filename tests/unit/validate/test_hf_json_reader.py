@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.unit.validate import zoo
+from tests.harness import zoo
 
 from specdeploy.validate.errors import CheckError
 from specdeploy.validate.formats import hf_json, hf_library, load_vocabulary

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.unit.validate import zoo
+from tests.harness import zoo
+from tests.harness.fakehub import FakeHub, llama_repo_listing, serve
 from tests.unit.validate.conftest import Folders
-from tests.unit.validate.fakehub import FakeHub, llama_repo_listing, serve
 
 TARGET = "meta-llama/Llama-3.1-70B-Instruct"
 DRAFT = "meta-llama/Llama-3.1-8B-Instruct"

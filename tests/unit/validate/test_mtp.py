@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.unit.validate import zoo
+from tests.harness import zoo
 from tests.unit.validate.conftest import Run, check
 
 from specdeploy.validate.cli import main

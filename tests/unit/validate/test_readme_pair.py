@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import yaml
-from tests.unit.validate import zoo
+from tests.harness import zoo
 from tests.unit.validate.conftest import Run, check
 
 from specdeploy.validate.engine import EXIT_COMPATIBLE, EXIT_INCOMPATIBLE

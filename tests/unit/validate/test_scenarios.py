@@ -6,7 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
-from tests.unit.validate import zoo
+from tests.harness import zoo
 from tests.unit.validate.conftest import Folders, Run, check, statuses
 
 from specdeploy.validate.engine import EXIT_COMPATIBLE, EXIT_INCOMPATIBLE

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from tests.unit.validate import zoo
+from tests.harness import zoo
 
 from specdeploy.validate.modelconfig import from_hf_config, from_params
 from specdeploy.validate.sizing import estimate_parameters, kv_cache_bytes_per_gpu

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.unit.validate import zoo
+from tests.harness import zoo
 from tests.unit.validate.conftest import Folders, Run, check
 
 from specdeploy.validate.engine import EXIT_COMPATIBLE

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 
-from specdeploy.validate.compare import Overlap, vocabulary_overlap
 from specdeploy.validate.methods import default_draft_tp
 from specdeploy.validate.models import Model
+from specdeploy.validate.vocabdiff import Overlap, vocabulary_overlap
 
 DEFAULT_GPU_MEMORY_UTILIZATION = 0.9  # vLLM's --gpu-memory-utilization default
 

@@ -17,10 +17,10 @@ from __future__ import annotations
 from typing import Any
 
 from specdeploy.validate.checks.pair import Pair
-from specdeploy.validate.compare import Overlap, compare_vocabularies
 from specdeploy.validate.methods import HEADS
 from specdeploy.validate.report import Check
 from specdeploy.validate.vocab import display
+from specdeploy.validate.vocabdiff import Overlap, compare_vocabularies
 
 HETEROGENEOUS_KEY = "use_heterogeneous_vocab"
 HETEROGENEOUS_METHOD = "draft_model"

@@ -11,8 +11,10 @@ import copy
 import json
 from typing import Any
 
-from specdeploy.rollout.history import MAX_FAILED_IN_STATUS, MAX_REVISIONS
-from tests.unit.rollout.world import World, monitor_verdict
+from tests.unit.rollout.world import World, monitor_finding
+
+from specdeploy.api.status import MAX_FAILED_REVISIONS
+from specdeploy.rollout.history import MAX_REVISIONS
 
 REVISIONS = 30
 STATUS_LIMIT_BYTES = 16 * 1024
@@ -39,7 +41,7 @@ def test_status_size_is_capped_after_thirty_failed_revisions() -> None:
         world.roll_out()
         world.settle()
         world.now += 3600
-        world.monitor = monitor_verdict(world, [0.21, 0.2, 0.19])
+        world.monitor = monitor_finding(world, [0.21, 0.2, 0.19])
         world.settle()
         world.roll_out()
         world.monitor = None
@@ -52,7 +54,7 @@ def test_status_size_is_capped_after_thirty_failed_revisions() -> None:
         f"{', '.join(str(sizes[n - 1]) for n in (1, 5, 10, 20, 30))}; "
         f"failed entries kept: {len(failed)}; ControllerRevisions kept: {len(world.revisions)}"
     )
-    assert len(failed) == MAX_FAILED_IN_STATUS
+    assert len(failed) == MAX_FAILED_REVISIONS
     assert len(world.revisions) <= MAX_REVISIONS
     assert max(sizes) <= STATUS_LIMIT_BYTES
-    assert max(sizes[MAX_FAILED_IN_STATUS + 1 :]) <= sizes[MAX_FAILED_IN_STATUS] + 512  # a plateau, not a slope
+    assert max(sizes[MAX_FAILED_REVISIONS + 1 :]) <= sizes[MAX_FAILED_REVISIONS] + 512  # a plateau, not a slope

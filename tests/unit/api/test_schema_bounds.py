@@ -3,7 +3,7 @@
 ``tests/unit/api/test_api_crd.py`` checks the schema pydantic generates; this checks the YAML files a user
 actually applies (``crds/`` and the chart's copy), and turns the bounds into the figure that matters for etcd: the
 largest ``spec`` and ``status`` the API server can be made to store. The API server enforcing the bounds is
-shown by ``test_oversized_objects.py``.
+shown by ``tests/reliability/test_oversized_objects.py`` (it needs the control plane).
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ from typing import Any
 
 import pytest
 import yaml
+from tests.unit.api.test_api_crd import walk
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 CRD_FILES = sorted((REPO / "crds").glob("*.yaml")) + sorted((REPO / "charts" / "specdeploy" / "crds").glob("*.yaml"))
 NUMBER_BYTES = 24  # the longest JSON rendering of a float64 or int64
 # Map keys have no schema of their own: each map bounds them with a CEL rule "self.all(k, k.size() <= N && ...)".
@@ -38,16 +39,6 @@ def schemas() -> Iterator[tuple[str, dict[str, Any]]]:
         for doc in yaml.safe_load_all(path.read_text()):
             for version in doc["spec"]["versions"]:
                 yield f"{path.relative_to(REPO)}:{version['name']}", version["schema"]["openAPIV3Schema"]
-
-
-def walk(node: dict[str, Any], path: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
-    yield path, node
-    for name, child in node.get("properties", {}).items():
-        yield from walk(child, f"{path}.{name}")
-    if isinstance(node.get("items"), dict):
-        yield from walk(node["items"], f"{path}[]")
-    if isinstance(node.get("additionalProperties"), dict):
-        yield from walk(node["additionalProperties"], f"{path}{{}}")
 
 
 def worst_case_bytes(node: dict[str, Any], char_bytes: int = 1) -> float:

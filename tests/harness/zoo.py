@@ -256,18 +256,7 @@ def llama3_tokenizer_json_text() -> str:
         "version": "1.0",
         "truncation": None,
         "padding": None,
-        "added_tokens": [
-            {
-                "id": i,
-                "content": name,
-                "single_word": False,
-                "lstrip": False,
-                "rstrip": False,
-                "normalized": False,
-                "special": True,
-            }
-            for i, name in sorted(llama3_specials().items())
-        ],
+        "added_tokens": [_special_token(i, name) for i, name in sorted(llama3_specials().items())],
         "normalizer": None,
         "pre_tokenizer": {
             "type": "Sequence",
@@ -292,6 +281,19 @@ def llama3_tokenizer_json_text() -> str:
         },
     }
     return json.dumps(spec, ensure_ascii=False)
+
+
+def _special_token(token_id: int, content: str) -> dict[str, Any]:
+    """An ``added_tokens`` entry of tokenizer.json for a special token, as Hugging Face writes one."""
+    return {
+        "id": token_id,
+        "content": content,
+        "single_word": False,
+        "lstrip": False,
+        "rstrip": False,
+        "normalized": False,
+        "special": True,
+    }
 
 
 def write_model(
@@ -381,18 +383,7 @@ def mistral_tokenizer_json_text(model: Path = SPM_V3) -> str:
         "version": "1.0",
         "truncation": None,
         "padding": None,
-        "added_tokens": [
-            {
-                "id": i,
-                "content": pieces[i],
-                "single_word": False,
-                "lstrip": False,
-                "rstrip": False,
-                "normalized": False,
-                "special": True,
-            }
-            for i in control
-        ],
+        "added_tokens": [_special_token(i, pieces[i]) for i in control],
         "normalizer": None,
         "pre_tokenizer": {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "first", "split": False},
         "post_processor": None,

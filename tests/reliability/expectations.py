@@ -1,6 +1,6 @@
 """What each SpeculativeDeployment of a fault-injection test should become, and whether it has.
 
-The tests apply specs through the API (faster than kubectl under 2 cores) and tell the ``World`` the outcome
+The tests apply specs through the API (faster than kubectl under 2 cores) and tell the ``Expectations`` the outcome
 they expect: served at the revision of the current spec, refused by validation, or rolled back to speculation
 disabled. ``not_converged()`` reads every object and Deployment once and says, per object, what is still off.
 The revision id comes from the operator's own pure function, so "at the current revision" means the status and
@@ -16,8 +16,9 @@ from typing import Any
 from kubernetes import client
 
 from specdeploy.api import SpeculativeDeploymentSpec
+from specdeploy.api.revision import revision_id
+from specdeploy.render import labels as lbl
 from specdeploy.rollout import history as hist
-from specdeploy.rollout.revision import revision_id
 from tests.harness.specs import condition, manifest
 from tests.reliability.recorder import GROUP, PLURAL, VERSION
 
@@ -62,7 +63,7 @@ def template_revision(dep: dict[str, Any] | None) -> str | None:
     if dep is None:
         return None
     labels = dep["spec"]["template"]["metadata"].get("labels") or {}
-    return labels.get(hist.LABEL_REVISION)
+    return labels.get(lbl.SD_REVISION)
 
 
 def k_of(dep: dict[str, Any]) -> int | None:
@@ -73,7 +74,7 @@ def k_of(dep: dict[str, Any]) -> int | None:
 
 
 @dataclass
-class World:
+class Expectations:
     """The test's own account of what each object should become, and the API to read what it is."""
 
     namespace: str
@@ -153,7 +154,7 @@ class World:
         return "" if ok else f"not rolled back (serving {serving}, template {template_revision(dep)})"
 
 
-def deployments_settled(world: World) -> bool:
+def deployments_settled(world: Expectations) -> bool:
     """Every Deployment observed at its generation with all replicas updated and ready (the controller-manager's
     part of a rollout, which the operator's Ready condition follows)."""
     for d in world.apps.list_namespaced_deployment(world.namespace).items:
@@ -167,7 +168,7 @@ def deployments_settled(world: World) -> bool:
 
 def verdict(apps: client.AppsV1Api, namespace: str, name: str) -> dict[str, str]:
     """The failed verdict annotations on the ControllerRevisions of ``name`` (empty when none)."""
-    for cr in apps.list_namespaced_controller_revision(namespace, label_selector=f"{hist.LABEL_NAME}={name}").items:
+    for cr in apps.list_namespaced_controller_revision(namespace, label_selector=f"{lbl.SD_NAME}={name}").items:
         ann = cr.metadata.annotations or {}
         if ann.get(hist.ANNOTATION_STATE) == hist.RevisionState.FAILED:
             return dict(ann)

@@ -1,4 +1,5 @@
-"""The hostile pages of the integration suite, through the real parser, window accumulator, decision and tracker.
+"""The reliability suite's hostile pages (tests/harness/hostile_pages.py), through the real parser, window
+accumulator, decision and tracker.
 
 Fast and without a cluster: each page is parsed as the tracker parses it, fed to a ``WindowAccumulator`` once a
 second for several windows, and judged by ``decide``. Every page says "acceptance 0.20" where it says anything,
@@ -13,15 +14,15 @@ from collections.abc import Callable
 
 import pytest
 from prometheus_client import CollectorRegistry, Counter, generate_latest
+from tests.harness import hostile_pages as pages
 
 from specdeploy.api import SpeculativeDeploymentSpec
 from specdeploy.monitor.acceptance import inconsistency
 from specdeploy.monitor.decision import Policy, Reason, Verdict, decide
 from specdeploy.monitor.parse import MetricsParseError, parse_spec_decode
 from specdeploy.monitor.window import PodSample, Window, WindowAccumulator
-from specdeploy.rollout.history import Revision, Serving
+from specdeploy.rollout.history import RevisionRecord, ServingChoice
 from specdeploy.tracker import AcceptanceTracker
-from tests.reliability import pages
 
 POLICY = Policy(min_acceptance_rate=0.5, consecutive_windows=2, min_draft_tokens=100, warmup_seconds=0)
 T0 = 1_767_268_800.0
@@ -141,12 +142,14 @@ def test_the_tracker_publishes_a_changed_reason_for_holding_once() -> None:
         "spec": {"replicas": 1, "template": {"metadata": {"labels": {"specdeploy.io/revision": "0123456789"}}}},
         "status": {"replicas": 1, "readyReplicas": 1, "updatedReplicas": 1},
     }
-    tracker.set_serving(Serving(Revision(id="0123456789", number=1, spec={}), speculation=True), deployment, now=T0)
+    tracker.set_serving(
+        ServingChoice(RevisionRecord(id="0123456789", number=1, spec={}), speculation=True), deployment, now=T0
+    )
     published = []
     for page in (pages.nan, pages.nan, pages.duplicate, pages.duplicate):
         tracker.windows = run(page)
         tracker.decision = decide(POLICY, T0, tracker.windows[-1].end, tracker.windows)
-        verdict = tracker.verdict(spec)
+        verdict = tracker.finding(spec)
         assert verdict is not None and verdict.acceptance is not None
         published.append(verdict.acceptance["message"])
     assert published[0] == published[1] and "value nan" in published[0]

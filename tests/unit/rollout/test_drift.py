@@ -12,10 +12,11 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from tests.unit.rollout.world import merge_patch
 
 from specdeploy.api import SpeculativeDeploymentSpec
 from specdeploy.render import owner_for, render_deployment, render_service
-from specdeploy.rollout.compare import is_subset, patch_for, quantity
+from specdeploy.rollout.drift import is_subset, patch_for, quantity
 
 SPEC: dict[str, Any] = {
     "target": {"model": "org/target-70b", "tensorParallelSize": 4},
@@ -30,19 +31,6 @@ SPEC: dict[str, Any] = {
 def rendered(**overrides: Any) -> dict[str, Any]:
     spec = SpeculativeDeploymentSpec.model_validate({**copy.deepcopy(SPEC), **overrides})
     return render_deployment("coder", "llm", spec, "0123456789", owner=owner_for("coder", "uid-1"))
-
-
-def merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7386, as the API server applies a merge patch."""
-    if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    out = dict(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            out.pop(key, None)
-        else:
-            out[key] = merge_patch(out.get(key), value)
-    return out
 
 
 def as_served(deployment: dict[str, Any]) -> dict[str, Any]:

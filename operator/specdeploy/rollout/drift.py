@@ -9,40 +9,25 @@ and keeps the operator from fighting a user's own labels on its children.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
-_SUFFIX: dict[str, int | Decimal] = {
-    "Ki": 2**10,
-    "Mi": 2**20,
-    "Gi": 2**30,
-    "Ti": 2**40,
-    "Pi": 2**50,
-    "Ei": 2**60,
-    "n": Decimal("1e-9"),
-    "u": Decimal("1e-6"),
-    "m": Decimal("1e-3"),
-    "": 1,
-    "k": 10**3,
-    "M": 10**6,
-    "G": 10**9,
-    "T": 10**12,
-    "P": 10**15,
-    "E": 10**18,
-}
-_QUANTITY = re.compile(r"^([+-]?[0-9.]+(?:[eE][+-]?[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?$")
+from kubernetes.utils import parse_quantity
 
 
 def quantity(value: str) -> Decimal | None:
-    """The numeric value of a Kubernetes quantity string, or None if it is not one."""
-    m = _QUANTITY.match(value)
-    if not m:
+    """The numeric value of a Kubernetes quantity string (``kubernetes.utils.parse_quantity``), or None.
+
+    parse_quantity reads its number with Python's ``Decimal``, which allows spaces and underscores ("1 Gi",
+    "1_000"); the API server's quantities have neither, so such text is compared as text.
+    """
+    if any(c.isspace() or c == "_" for c in value):
         return None
     try:
-        return Decimal(m.group(1)) * Decimal(_SUFFIX[m.group(2) or ""])
-    except InvalidOperation:
+        parsed: Decimal = parse_quantity(value)  # type: ignore[no-untyped-call,unused-ignore]
+        return parsed
+    except (ValueError, ArithmeticError):
         return None
 
 

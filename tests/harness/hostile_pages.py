@@ -1,4 +1,5 @@
-"""Hostile ``/metrics`` pages built from the real vLLM 0.32 capture, for the fault-injection suite.
+"""Hostile ``/metrics`` pages built from the real vLLM 0.32 capture, shared by the unit tier (parser, windows,
+decision) and the reliability tier (the operator against them).
 
 Each page keeps the real page's shape (every other vLLM series, HELP/TYPE lines, ``_created`` series) and changes
 only what the case is about. Where a page carries spec-decode numbers at all, they say "acceptance 0.20": if the

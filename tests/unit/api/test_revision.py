@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 from specdeploy.api import SpeculativeDeploymentSpec
-from specdeploy.rollout.revision import canonical_serving_spec, revision_id
+from specdeploy.api.revision import canonical_serving_spec, revision_id
 
 BASE: dict[str, Any] = {"target": {"model": "org/target", "tensorParallelSize": 2}, "draft": {"model": "org/draft"}}
 

@@ -1,0 +1,49 @@
+"""How far the Deployment has rolled out a serving revision: the one definition of "fully ready" and "rolled out".
+
+The planner's Ready condition needs *rolled out* (every pod runs the revision, is ready, and the old ones are
+gone, as the Deployment controller has observed the latest template); the tracker starts the warm-up clock at
+*fully ready* (every wanted pod runs the revision and is ready), which rolled out builds on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from specdeploy.render import labels as lbl
+
+
+def _status(deployment: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    return (deployment or {}).get("status") or {}
+
+
+def template_revision(deployment: Mapping[str, Any] | None) -> str | None:
+    """The serving id the Deployment's pod template runs (its revision label), if any."""
+    if not deployment:
+        return None
+    labels = deployment.get("spec", {}).get("template", {}).get("metadata", {}).get("labels", {}) or {}
+    value = labels.get(lbl.SD_REVISION)
+    return str(value) if value else None
+
+
+def ready_replicas(deployment: Mapping[str, Any] | None) -> int:
+    return int(_status(deployment).get("readyReplicas") or 0)
+
+
+def fully_ready(deployment: Mapping[str, Any] | None, serving_id: str, replicas: int) -> bool:
+    """The template runs ``serving_id`` and ``replicas`` pods of it are updated and ready."""
+    status = _status(deployment)
+    return (
+        template_revision(deployment) == serving_id
+        and int(status.get("updatedReplicas") or 0) >= replicas
+        and ready_replicas(deployment) >= replicas
+    )
+
+
+def rolled_out(deployment: Mapping[str, Any] | None, serving_id: str, replicas: int) -> bool:
+    """Fully ready, the controller has seen the latest template, and exactly ``replicas`` pods exist (none old)."""
+    if not deployment:
+        return False
+    status = _status(deployment)
+    observed = int(status.get("observedGeneration") or 0) >= int(deployment.get("metadata", {}).get("generation") or 0)
+    return observed and fully_ready(deployment, serving_id, replicas) and int(status.get("replicas") or 0) == replicas

@@ -1,0 +1,116 @@
+"""How a plan is carried out, as data: which writes, in which order, and which go at once.
+
+The order is what makes a crash safe, so it is decided here, as a plain function, and both the operator
+(``handlers.ObjectReconciler.execute``, which sends each write to the API server) and the unit tests' world
+(tests/unit/rollout/world.py, which applies each write to a cluster held as data) carry out the same ``Writes``:
+
+1. ``decisions``, one after another: the revision record, then the verdicts on it. A decision is durable on its
+   ControllerRevision before anything acts on it, so a restarted loop finds it instead of taking it again. When
+   there is no verdict, nothing acts on a decision and the record goes along with step 2.
+2. ``acts``, all at once: the Job, the Service, the Deployment (each created, or merge-patched only where the live
+   object lacks something), and the Events. The Deployment, the slow part of getting Ready, starts at the first
+   round trip instead of the fourth.
+3. ``status``, only after every write of steps 1 and 2 succeeded, and only when it changed. Events are created
+   before the status write that records their transitions, each under its transition's name (``rollout.events``):
+   a crash in between means the restarted loop plans the same names again and the API server refuses them as
+   existing (no duplicate), while a crash before means they are created then (none lost).
+4. ``prune``: old ControllerRevisions, last.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from specdeploy.rollout.drift import is_subset, patch_for
+from specdeploy.rollout.events import Event
+from specdeploy.rollout.history import controller_revision_name
+from specdeploy.rollout.plan import Observed, Plan
+
+
+@dataclass(frozen=True)
+class Create:
+    """Create the object; one that exists already (409) counts as created before, not as a failure."""
+
+    manifest: dict[str, Any]
+
+
+class Ref(NamedTuple):
+    """Which object a patch or a deletion is about."""
+
+    kind: str
+    namespace: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Patch:
+    """A JSON merge patch; ``verdict`` names the revision when it records a verdict on its ControllerRevision."""
+
+    ref: Ref
+    patch: dict[str, Any]
+    verdict: tuple[str, dict[str, str]] | None = None
+
+
+@dataclass(frozen=True)
+class Delete:
+    """Delete the object; one that is gone already (404) is no failure."""
+
+    ref: Ref
+
+
+@dataclass(frozen=True)
+class Say:
+    """Create the Event under its transition's name (``rollout.events``); 409 means it was said before."""
+
+    event: Event
+
+
+Write = Create | Patch | Delete | Say
+
+
+@dataclass(frozen=True)
+class Writes:
+    decisions: tuple[Write, ...] = ()
+    acts: tuple[Write, ...] = ()
+    status: dict[str, Any] | None = None
+    prune: tuple[Delete, ...] = ()
+
+
+def child_write(live: Mapping[str, Any] | None, desired: dict[str, Any] | None) -> Write | None:
+    """Create the child, or merge-patch it when the live object lacks something we want; None when it holds all."""
+    if desired is None:
+        return None
+    if live is None:
+        return Create(desired)
+    if is_subset({k: v for k, v in desired.items() if k != "status"}, live):
+        return None
+    meta = desired["metadata"]
+    return Patch(Ref(desired["kind"], meta["namespace"], meta["name"]), patch_for(desired))
+
+
+def writes_for(p: Plan, observed: Observed) -> Writes:
+    """The writes that carry out ``p``, planned on ``observed``."""
+    ns, name = observed.owner.namespace, observed.owner.name
+    record: tuple[Write, ...] = (Create(p.record_revision),) if p.record_revision is not None else ()
+    marks = tuple(
+        Patch(
+            Ref("ControllerRevision", ns, controller_revision_name(name, rev_id)),
+            {"metadata": {"annotations": verdict}},
+            verdict=(rev_id, verdict),
+        )
+        for rev_id, verdict in p.verdicts
+    )
+    job: list[Write] = []  # never both: a Job is deleted only once it finished, created only while there is none
+    if p.delete_job:
+        job.append(Delete(Ref("Job", ns, p.delete_job)))
+    if p.create_job is not None:
+        job.append(Create(p.create_job))
+    children = (child_write(observed.service, p.service), child_write(observed.deployment, p.deployment))
+    return Writes(
+        decisions=(*record, *marks) if marks else (),
+        acts=(*(() if marks else record), *job, *(w for w in children if w is not None), *map(Say, p.events)),
+        status=None if is_subset(p.status, dict(observed.status)) else p.status,
+        prune=tuple(Delete(Ref("ControllerRevision", ns, cr_name)) for cr_name in p.prune),
+    )

@@ -1,0 +1,93 @@
+"""The executor's order as data (``rollout.writes``) and the read-your-writes overlays (``rollout.overlay``).
+
+The order is what makes a crash safe: a verdict is on its ControllerRevision before anything acts on it, Events come
+before the status write that records them, and the status is left alone when it did not change.
+"""
+
+from __future__ import annotations
+
+import copy
+
+from tests.unit.rollout.test_plan import BASE
+from tests.unit.rollout.world import World, monitor_finding
+
+from specdeploy.rollout import overlay
+from specdeploy.rollout.plan import plan
+from specdeploy.rollout.writes import Create, Patch, Say, child_write, writes_for
+
+SKIP = {**BASE, "validation": {"policy": "Skip"}}
+
+
+def test_first_pass_records_the_revision_alongside_the_children_when_there_is_no_verdict() -> None:
+    world = World(spec=copy.deepcopy(SKIP))
+    obs = world.observe()
+    p = world.step()
+    todo = writes_for(p, obs)
+    assert todo.decisions == ()
+    kinds = [w.manifest["kind"] for w in todo.acts if isinstance(w, Create)]
+    assert kinds == ["ControllerRevision", "Service", "Deployment"]
+    assert todo.status == p.status
+
+
+def test_a_verdict_is_written_after_its_record_and_before_anything_acts_on_it() -> None:
+    world = World(spec=copy.deepcopy(SKIP))
+    world.step()
+    world.roll_out()
+    world.settle()
+    world.monitor = monitor_finding(world, [0.2, 0.2, 0.2])
+    obs = world.observe()
+    todo = writes_for(plan(obs), obs)
+    assert [type(w) for w in todo.decisions] == [Patch]
+    assert todo.decisions[0].verdict is not None  # type: ignore[union-attr]
+    assert any(isinstance(w, Say) and w.event.reason == "RolledBack" for w in todo.acts)
+    assert not any(isinstance(w, Patch) and w.verdict for w in todo.acts)
+
+
+def test_a_settled_world_asks_for_no_write_at_all() -> None:
+    world = World(spec=copy.deepcopy(SKIP))
+    world.step()
+    world.roll_out()
+    world.settle()
+    obs = world.observe()
+    todo = writes_for(plan(obs), obs)
+    assert (todo.decisions, todo.acts, todo.status, todo.prune) == ((), (), None, ())
+
+
+def test_child_write_creates_patches_only_what_differs_or_does_nothing() -> None:
+    desired = {"kind": "Service", "metadata": {"name": "s", "namespace": "n", "labels": {"a": "1"}}, "spec": {"x": 1}}
+    assert child_write(None, desired) == Create(desired)
+    assert child_write({**desired, "spec": {"x": 1, "clusterIP": "10.0.0.1"}}, desired) is None
+    changed = child_write({**desired, "spec": {"x": 2}}, desired)
+    assert isinstance(changed, Patch) and changed.patch["spec"] == {"x": 1}
+    assert child_write(desired, None) is None
+
+
+# ----------------------------------------------------------------------------------------- overlays
+def cr(rev_id: str, **ann: str) -> dict:
+    return {"metadata": {"name": f"coder-{rev_id}", "labels": {"specdeploy.io/revision": rev_id}, "annotations": ann}}
+
+
+def test_a_written_verdict_is_laid_over_a_stale_index_until_the_index_shows_it() -> None:
+    written = {"a": {"specdeploy.io/state": "failed"}}
+    seen, pending = overlay.with_written([cr("a")], written)
+    assert seen[0]["metadata"]["annotations"] == {"specdeploy.io/state": "failed"} and pending == written
+    caught_up, done = overlay.with_written([cr("a", **{"specdeploy.io/state": "failed"})], pending)
+    assert done == {} and caught_up == [cr("a", **{"specdeploy.io/state": "failed"})]
+
+
+def test_a_created_revision_stands_in_for_the_index_for_a_limited_time() -> None:
+    recorded = {"coder-b": (100.0, cr("b"))}
+    seen, pending = overlay.with_recorded([cr("a")], recorded, now=110.0, keep_seconds=30.0)
+    assert [c["metadata"]["name"] for c in seen] == ["coder-a", "coder-b"] and pending == recorded
+    shown, gone = overlay.with_recorded([cr("a"), cr("b")], recorded, now=110.0, keep_seconds=30.0)
+    assert len(shown) == 2 and gone == {}
+    _, expired = overlay.with_recorded([cr("a")], recorded, now=131.0, keep_seconds=30.0)
+    assert expired == {}
+
+
+def test_the_written_status_is_laid_over_only_while_the_body_is_the_version_it_was_written_over() -> None:
+    written = {"phase": "Ready"}
+    status, pending = overlay.with_status({"phase": "Pending"}, written, "7", "7")
+    assert status == {"phase": "Ready"} and pending == written
+    assert overlay.with_status({"phase": "Pending"}, written, "7", "8") == ({"phase": "Pending"}, {})
+    assert overlay.with_status({"phase": "Ready"}, written, "7", "7") == ({"phase": "Ready"}, {})
