@@ -104,13 +104,13 @@ def disagrees(measured: float, modelled: float) -> bool:
     return far or sides
 
 
-def _reason(candidate: Candidate, measured: dict[int, float], modelled: float, k: int) -> str:
-    """Why measured and modelled part for this candidate, from the shape of the measured speedups."""
+def _reason(candidate: Candidate, measured: dict[int, float], modelled: float, k: int, apart: list[int]) -> str:
+    """Why measured and modelled part at the levels ``apart``, from the shape of all the measured speedups."""
     levels = sorted(measured)
     lowest, highest = levels[0], levels[-1]
     falls = len(levels) > 1 and measured[highest] < measured[lowest] * (1 - FALLS_WITH_LOAD)
     low_ok = not disagrees(measured[lowest], modelled)
-    below = [lv for lv in levels if measured[lv] < modelled]
+    below = [lv for lv in apart if measured[lv] < modelled]
     parts: list[str] = []
     if falls and below and highest in below:
         parts.append(
@@ -129,7 +129,7 @@ def _reason(candidate: Candidate, measured: dict[int, float], modelled: float, k
                 "proposing and verifying drafts costs time the model does not count (it takes a model-free "
                 "proposal as free)"
             )
-    if any(measured[lv] > modelled for lv in levels) and not below:
+    if any(measured[lv] > modelled for lv in apart):
         parts.append(
             "the model's cost estimate is pessimistic here (the draft step is cheaper than its parameter share), or "
             "speculation off was measured while the machine was busier: the model is an upper bound for a draft "
@@ -157,7 +157,7 @@ def disagreement_lines(comparison: Comparison) -> list[str]:
         shown = " and ".join(f"{measured[lv]:.2f}x at {lv}" for lv in apart)
         lines.append(
             f"{c.label}: measured {shown} concurrent while the model predicts {modelled:.2f}x: "
-            f"{_reason(c, measured, modelled, k)}."
+            f"{_reason(c, measured, modelled, k, apart)}."
         )
     return lines
 

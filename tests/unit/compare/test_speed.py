@@ -152,6 +152,17 @@ def test_analysis_names_where_measurement_and_model_disagree_and_why() -> None:
     assert "Where the measurement and the speedup model disagree:" in summary
 
 
+def test_the_reason_is_taken_from_the_levels_that_disagree() -> None:
+    # Measured on real vLLM (CPU, busy machine): the copy 0.86x at 1 (agrees with 1.00x) and 1.32x at 8 (above the
+    # model's bound): the words must be about the level above the model, not about a draft that costs too much.
+    comparison = measured_comparison()
+    copy = replace(comparison.candidates[0], speed=(point(1, 20 * 0.86), point(8, 60 * 1.32)))
+    (line,) = disagreement_lines(replace(comparison, candidates=(copy,)))
+    assert line.startswith("copy: measured 1.32x at 8 concurrent while the model predicts 1.00x: ")
+    assert "speculation off was measured while the machine was busier" in line
+    assert "costs more than its parameter share" not in line and "not free under load" not in line
+
+
 def test_agreement_and_a_missing_baseline_are_said_too() -> None:
     comparison = measured_comparison()
     copy = comparison.candidates[0]
