@@ -72,6 +72,17 @@ CASES: list[tuple[str, Callable[[dict[str, Any]], None], list[str]]] = [
         _set("spec.speculation", {"method": "eagle3", "heterogeneousVocab": True}),
         ["spec.speculation.heterogeneousVocab is only for method draft_model"],
     ),
+    ("draft given for suffix", _set("spec.speculation", {"method": "suffix"}), ["spec.draft"]),
+    (
+        "suffix knob for ngram",
+        _set("spec.speculation", {"method": "ngram", "suffixDecodingMaxTreeDepth": 8}),
+        ["spec.speculation.suffixDecoding* fields are only for method suffix"],
+    ),
+    (
+        "suffix probability above 1",
+        _set("spec.speculation", {"method": "suffix", "suffixDecodingMinTokenProb": 1.5}),
+        ["spec.speculation.suffixDecodingMinTokenProb"],
+    ),
     ("model with shell metacharacters", _set("spec.target.model", "org/model;rm -rf /"), ["spec.target.model"]),
     ("model as an option", _set("spec.target.model", "--trust-remote-code"), ["spec.target.model"]),
     ("path traversal", _set("spec.draft.model", "/models/../etc/passwd"), ["spec.draft.model"]),
@@ -147,6 +158,22 @@ def test_refused_at_apply_naming_the_field(
     assert kubectl.get("sd", "bad", namespace) is None
     for f in fields:
         assert f in proc.stderr, f"{label}: error does not name {f}:\n{proc.stderr}"
+
+
+def test_model_free_methods_are_accepted_without_a_draft(kubectl: Kubectl, crd: str, namespace: str) -> None:
+    obj = copy.deepcopy(BASE)
+    del obj["spec"]["draft"]
+    obj["spec"]["speculation"] = {
+        "method": "suffix",
+        "suffixDecodingMaxTreeDepth": 24,
+        "suffixDecodingMinTokenProb": 0.1,
+    }
+    kubectl.apply(obj, "-n", namespace, "--validate=strict")
+    stored = kubectl.get("sd", "bad", namespace)
+    assert stored is not None and stored["spec"]["speculation"]["suffixDecodingMaxTreeDepth"] == 24
+    obj["spec"]["speculation"] = {"method": "ngram_gpu", "promptLookupMax": 4}
+    kubectl.apply(obj, "-n", namespace, "--validate=strict")
+    kubectl.run("delete", "sd", "bad", "-n", namespace)
 
 
 def test_unknown_field_is_refused_under_strict_validation(kubectl: Kubectl, crd: str, namespace: str) -> None:

@@ -39,10 +39,47 @@ class Method(StrEnum):
     MTP = "mtp"
     MEDUSA = "medusa"
     MLP_SPECULATOR = "mlp_speculator"
+    NGRAM_GPU = "ngram_gpu"
+    SUFFIX = "suffix"
 
 
-# n-gram speculation looks tokens up in the prompt: there is no draft model to name.
-METHODS_WITHOUT_DRAFT = frozenset({Method.NGRAM})
+# Model-free methods: n-gram lookup in the prompt (on the CPU, or on the GPU for ngram_gpu) and suffix decoding
+# (suffix trees over the prompt and past responses; vLLM needs the arctic-inference package for it). There is no
+# draft model to name.
+METHODS_WITHOUT_DRAFT = frozenset({Method.NGRAM, Method.NGRAM_GPU, Method.SUFFIX})
+NGRAM_METHODS = frozenset({Method.NGRAM, Method.NGRAM_GPU})
+#: vLLM 0.32 suffix-decoding knobs (``SpeculativeConfig.suffix_decoding_*``), only for method suffix.
+SUFFIX_FIELDS = (
+    "suffix_decoding_max_tree_depth",
+    "suffix_decoding_max_cached_requests",
+    "suffix_decoding_max_spec_factor",
+    "suffix_decoding_min_token_prob",
+)
+SUFFIX_CAMEL = (
+    "suffixDecodingMaxTreeDepth",
+    "suffixDecodingMaxCachedRequests",
+    "suffixDecodingMaxSpecFactor",
+    "suffixDecodingMinTokenProb",
+)
+
+
+def _ordered(methods: frozenset[Method]) -> list[str]:
+    """Model-free methods first, then the others, each in declaration order (stable CRD text and messages)."""
+    order = list(Method)
+    return [m.value for m in sorted(methods, key=lambda m: (m not in METHODS_WITHOUT_DRAFT, order.index(m)))]
+
+
+def _cel_list(methods: frozenset[Method]) -> str:
+    return "[" + ", ".join(f"'{name}'" for name in _ordered(methods)) + "]"
+
+
+def _words(methods: frozenset[Method]) -> str:
+    names = _ordered(methods)
+    return ", ".join(names[:-1]) + " or " + names[-1] if len(names) > 1 else names[0]
+
+
+NGRAM_ONLY_MESSAGE = f"spec.speculation.promptLookupMax and promptLookupMin are only for method {_words(NGRAM_METHODS)}"
+SUFFIX_ONLY_MESSAGE = "spec.speculation.suffixDecoding* fields are only for method suffix"
 # MTP drafts with the target's own multi-token-prediction layers unless a separate checkpoint is named.
 METHODS_WITH_OPTIONAL_DRAFT = frozenset({Method.MTP})
 # vLLM's draft-model proposer refuses a draft tensor-parallel size other than the target's (V1
@@ -183,9 +220,15 @@ class Speculation(SpecModel):
         json_schema_extra={
             "x-kubernetes-validations": [
                 {
-                    "rule": "(has(self.method) && self.method == 'ngram') || "
+                    "rule": f"(has(self.method) && self.method in {_cel_list(NGRAM_METHODS)}) || "
                     "(!has(self.promptLookupMax) && !has(self.promptLookupMin))",
-                    "message": "spec.speculation.promptLookupMax and promptLookupMin are only for method ngram",
+                    "message": NGRAM_ONLY_MESSAGE,
+                },
+                {
+                    "rule": "(has(self.method) && self.method == 'suffix') || ("
+                    + " && ".join(f"!has(self.{name})" for name in SUFFIX_CAMEL)
+                    + ")",
+                    "message": SUFFIX_ONLY_MESSAGE,
                 },
                 {
                     "rule": "!has(self.promptLookupMax) || !has(self.promptLookupMin) || "
@@ -205,8 +248,10 @@ class Speculation(SpecModel):
         Method.DRAFT_MODEL,
         description=(
             "draft_model (a smaller LM with the same tokenizer), eagle, eagle3, medusa, mlp_speculator (heads "
-            "trained for the target), mtp (the target's multi-token-prediction layers) or ngram (prompt "
-            "lookup, no draft model). Default: draft_model. Note: vLLM 0.32's engine has no proposer for "
+            "trained for the target), mtp (the target's multi-token-prediction layers), or a method without a "
+            "draft model: ngram (prompt lookup), ngram_gpu (the same on the GPU) or suffix (suffix decoding over "
+            "the prompt and past responses; the vLLM image needs the arctic-inference package). "
+            "Default: draft_model. Note: vLLM 0.32's engine has no proposer for "
             "mlp_speculator (its pods fail at start-up with 'Unknown speculative decoding method')."
         ),
     )
@@ -215,8 +260,9 @@ class Speculation(SpecModel):
         ge=1,
         le=MAX_SPECULATIVE_TOKENS,
         description=(
-            "Tokens proposed per step (k). Higher pays off only with a high acceptance rate. Default: 4, or 1 for "
-            "mtp (vLLM advises one step per MTP layer: more reruns the same layer and lowers acceptance)."
+            "Tokens proposed per step (k); for suffix the most per step. Higher pays off only with a high "
+            "acceptance rate. Default: 4, or 1 for mtp (vLLM advises one step per MTP layer: more reruns the same "
+            "layer and lowers acceptance)."
         ),
     )
     prompt_lookup_max: int | None = Field(
@@ -224,8 +270,8 @@ class Speculation(SpecModel):
         ge=1,
         le=32,
         description=(
-            "ngram only: longest n-gram matched in the prompt. vLLM's default: spec.speculation.promptLookupMin "
-            "when only that is set, else 5."
+            "ngram, ngram_gpu: longest n-gram matched in the prompt. vLLM's default: "
+            "spec.speculation.promptLookupMin when only that is set, else 5."
         ),
     )
     prompt_lookup_min: int | None = Field(
@@ -233,9 +279,35 @@ class Speculation(SpecModel):
         ge=1,
         le=32,
         description=(
-            "ngram only: shortest n-gram matched in the prompt. vLLM's default: spec.speculation.promptLookupMax "
-            "when only that is set, else 5."
+            "ngram, ngram_gpu: shortest n-gram matched in the prompt. vLLM's default: "
+            "spec.speculation.promptLookupMax when only that is set, else 5."
         ),
+    )
+    suffix_decoding_max_tree_depth: int | None = Field(
+        None,
+        ge=1,
+        le=1024,
+        description="suffix only: depth of the suffix trees (prefix match plus speculation length). vLLM default: 24.",
+    )
+    suffix_decoding_max_cached_requests: int | None = Field(
+        None,
+        ge=0,
+        le=10_000_000,
+        description="suffix only: past requests kept in the global suffix tree (FIFO eviction; 0 disables it, prompt "
+        "trees are still used). vLLM default: 10000.",
+    )
+    suffix_decoding_max_spec_factor: float | None = Field(
+        None,
+        ge=0,
+        le=1024,
+        description="suffix only: at most this factor times the prefix match length is speculated. vLLM default: 1.0.",
+    )
+    suffix_decoding_min_token_prob: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="suffix only: only tokens with at least this estimated probability are speculated. "
+        "vLLM default: 0.1.",
     )
 
     heterogeneous_vocab: bool | None = Field(
@@ -276,8 +348,10 @@ class Speculation(SpecModel):
     @model_validator(mode="after")
     def _ngram_fields(self) -> Speculation:
         lookup_set = self.prompt_lookup_max is not None or self.prompt_lookup_min is not None
-        if self.method != Method.NGRAM and lookup_set:
-            raise ValueError("spec.speculation.promptLookupMax and promptLookupMin are only for method ngram")
+        if self.method not in NGRAM_METHODS and lookup_set:
+            raise ValueError(NGRAM_ONLY_MESSAGE)
+        if self.method != Method.SUFFIX and any(getattr(self, name) is not None for name in SUFFIX_FIELDS):
+            raise ValueError(SUFFIX_ONLY_MESSAGE)
         if (
             self.prompt_lookup_max is not None
             and self.prompt_lookup_min is not None
@@ -403,10 +477,12 @@ class Metrics(SpecModel):
         return self
 
 
-DRAFT_REQUIRED_MESSAGE = "spec.draft is required unless spec.speculation.method is ngram or mtp"
+DRAFT_REQUIRED_MESSAGE = (
+    f"spec.draft is required unless spec.speculation.method is {_words(METHODS_WITHOUT_DRAFT | {Method.MTP})}"
+)
 DRAFT_FORBIDDEN_MESSAGE = (
-    "spec.draft must not be set when spec.speculation.method is ngram (n-gram speculation proposes tokens "
-    "from the prompt, not from a model)"
+    f"spec.draft must not be set when spec.speculation.method is {_words(METHODS_WITHOUT_DRAFT)} (these methods "
+    "propose tokens from the prompt and past text, not from a model)"
 )
 DRAFT_TP_MESSAGE = "spec.draft.tensorParallelSize must be 1 or equal to spec.target.tensorParallelSize"
 DRAFT_MODEL_TP_MESSAGE = (
@@ -441,12 +517,12 @@ class SpeculativeDeploymentSpec(SpecModel):
             "x-kubernetes-validations": [
                 {
                     "rule": "has(self.draft) || (has(self.speculation) && has(self.speculation.method) && "
-                    "self.speculation.method in ['ngram', 'mtp'])",
+                    f"self.speculation.method in {_cel_list(METHODS_WITHOUT_DRAFT | {Method.MTP})})",
                     "message": DRAFT_REQUIRED_MESSAGE,
                 },
                 {
                     "rule": "!has(self.draft) || !has(self.speculation) || !has(self.speculation.method) || "
-                    "self.speculation.method != 'ngram'",
+                    f"!(self.speculation.method in {_cel_list(METHODS_WITHOUT_DRAFT)})",
                     "message": DRAFT_FORBIDDEN_MESSAGE,
                 },
                 {
@@ -480,8 +556,8 @@ class SpeculativeDeploymentSpec(SpecModel):
     target: Target = Field(description="The model that answers requests.")
     draft: Draft | None = Field(
         None,
-        description="The model that proposes tokens. Required unless speculation.method is ngram (forbidden there) "
-        "or mtp (optional there).",
+        description="The model that proposes tokens. Required unless speculation.method is ngram, ngram_gpu or "
+        "suffix (forbidden there) or mtp (optional there).",
     )
     speculation: Speculation = Field(
         default_factory=Speculation,

@@ -2,9 +2,12 @@
 
 For each candidate the command prints the validator's verdict, then starts vLLM with that draft and measures the
 acceptance rate overall and per context length, the mean accepted length, per-position rates and the depth with
-the best modelled speedup; then a side-by-side table of architecture differences, a short analysis of what
-explains the spread, and (--plot) a chart of acceptance against context length. Exit status: 0 when every
-candidate was measured, 1 when some could not be (the report says why), 2 on bad arguments or unreadable models.
+the best modelled speedup; then, against a server with speculation off on the same prompts, output tokens per
+second and time per output token at each concurrency level, with the measured speedup beside the modelled one;
+then a side-by-side table of architecture differences, a short analysis of what explains the spread and where
+measurement and model disagree, and (--plot) charts of acceptance against context length and of speedup
+against concurrency. Exit status: 0 when every candidate (and speculation off) was measured, 1 when some could not
+be (the report says why), 2 on bad arguments or unreadable models.
 """
 
 from __future__ import annotations
@@ -14,6 +17,9 @@ import sys
 from pathlib import Path
 
 DEFAULT_CONTEXT_LENGTHS = "256,1024,4096"
+DEFAULT_CONCURRENCY_LEVELS = "1,4,16"
+#: Most requests in flight at one level: each is a client thread and a sequence in vLLM's batch.
+MAX_CONCURRENCY = 256
 
 
 def _lengths(value: str) -> tuple[int, ...]:
@@ -24,6 +30,29 @@ def _lengths(value: str) -> tuple[int, ...]:
     if not lengths or any(n < 2 for n in lengths):
         raise argparse.ArgumentTypeError(f"--context-lengths {value!r}: expected integers >= 2")
     return tuple(sorted(set(lengths)))
+
+
+def _levels(value: str) -> tuple[int, ...]:
+    if value.strip().lower() == "none":
+        return ()
+    try:
+        levels = tuple(int(part) for part in value.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--concurrency-levels {value!r}: expected integers like 1,4,16") from None
+    if not levels or any(n < 1 or n > MAX_CONCURRENCY for n in levels):
+        raise argparse.ArgumentTypeError(
+            f"--concurrency-levels {value!r}: expected integers from 1 to {MAX_CONCURRENCY} (or none)"
+        )
+    return tuple(sorted(set(levels)))
+
+
+def _model_free(value: str) -> object:
+    from specdeploy.compare.run import parse_model_free
+
+    try:
+        return parse_model_free(value)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def _positive(value: str) -> int:
@@ -46,9 +75,24 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--draft",
         action="append",
-        required=True,
+        default=[],
         metavar="[LABEL=]MODEL",
         help="a draft candidate (folder or repo id), optionally labelled; repeat for each candidate",
+    )
+    parser.add_argument(
+        "--model-free",
+        action="append",
+        default=[],
+        type=_model_free,
+        metavar="[LABEL=]METHOD",
+        help="a candidate that needs no draft model: ngram, ngram_gpu or suffix (vLLM's defaults for its knobs)",
+    )
+    parser.add_argument(
+        "--concurrency-levels",
+        type=_levels,
+        default=_levels(DEFAULT_CONCURRENCY_LEVELS),
+        help=f"requests in flight for the speed measurement, comma-separated, or none (default "
+        f"{DEFAULT_CONCURRENCY_LEVELS}); speculation off is measured too, on the same prompts",
     )
     parser.add_argument("--prompts", type=Path, help="prompt file, one per line (default: built-in prose and code)")
     parser.add_argument(
@@ -60,9 +104,22 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--num-speculative-tokens", type=_positive, default=4, help="draft depth k (default 4)")
     parser.add_argument("--max-tokens", type=_positive, default=64, help="generated tokens per prompt (default 64)")
     parser.add_argument("--num-prompts", type=_positive, default=8, help="prompts per context length (default 8)")
-    parser.add_argument("--concurrency", type=_positive, default=4, help="requests in flight (default 4)")
+    parser.add_argument(
+        "--speed-prompts",
+        type=_positive,
+        help="distinct prompts of the speed measurement (default: --num-prompts); each level sends "
+        "max(this, level) requests",
+    )
+    parser.add_argument(
+        "--concurrency", type=_positive, default=4, help="requests in flight while measuring acceptance (default 4)"
+    )
     parser.add_argument("--output", choices=("table", "json"), default="table", help="stdout format (default table)")
-    parser.add_argument("--plot", type=Path, metavar="FILE.png", help="write a chart of acceptance vs context length")
+    parser.add_argument(
+        "--plot",
+        type=Path,
+        metavar="FILE.png",
+        help="write a chart of acceptance vs context length and measured speedup vs concurrency",
+    )
     parser.add_argument("--report-file", type=Path, metavar="FILE.json", help="also write the JSON report here")
     parser.add_argument(
         "--vllm-python",
@@ -95,6 +152,9 @@ def run(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(f"[compare-drafts] {message}", file=sys.stderr, flush=True)
 
+    if not args.draft and not args.model_free:
+        print("specdeploy compare-drafts: give at least one --draft or --model-free candidate", file=sys.stderr)
+        return 2
     try:
         prompts = read_prompts(args.prompts) if args.prompts else list(DEFAULT_PROMPTS)
         launcher = ProcessLauncher.default(args.vllm_python, args.vllm_arg, args.log_dir)
@@ -109,10 +169,17 @@ def run(args: argparse.Namespace) -> int:
         max_tokens=args.max_tokens,
         num_prompts=args.num_prompts,
         concurrency=args.concurrency,
+        concurrency_levels=args.concurrency_levels,
+        speed_prompts=args.speed_prompts,
     )
     try:
         comparison = compare(
-            args.target, [parse_draft(d) for d in args.draft], prompts, settings=settings, launcher=launcher, log=log
+            args.target,
+            [*(parse_draft(d) for d in args.draft), *args.model_free],
+            prompts,
+            settings=settings,
+            launcher=launcher,
+            log=log,
         )
     except CheckError as err:
         print(f"specdeploy compare-drafts: {err}", file=sys.stderr)
@@ -137,4 +204,5 @@ def run(args: argparse.Namespace) -> int:
             print(f"specdeploy compare-drafts: {err}", file=sys.stderr)
             return 2
         log(f"chart written to {args.plot}")
-    return 1 if any(c.rate is None for c in comparison.candidates) else 0
+    unmeasured = any(c.rate is None for c in comparison.candidates) or comparison.baseline_error is not None
+    return 1 if unmeasured else 0

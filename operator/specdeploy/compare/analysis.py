@@ -1,4 +1,4 @@
-"""What the numbers say: ranking, the architecture-difference rows, and a short analysis of the spread.
+"""What the numbers say: ranking, architecture-difference rows, the spread, and (``speed``) measured vs modelled speed.
 
 Why generated text: the question a user asks is "which draft, and why does it beat the others?". The ranking
 answers the first part. For the second, each architecture difference (same family as the target or not, same
@@ -14,7 +14,8 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from specdeploy.compare.results import Architecture, Candidate, Comparison
+from specdeploy.compare.results import Architecture, Candidate, Comparison, headline
+from specdeploy.compare.speed import summary_lines
 
 #: A difference is reported as explaining the spread when it accounts for at least this share of the variance.
 EXPLAINS = 0.5
@@ -142,7 +143,7 @@ def _numeric_factor(
 def factors(comparison: Comparison) -> list[Factor]:
     """Architecture differences scored against the measured overall rates, strongest first."""
     target = comparison.target
-    measured = [c for c in comparison.candidates if c.rate is not None]
+    measured = [c for c in comparison.candidates if c.rate is not None and c.method == "draft_model"]
     if len(measured) < 2:
         return []
     rates = [c.rate for c in measured if c.rate is not None]
@@ -205,7 +206,7 @@ def analysis(comparison: Comparison) -> list[str]:
     for c in comparison.candidates:
         if c.rate is None:
             reason = c.error or "no draft tokens were measured"
-            lines.append(f"{c.label}: not measured: {reason.splitlines()[0] if reason else ''}")
+            lines.append(f"{c.label}: not measured: {headline(reason) if reason else ''}")
     scored = factors(comparison)
     strong = [f for f in scored if f.share >= EXPLAINS]
     if strong:
@@ -215,12 +216,14 @@ def analysis(comparison: Comparison) -> list[str]:
     if weak:
         lines.append("Weaker associations: " + "; ".join(f"{f.name} ({f.share:.0%})" for f in weak) + ".")
     if scored:
+        with_model = [c for c in measured if c.method == "draft_model"]
         lines.append(
-            f"With {len(measured)} candidates these are associations, not proofs; differences that move together "
+            f"With {len(with_model)} draft models these are associations, not proofs; differences that move together "
             "(family, size, training) cannot be told apart."
         )
     lines.extend(_context_lines(comparison))
     lines.extend(_speed_lines(comparison))
+    lines.extend(summary_lines(comparison))
     for c in comparison.candidates:
         if c.verdict.compatible is False:
             lines.append(f"The validator refuses {c.label}: {c.verdict.summary}.")

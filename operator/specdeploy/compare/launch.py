@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from specdeploy.compare.results import RequestTiming
 from specdeploy.compare.server import DEFAULT_STARTUP_TIMEOUT_S, VllmServer, running
 
 PYTHON_ENV = "SPECDEPLOY_VLLM_PYTHON"
@@ -55,6 +56,10 @@ class Endpoint(Protocol):
     def complete_many(
         self, prompts: Sequence[str | Sequence[int]], max_tokens: int, *, concurrency: int = 4, ignore_eos: bool = True
     ) -> list[dict[str, Any]]: ...
+
+    def timed_many(
+        self, prompts: Sequence[str | Sequence[int]], max_tokens: int, *, concurrency: int
+    ) -> tuple[list[RequestTiming], float]: ...
 
 
 class Launcher(Protocol):

@@ -1,6 +1,9 @@
-"""The chart of ``compare-drafts --plot FILE.png``: acceptance rate against context length, one line per candidate.
+"""The chart of ``compare-drafts --plot FILE.png``: acceptance against context length, and speedup against load.
 
-Why a chart: whether a draft holds up on long contexts is the question a table answers worst. matplotlib is an
+Why a chart: whether a draft holds up on long contexts, and whether its speedup survives concurrent requests,
+are the questions a table answers worst. The second panel (when speed was measured) shows the measured speedup
+per concurrency level as solid lines and the modelled one as a dashed line of the same colour; 1.0 is
+speculation off. matplotlib is an
 optional dependency (the ``compare`` extra); it is imported only here, with the non-interactive Agg backend, so
 the command works on a machine without a display. Writing the file is this module's only I/O.
 """
@@ -8,9 +11,11 @@ the command works on a machine without a display. Writing the file is this modul
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from specdeploy.compare.analysis import ranked
 from specdeploy.compare.results import Comparison
+from specdeploy.compare.speed import speed_rows
 
 
 class PlotError(RuntimeError):
@@ -24,6 +29,18 @@ def series(comparison: Comparison) -> list[tuple[str, list[int], list[float]]]:
         points = [(b.context_length, b.rate) for b in c.buckets if b.rate is not None]
         if points:
             out.append((c.label, [x for x, _ in points], [y for _, y in points if y is not None]))
+    return out
+
+
+def speedup_series(comparison: Comparison) -> list[tuple[str, list[int], list[float], float | None]]:
+    """(label, concurrency levels, measured speedups, modelled speedup) per candidate with a measured speedup."""
+    out: list[tuple[str, list[int], list[float], float | None]] = []
+    for c in comparison.candidates:
+        rows = [r for r in speed_rows(comparison) if r.label == c.label and r.measured is not None]
+        if rows:
+            out.append(
+                (c.label, [r.concurrency for r in rows], [r.measured for r in rows if r.measured], rows[0].modelled)
+            )
     return out
 
 
@@ -41,11 +58,19 @@ def write_chart(comparison: Comparison, path: Path) -> None:
     lines = series(comparison)
     if not lines:
         raise PlotError(f"--plot {path}: no candidate has a measured acceptance rate to plot")
-    fig, ax = plt.subplots(figsize=(7.5, 4.5), dpi=120)
+    speeds = speedup_series(comparison)
+    if speeds:
+        fig, (ax, ax2) = plt.subplots(1, 2, figsize=(13, 4.8), dpi=120)
+    else:
+        fig, ax = plt.subplots(figsize=(7.5, 4.5), dpi=120)
+    # One colour per candidate in both panels.
+    colours = {c.label: f"C{index % 10}" for index, c in enumerate(comparison.candidates)}
     try:
+        if speeds:
+            _speed_panel(ax2, speeds, comparison.num_speculative_tokens, colours)
         markers = "osD^vP*X"
         for index, (label, xs, ys) in enumerate(lines):
-            ax.plot(xs, ys, marker=markers[index % len(markers)], linewidth=1.8, label=label)
+            ax.plot(xs, ys, marker=markers[index % len(markers)], linewidth=1.8, label=label, color=colours[label])
         lengths = sorted({x for _, xs, _ in lines for x in xs})
         if len(lengths) > 1:
             ax.set_xscale("log", base=2)
@@ -68,6 +93,30 @@ def write_chart(comparison: Comparison, path: Path) -> None:
             raise PlotError(f"--plot {path}: cannot write: {err.strerror or err}") from None
     finally:
         plt.close(fig)
+
+
+def _speed_panel(
+    ax: Any, speeds: list[tuple[str, list[int], list[float], float | None]], k: int, colours: dict[str, str]
+) -> None:
+    markers = "osD^vP*X"
+    for index, (label, xs, ys, modelled) in enumerate(speeds):
+        colour = colours[label]
+        marker = markers[index % len(markers)]
+        ax.plot(xs, ys, marker=marker, linewidth=1.8, label=f"{label} (measured)", color=colour)
+        if modelled is not None:
+            ax.axhline(modelled, linestyle="--", linewidth=1.2, color=colour, alpha=0.8)
+    ax.axhline(1.0, color="black", linewidth=1.0, label="speculation off")
+    levels = sorted({x for _, xs, _, _ in speeds for x in xs})
+    if len(levels) > 1:
+        ax.set_xscale("log", base=2)
+    ax.set_xticks(levels)
+    ax.set_xticklabels([str(n) for n in levels])
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel("concurrent requests")
+    ax.set_ylabel("speedup (output tokens/s vs speculation off)")
+    ax.set_title(f"Measured speedup vs concurrency (k = {k}; dashed: modelled)", fontsize=10)
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="best", fontsize=8)
 
 
 def _short(model: str, width: int = 70) -> str:

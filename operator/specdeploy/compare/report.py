@@ -12,6 +12,7 @@ from typing import Any
 
 from specdeploy.compare.analysis import analysis, architecture_rows, ranked
 from specdeploy.compare.results import Bucket, Candidate, Comparison
+from specdeploy.compare.speed import modelled_speedup, speed_rows
 from specdeploy.monitor.acceptance import Acceptance
 
 
@@ -80,6 +81,27 @@ def acceptance_table(comparison: Comparison) -> str:
     return grid(headers, rows)
 
 
+def _x(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}x"
+
+
+def speed_table(comparison: Comparison) -> str:
+    """Speculation off, then each candidate, per concurrency level: tokens/s, ms per token, measured vs modelled."""
+    headers = ["candidate", "concurrent", "tokens/s", "ms/token", "speedup (measured)", "speedup (modelled)"]
+    rows = [
+        [
+            r.label,
+            str(r.concurrency),
+            "-" if r.tokens_per_second is None else f"{r.tokens_per_second:.1f}",
+            "-" if r.time_per_output_token_s is None else f"{r.time_per_output_token_s * 1000:.1f}",
+            _x(r.measured),
+            _x(r.modelled),
+        ]
+        for r in speed_rows(comparison)
+    ]
+    return grid(headers, rows)
+
+
 def architecture_table(comparison: Comparison) -> str:
     headers = ["", "target", *(c.label for c in ranked(comparison.candidates))]
     return grid(headers, [[name, *cells] for name, cells in architecture_rows(comparison)])
@@ -96,6 +118,17 @@ def render_table(comparison: Comparison) -> str:
         "",
         acceptance_table(comparison),
         "",
+    ]
+    if speed_rows(comparison):
+        parts += [
+            f"Speed (client-side, streamed; {comparison.speed_prompts or comparison.prompts} prompts of "
+            f"{min(comparison.context_lengths)} tokens, at least one request per slot; modelled = speedup model at k = "
+            f"{comparison.num_speculative_tokens})",
+            "",
+            speed_table(comparison),
+            "",
+        ]
+    parts += [
         "Architecture",
         "",
         architecture_table(comparison),
@@ -145,6 +178,9 @@ def to_json(comparison: Comparison) -> dict[str, Any]:
                 },
                 "error": c.error,
                 "startup_seconds": c.startup_seconds,
+                "method": c.method,
+                "modelled_speedup": modelled_speedup(c, comparison.num_speculative_tokens),
+                "speed": [p.to_json() for p in c.speed],
             }
         )
     return {
@@ -155,6 +191,23 @@ def to_json(comparison: Comparison) -> dict[str, Any]:
         "prompts": comparison.prompts,
         "ranking": [c.label for c in ranked(comparison.candidates) if c.rate is not None],
         "candidates": candidates,
+        "concurrency_levels": list(comparison.concurrency_levels),
+        "speed_prompts": comparison.speed_prompts,
+        "speculation_off": {
+            "speed": [p.to_json() for p in comparison.baseline],
+            "error": comparison.baseline_error,
+        },
+        "speed": [
+            {
+                "label": r.label,
+                "concurrency": r.concurrency,
+                "output_tokens_per_second": r.tokens_per_second,
+                "time_per_output_token_seconds": r.time_per_output_token_s,
+                "measured_speedup": r.measured,
+                "modelled_speedup": r.modelled,
+            }
+            for r in speed_rows(comparison)
+        ],
         "analysis": analysis(comparison),
         "notes": list(comparison.notes),
     }

@@ -10,6 +10,12 @@ EOS ignored so every completion drafts the same amount), read the counters again
 the difference (``monitor.acceptance.delta``). Buckets longer than the pair's maximum context are skipped with a
 note. The overall numbers are the sum of the buckets.
 
+Speed: when concurrency levels are given, one more server runs the target with speculation off, and every server
+(that one and each candidate's, after its buckets) gets the same speed contexts (the shortest context length,
+``speed_prompts`` distinct prompts) at each level: one uncounted warm-up request, then ``max(prompts, level)``
+streamed completions with ``level`` in flight. Counts are bounded by the CLI (levels up to 256), every request
+by the server's request timeout, and all traffic goes to 127.0.0.1.
+
 Headroom: vLLM 0.32's draft proposer clamps a draft position that reaches ``max_model_len`` to 0
 (``vllm/v1/spec_decode/utils.py``), so drafts proposed at the very end of the allowed length are garbage and get
 rejected. Measured with the target's own copy as draft: acceptance 0.68 when prompt + generated tokens filled
@@ -24,9 +30,10 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
+from specdeploy.api.spec import METHODS_WITHOUT_DRAFT, Method
 from specdeploy.compare.launch import Endpoint, Launcher
 from specdeploy.compare.prompts import build_contexts
-from specdeploy.compare.results import Architecture, Bucket, Candidate, Comparison, Verdict
+from specdeploy.compare.results import Architecture, Bucket, Candidate, Comparison, SpeedPoint, Verdict, headline
 from specdeploy.monitor.acceptance import combine, delta, summarize
 from specdeploy.monitor.parse import SpecDecodeCounters, parse_spec_decode
 from specdeploy.monitor.speedup import cost_ratio_from_params, recommend_depth
@@ -50,14 +57,19 @@ class Settings:
     concurrency: int = 4
     max_depth: int = 16
     metadata_timeout_s: float = 120.0
+    #: Concurrency levels of the speed measurement (empty: no speed measurement, no speculation-off server).
+    concurrency_levels: tuple[int, ...] = (1, 4, 16)
+    #: Distinct prompts of the speed measurement (None: ``num_prompts``); each level sends at least one per slot.
+    speed_prompts: int | None = None
 
 
 @dataclass(frozen=True)
 class DraftSpec:
-    """A candidate as given on the command line: a label and a model (folder or repo id)."""
+    """A candidate as given on the command line: a label and a model (folder or repo id), or a model-free method."""
 
     label: str
     model: str
+    method: str = "draft_model"
 
 
 def parse_draft(value: str) -> DraftSpec:
@@ -68,6 +80,31 @@ def parse_draft(value: str) -> DraftSpec:
     model = value
     name = os.path.basename(os.path.normpath(model)) if os.path.isdir(model) else model
     return DraftSpec(label=name or model, model=model)
+
+
+#: Methods of vLLM 0.32 that propose tokens without any model (the API's own list).
+MODEL_FREE_METHODS = tuple(m.value for m in Method if m in METHODS_WITHOUT_DRAFT)
+
+
+def parse_model_free(value: str) -> DraftSpec:
+    """``METHOD`` or ``LABEL=METHOD`` for a model-free candidate; ValueError names the accepted methods."""
+    label, sep, method = value.partition("=")
+    if not sep:
+        label, method = value, value
+    if method not in MODEL_FREE_METHODS or not label:
+        raise ValueError(
+            f"--model-free {value!r}: expected [LABEL=]METHOD with METHOD one of {', '.join(MODEL_FREE_METHODS)}"
+        )
+    return DraftSpec(label=label, model=method, method=method)
+
+
+def model_free_architecture(method: str) -> Architecture:
+    """The architecture row of a model-free candidate: no model, so nothing but the method."""
+    return Architecture(method, f"none ({method})", None, None, None, None, None, None, None, None)
+
+
+def model_free_verdict(method: str) -> Verdict:
+    return Verdict(True, f"{method} proposes tokens without a draft model: nothing to check")
 
 
 def unique_labels(drafts: Sequence[DraftSpec]) -> list[DraftSpec]:
@@ -192,13 +229,24 @@ def measure_candidate(
     kept, skipped = plan_buckets(settings.context_lengths, settings.max_tokens, limit, spare)
     notes.extend(f"{draft.label}: skipped {reason}" for reason in skipped.values())
     cost = None
-    if draft_arch.params and target_arch.params:
+    if draft.method != "draft_model":
+        cost = 0.0  # no draft forward pass
+    elif draft_arch.params and target_arch.params:
         cost = cost_ratio_from_params(draft_arch.params, target_arch.params)
-    base = Candidate(label=draft.label, model=draft.model, architecture=draft_arch, verdict=check, cost_ratio=cost)
+    base = Candidate(
+        label=draft.label,
+        model=draft.model,
+        architecture=draft_arch,
+        verdict=check,
+        cost_ratio=cost,
+        method=draft.method,
+    )
     skipped_buckets = {n: Bucket(n, 0, None, skipped=reason) for n, reason in skipped.items()}
     if not kept:
         return replace(base, buckets=tuple(skipped_buckets[n] for n in settings.context_lengths)), notes
-    config = {"method": "draft_model", "model": draft.model, "num_speculative_tokens": settings.num_speculative_tokens}
+    config: dict[str, object] = {"method": draft.method, "num_speculative_tokens": settings.num_speculative_tokens}
+    if draft.method == "draft_model":
+        config["model"] = draft.model
     max_len = max(kept) + settings.max_tokens + spare
     log(f"{draft.label}: starting vLLM (max model len {max_len}) ...")
     started = time.monotonic()
@@ -207,9 +255,10 @@ def measure_candidate(
             startup = time.monotonic() - started
             log(f"{draft.label}: ready after {startup:.0f} s")
             measured = measure_buckets(endpoint, prompts, kept, settings, log)
+            speed = measure_speed(endpoint, prompts, settings, log) if speed_fits(settings, limit) else ()
     except Exception as err:  # a candidate vLLM cannot serve is a result, not a crash of the comparison
         message = f"{type(err).__name__}: {err}"
-        log(f"{draft.label}: measurement failed: {message.splitlines()[0]}")
+        log(f"{draft.label}: measurement failed: {headline(message)}")
         buckets = tuple(
             skipped_buckets.get(n) or Bucket(n, 0, None, skipped="not measured") for n in settings.context_lengths
         )
@@ -219,11 +268,98 @@ def measure_candidate(
     total = combine(w for _, _, w in measured if w is not None)
     overall = summarize(total) if total is not None else None
     rec = None
-    if overall is not None and overall.per_position and cost is not None:
+    if overall is not None and overall.per_position and cost is not None and draft.method == "draft_model":
         rec = recommend_depth(overall.per_position, cost, max_k=settings.max_depth)
     if overall is None or overall.rate is None:
         notes.append(f"{draft.label}: vLLM reported no draft tokens (is speculation active?)")
-    return replace(base, buckets=buckets, overall=overall, recommendation=rec, startup_seconds=startup), notes
+    if settings.concurrency_levels and not speed:
+        notes.append(f"{draft.label}: speed not measured: {speed_skip_reason(settings, limit)}")
+    return (
+        replace(base, buckets=buckets, overall=overall, recommendation=rec, startup_seconds=startup, speed=speed),
+        notes,
+    )
+
+
+def speed_length(settings: Settings) -> int:
+    """The prompt length of the speed measurement: the shortest context length, the same for every server."""
+    return min(settings.context_lengths)
+
+
+def speed_fits(settings: Settings, limit: int | None) -> bool:
+    if not settings.concurrency_levels:
+        return False
+    return (
+        limit is None
+        or speed_length(settings) + settings.max_tokens + headroom(settings.num_speculative_tokens) <= limit
+    )
+
+
+def speed_skip_reason(settings: Settings, limit: int | None) -> str:
+    if not settings.concurrency_levels:
+        return "no concurrency levels"
+    return (
+        f"context {speed_length(settings)} + {settings.max_tokens} generated tokens exceeds the maximum context {limit}"
+    )
+
+
+def speed_requests(level: int, settings: Settings) -> int:
+    """Requests sent at one level: every prompt once, and at least one per slot so the level is reached."""
+    return max(speed_prompt_count(settings), level)
+
+
+def speed_prompt_count(settings: Settings) -> int:
+    return settings.speed_prompts if settings.speed_prompts is not None else settings.num_prompts
+
+
+def measure_speed(endpoint: Endpoint, prompts: Sequence[str], settings: Settings, log: Log) -> tuple[SpeedPoint, ...]:
+    """Output tokens/s and time per output token at each concurrency level, on the same contexts for every server.
+
+    One request is sent first and not counted (the first request after start-up pays one-off costs), then at each
+    level ``speed_requests`` completions of the speed contexts, ``level`` in flight.
+    """
+    prefix = endpoint.tokenize("", add_special_tokens=True)
+    separator = endpoint.tokenize("\n", add_special_tokens=False)
+    token_lists = [endpoint.tokenize(p, add_special_tokens=False) for p in prompts]
+    contexts = build_contexts(token_lists, speed_length(settings), prefix=prefix, separator=separator)
+    contexts = contexts[: speed_prompt_count(settings)]
+    if not contexts:
+        return ()
+    endpoint.timed_many(contexts[:1], settings.max_tokens, concurrency=1)
+    points: list[SpeedPoint] = []
+    for level in settings.concurrency_levels:
+        count = speed_requests(level, settings)
+        batch = [contexts[i % len(contexts)] for i in range(count)]
+        timings, wall = endpoint.timed_many(batch, settings.max_tokens, concurrency=level)
+        point = SpeedPoint.of(level, timings, wall)
+        tps = point.tokens_per_second
+        tpot = point.time_per_output_token_s
+        log(
+            f"  {level} concurrent: {count} requests in {wall:.1f} s, "
+            f"{'?' if tps is None else f'{tps:.1f}'} tokens/s, "
+            f"{'?' if tpot is None else f'{tpot * 1000:.1f}'} ms per output token"
+        )
+        points.append(point)
+    return tuple(points)
+
+
+def measure_baseline(
+    *, target: str, target_arch: Architecture, prompts: Sequence[str], settings: Settings, launcher: Launcher, log: Log
+) -> tuple[tuple[SpeedPoint, ...], str | None]:
+    """Speed with speculation off (no ``--speculative-config``) on the same contexts; (points, error)."""
+    if not speed_fits(settings, target_arch.max_len):
+        return (), speed_skip_reason(settings, target_arch.max_len)
+    kept, _ = plan_buckets(
+        settings.context_lengths, settings.max_tokens, target_arch.max_len, headroom(settings.num_speculative_tokens)
+    )
+    max_len = max(kept) + settings.max_tokens + headroom(settings.num_speculative_tokens)
+    log(f"speculation off: starting vLLM (max model len {max_len}) ...")
+    try:
+        with launcher(target=target, speculative_config={}, max_model_len=max_len, label="speculation-off") as endpoint:
+            return measure_speed(endpoint, prompts, settings, log), None
+    except Exception as err:  # reported as the comparison's baseline error, not a crash
+        message = f"{type(err).__name__}: {err}"
+        log(f"speculation off: measurement failed: {headline(message)}")
+        return (), message
 
 
 def compare(
@@ -241,6 +377,9 @@ def compare(
     candidates: list[Candidate] = []
     described: list[tuple[DraftSpec, Architecture, Verdict]] = []
     for draft in unique_labels(drafts):
+        if draft.method != "draft_model":
+            described.append((draft, model_free_architecture(draft.method), model_free_verdict(draft.method)))
+            continue
         try:
             arch = describe(draft.model, "draft", settings.metadata_timeout_s)
         except CheckError as err:
@@ -248,6 +387,12 @@ def compare(
         check = verdict(target, draft.model, settings.metadata_timeout_s)
         log(f"{draft.label}: validator says {check.label} ({check.summary})")
         described.append((draft, arch, check))
+    baseline: tuple[SpeedPoint, ...] = ()
+    baseline_error: str | None = None
+    if settings.concurrency_levels:
+        baseline, baseline_error = measure_baseline(
+            target=target, target_arch=target_arch, prompts=prompts, settings=settings, launcher=launcher, log=log
+        )
     for draft, arch, check in described:
         candidate, more = measure_candidate(
             draft,
@@ -272,4 +417,8 @@ def compare(
         prompts=min(len(prompts), settings.num_prompts),
         candidates=tuple(candidates),
         notes=tuple(notes),
+        concurrency_levels=tuple(settings.concurrency_levels),
+        baseline=baseline,
+        baseline_error=baseline_error,
+        speed_prompts=min(len(prompts), speed_prompt_count(settings)),
     )

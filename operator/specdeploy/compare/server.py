@@ -25,10 +25,14 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from specdeploy.compare.results import RequestTiming
+
 VLLM_MODULE = "vllm.entrypoints.openai.api_server"
 DEFAULT_STARTUP_TIMEOUT_S = 600.0
 DEFAULT_REQUEST_TIMEOUT_S = 600.0
 _LOG_TAIL_BYTES = 6000
+#: A streamed completion carries at most one chunk per token (plus the usage chunk); more is a broken server.
+_MAX_STREAM_CHUNKS = 100_000
 
 
 class ServerError(RuntimeError):
@@ -256,6 +260,73 @@ class VllmServer:
         with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
             futures = [pool.submit(self.complete, p, max_tokens, ignore_eos=ignore_eos) for p in prompts]
             return [f.result() for f in futures]
+
+    def complete_timed(self, prompt: str | Sequence[int], max_tokens: int, *, ignore_eos: bool = True) -> RequestTiming:
+        """One greedy completion, streamed, timed by the client: tokens, seconds to the first and the last token.
+
+        The token count is vLLM's own (``usage.completion_tokens`` of the last chunk); a chunk may carry several
+        tokens when drafts are accepted, so the clock is read per chunk.
+        """
+        body: dict[str, Any] = {
+            "model": self.model_id,
+            "prompt": prompt if isinstance(prompt, str) else list(prompt),
+            "max_tokens": max_tokens,
+            "temperature": 0.0,
+            "ignore_eos": ignore_eos,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        request = urllib.request.Request(  # noqa: S310 (the base URL is a loopback http:// address built here)
+            self.base_url + "/v1/completions",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        started = time.monotonic()
+        first: float | None = None
+        last: float | None = None
+        tokens: int | None = None
+        chunks = 0
+        try:
+            with urllib.request.urlopen(request, timeout=DEFAULT_REQUEST_TIMEOUT_S) as reply:  # noqa: S310
+                for raw in reply:
+                    line = raw.decode("utf-8", errors="replace").strip()
+                    if not line.startswith("data:"):
+                        continue
+                    data = line[5:].strip()
+                    if data == "[DONE]":
+                        break
+                    chunks += 1
+                    if chunks > _MAX_STREAM_CHUNKS:
+                        raise ServerError(f"stream of /v1/completions exceeded {_MAX_STREAM_CHUNKS} chunks")
+                    event = json.loads(data)
+                    now = time.monotonic() - started
+                    choices = event.get("choices") if isinstance(event, dict) else None
+                    if choices and any(isinstance(c, dict) and c.get("text") is not None for c in choices):
+                        first = now if first is None else first
+                        last = now
+                    usage = event.get("usage") if isinstance(event, dict) else None
+                    if isinstance(usage, dict) and isinstance(usage.get("completion_tokens"), int):
+                        tokens = usage["completion_tokens"]
+        except urllib.error.HTTPError as err:
+            raise ServerError(f"POST /v1/completions: HTTP {err.code}: {_body(err)}") from None
+        except (urllib.error.URLError, OSError) as err:
+            raise ServerError(f"POST /v1/completions: {err}{self._died()}") from None
+        except json.JSONDecodeError as err:
+            raise ServerError(f"POST /v1/completions: a stream chunk is not JSON: {err}") from None
+        if tokens is None or first is None or last is None:
+            raise ServerError("POST /v1/completions: the stream carried no tokens or no usage")
+        return RequestTiming(output_tokens=tokens, first_token_s=first, last_token_s=last)
+
+    def timed_many(
+        self, prompts: Sequence[str | Sequence[int]], max_tokens: int, *, concurrency: int
+    ) -> tuple[list[RequestTiming], float]:
+        """Streamed completions of every prompt, ``concurrency`` in flight; their timings and the wall time."""
+        started = time.monotonic()
+        with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+            futures = [pool.submit(self.complete_timed, p, max_tokens) for p in prompts]
+            timings = [f.result() for f in futures]
+        return timings, time.monotonic() - started
 
     def _require(self) -> subprocess.Popen[bytes]:
         if self._proc is None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any, Final
 
-from specdeploy.api.spec import Method, SpeculativeDeploymentSpec
+from specdeploy.api.spec import NGRAM_METHODS, SUFFIX_FIELDS, Method, SpeculativeDeploymentSpec
 
 VLLM_COMMAND: Final = ("vllm", "serve")
 LISTEN_HOST: Final = "0.0.0.0"  # all interfaces, so probes, the Service and `kubectl port-forward` all reach it  # noqa: S104
@@ -50,11 +50,16 @@ def speculative_config(spec: SpeculativeDeploymentSpec) -> dict[str, Any]:
     if speculation.heterogeneous_vocab:
         # Different vocabularies (draft_model only, greedy drafting: the spec's rules and vLLM's own both hold).
         config["use_heterogeneous_vocab"] = True
-    if speculation.method == Method.NGRAM:
+    if speculation.method in NGRAM_METHODS:
         if speculation.prompt_lookup_max is not None:
             config["prompt_lookup_max"] = speculation.prompt_lookup_max
         if speculation.prompt_lookup_min is not None:
             config["prompt_lookup_min"] = speculation.prompt_lookup_min
+    if speculation.method == Method.SUFFIX:
+        for name in SUFFIX_FIELDS:  # vLLM's own key names; unset knobs keep vLLM's defaults
+            value = getattr(speculation, name)
+            if value is not None:
+                config[name] = value
     return config
 
 

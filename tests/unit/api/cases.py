@@ -59,17 +59,47 @@ INVALID: list[Case] = [
     Case(
         "draft-missing",
         spec(draft=None),
-        "spec.draft is required unless spec.speculation.method is ngram or mtp",
+        "spec.draft is required unless spec.speculation.method is ngram, ngram_gpu, suffix or mtp",
     ),
     Case(
         "draft-missing-eagle3",
         spec(draft=None, speculation={"method": "eagle3"}),
-        "spec.draft is required unless spec.speculation.method is ngram or mtp",
+        "spec.draft is required unless spec.speculation.method is ngram, ngram_gpu, suffix or mtp",
     ),
     Case(
         "draft-with-ngram",
         spec(speculation={"method": "ngram"}),
         "spec.draft must not be set when spec.speculation.method is ngram",
+    ),
+    Case(
+        "draft-with-suffix",
+        spec(speculation={"method": "suffix"}),
+        "spec.draft must not be set when spec.speculation.method is ngram, ngram_gpu or suffix",
+    ),
+    Case(
+        "suffix-knob-without-suffix",
+        spec(draft=None, speculation={"method": "ngram", "suffixDecodingMaxTreeDepth": 8}),
+        "spec.speculation.suffixDecoding* fields are only for method suffix",
+    ),
+    Case(
+        "suffix-tree-depth-zero",
+        spec(draft=None, speculation={"method": "suffix", "suffixDecodingMaxTreeDepth": 0}),
+        "spec.speculation.suffixDecodingMaxTreeDepth",
+    ),
+    Case(
+        "suffix-cached-requests-negative",
+        spec(draft=None, speculation={"method": "suffix", "suffixDecodingMaxCachedRequests": -1}),
+        "spec.speculation.suffixDecodingMaxCachedRequests",
+    ),
+    Case(
+        "suffix-spec-factor-negative",
+        spec(draft=None, speculation={"method": "suffix", "suffixDecodingMaxSpecFactor": -0.5}),
+        "spec.speculation.suffixDecodingMaxSpecFactor",
+    ),
+    Case(
+        "suffix-min-token-prob-above-one",
+        spec(draft=None, speculation={"method": "suffix", "suffixDecodingMinTokenProb": 1.5}),
+        "spec.speculation.suffixDecodingMinTokenProb",
     ),
     Case(
         "lookup-without-ngram",
@@ -189,6 +219,22 @@ INVALID: list[Case] = [
 VALID: list[Case] = [
     Case("minimal", BASE, ""),
     Case("ngram-no-draft", spec(draft=None, speculation={"method": "ngram", "promptLookupMax": 4}), ""),
+    Case("ngram-gpu-no-draft", spec(draft=None, speculation={"method": "ngram_gpu", "promptLookupMin": 2}), ""),
+    Case(
+        "suffix-no-draft",
+        spec(
+            draft=None,
+            speculation={
+                "method": "suffix",
+                "numSpeculativeTokens": 16,
+                "suffixDecodingMaxTreeDepth": 24,
+                "suffixDecodingMaxCachedRequests": 0,
+                "suffixDecodingMaxSpecFactor": 1.5,
+                "suffixDecodingMinTokenProb": 0.1,
+            },
+        ),
+        "",
+    ),
     Case("mtp-no-draft", spec(draft=None, speculation={"method": "mtp", "numSpeculativeTokens": 1}), ""),
     Case("heterogeneous-vocab-draft-model", spec(speculation={"heterogeneousVocab": True}), ""),
     Case(

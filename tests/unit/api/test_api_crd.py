@@ -151,6 +151,8 @@ def test_bounds_and_enums_from_the_models_reach_the_schema() -> None:
         "mtp",
         "medusa",
         "mlp_speculator",
+        "ngram_gpu",
+        "suffix",
     ]
     rate = spec["rollback"]["properties"]["minAcceptanceRate"]
     assert (rate["type"], rate["minimum"], rate["maximum"], rate["default"]) == ("number", 0, 1, 0.5)

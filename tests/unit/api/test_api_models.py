@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,6 +12,7 @@ from pydantic import ValidationError
 
 from specdeploy.api import (
     DEFAULT_VLLM_IMAGE,
+    Method,
     SpeculativeDeployment,
     SpeculativeDeploymentSpec,
     SpeculativeDeploymentStatus,
@@ -206,7 +209,7 @@ def test_real_model_ids_and_absolute_paths_are_accepted(model: str) -> None:
 def test_draft_is_required_for_draft_model_methods() -> None:
     for method in ("draft_model", "eagle", "eagle3", "medusa", "mlp_speculator"):
         lines = errors_of(spec_with(draft=None, speculation={"method": method}))
-        assert lines == ["spec.draft is required unless spec.speculation.method is ngram or mtp"]
+        assert lines == ["spec.draft is required unless spec.speculation.method is ngram, ngram_gpu, suffix or mtp"]
 
 
 def test_draft_is_forbidden_for_ngram_and_optional_for_mtp() -> None:
@@ -472,3 +475,38 @@ def test_status_parses_what_the_operator_writes_and_ignores_unknown_fields() -> 
         )
     with pytest.raises(ValidationError):
         SpeculativeDeploymentStatus.model_validate({"acceptance": {"rate": 1.2}})
+
+
+VLLM_SPECULATIVE = json.loads(
+    (Path(__file__).resolve().parents[2] / "fixtures/vllm/vllm-0.32-speculative-config.json").read_text()
+)
+
+
+def test_every_method_is_one_vllm_knows_and_the_model_free_ones_need_no_draft() -> None:
+    assert [m.value for m in Method if m.value not in VLLM_SPECULATIVE["methods"]] == []
+    for method in ("ngram", "ngram_gpu", "suffix"):
+        spec = SpeculativeDeploymentSpec.model_validate(spec_with(draft=None, speculation={"method": method}))
+        assert spec.draft is None
+
+
+@pytest.mark.parametrize(
+    ("field", "camel"),
+    [
+        ("suffix_decoding_max_tree_depth", "suffixDecodingMaxTreeDepth"),
+        ("suffix_decoding_max_cached_requests", "suffixDecodingMaxCachedRequests"),
+        ("suffix_decoding_max_spec_factor", "suffixDecodingMaxSpecFactor"),
+        ("suffix_decoding_min_token_prob", "suffixDecodingMinTokenProb"),
+        ("prompt_lookup_max", "promptLookupMax"),
+    ],
+)
+def test_model_free_knobs_refuse_what_vllms_config_class_refuses(field: str, camel: str) -> None:
+    """vLLM's lower (and upper) bound is accepted, one step beyond it is refused naming the field."""
+    bounds = VLLM_SPECULATIVE["fields"][field]
+    method = "ngram" if field.startswith("prompt_lookup") else "suffix"
+    step = 1 if isinstance(bounds["default"], int) or bounds["default"] is None else 0.01
+    edges = [("minimum", -step)] + ([("maximum", step)] if "maximum" in bounds else [])
+    for key, beyond in edges:
+        ok = spec_with(draft=None, speculation={"method": method, camel: bounds[key]})
+        SpeculativeDeploymentSpec.model_validate(ok)
+        lines = errors_of(spec_with(draft=None, speculation={"method": method, camel: bounds[key] + beyond}))
+        assert any(f"spec.speculation.{camel}" in line for line in lines), lines

@@ -57,3 +57,40 @@ def test_an_unreadable_target_is_named(
     code = main(["compare-drafts", "--quiet", "--target", str(tmp_path / "missing"), "--draft", str(tmp_path)])
     assert code == 2
     assert "missing does not exist" in capsys.readouterr().err
+
+
+def test_speed_options_default_and_parse() -> None:
+    args = build_parser().parse_args(["compare-drafts", "--target", "t", "--draft", "a"])
+    assert args.concurrency_levels == (1, 4, 16) and args.model_free == []
+    args = build_parser().parse_args(
+        ["compare-drafts", "--target", "t", "--model-free", "ngram", "--concurrency-levels", "8,1,8"]
+    )
+    assert args.concurrency_levels == (1, 8) and [d.method for d in args.model_free] == ["ngram"]
+    assert (
+        build_parser()
+        .parse_args(["compare-drafts", "--target", "t", "--concurrency-levels", "none"])
+        .concurrency_levels
+        == ()
+    )
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--concurrency-levels", "0,4", "--concurrency-levels '0,4': expected integers from 1 to 256"),
+        ("--concurrency-levels", "1,x", "--concurrency-levels '1,x': expected integers like 1,4,16"),
+        ("--model-free", "eagle3", "--model-free 'eagle3': expected [LABEL=]METHOD"),
+    ],
+)
+def test_bad_speed_options_are_refused_naming_the_option(
+    option: str, value: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["compare-drafts", "--target", "t", "--draft", "a", option, value])
+    assert info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_candidate_is_required(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["compare-drafts", "--target", "t"]) == 2
+    assert "give at least one --draft or --model-free candidate" in capsys.readouterr().err

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from tests.unit.compare.synthetic import arch
 
-from specdeploy.compare.results import Verdict
+from specdeploy.compare.results import RequestTiming, Verdict
 from specdeploy.compare.run import (
     DraftSpec,
     Settings,
@@ -40,8 +40,16 @@ COUNTER = re.compile(
 class ScriptedEndpoint:
     """Counts drafts as a k-token draft with per-position acceptance ``alpha**(i+1)`` would, per context length."""
 
-    def __init__(self, k: int, alpha_by_length: Mapping[int, float], tokens_per_draft: int = 5) -> None:
+    def __init__(
+        self,
+        k: int,
+        alpha_by_length: Mapping[int, float],
+        tokens_per_draft: int = 5,
+        tokens_per_second: Mapping[int, float] | None = None,
+    ) -> None:
         self.k = k
+        self.tokens_per_second = tokens_per_second or {}
+        self.timed: list[tuple[list[list[int]], int, int]] = []
         self.alpha_by_length = alpha_by_length
         self.tokens_per_draft = tokens_per_draft
         self.drafts = 189.0  # the real page's starting values (an earlier run of that server)
@@ -69,6 +77,17 @@ class ScriptedEndpoint:
                 self.per_pos[i] += drafts * alpha ** (i + 1)
             self.accepted = sum(self.per_pos)
         return [{"choices": [{"text": "x"}]} for _ in prompts]
+
+    def timed_many(
+        self, prompts: Sequence[str | Sequence[int]], max_tokens: int, *, concurrency: int
+    ) -> tuple[list[RequestTiming], float]:
+        """Every request gets ``max_tokens``; the level's aggregate rate is ``tokens_per_second[concurrency]``."""
+        self.timed.append(([[int(t) for t in p] for p in prompts], max_tokens, concurrency))
+        rate = self.tokens_per_second.get(concurrency, 100.0)
+        wall = len(prompts) * max_tokens / rate
+        per_request = concurrency / rate  # seconds per token of one sequence when `concurrency` share the rate
+        timings = [RequestTiming(max_tokens, 0.01, 0.01 + per_request * (max_tokens - 1)) for _ in prompts]
+        return timings, wall
 
     def metrics(self) -> str:
         values = {

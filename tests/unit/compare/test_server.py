@@ -63,6 +63,21 @@ class H(BaseHTTPRequestHandler):
             if body["model"] != "tiny":
                 return self.reply(404, {"error": "model not found"})
             served["n"] += 1
+            if body.get("stream"):
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.end_headers()
+                delay = float(os.environ.get("STANDIN_TOKEN_DELAY", "0"))
+                for i in range(body["max_tokens"]):
+                    time.sleep(delay)
+                    chunk = {"choices": [{"index": 0, "text": "x"}], "usage": None}
+                    self.wfile.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+                    self.wfile.flush()
+                if body.get("stream_options", {}).get("include_usage"):
+                    usage = {"choices": [], "usage": {"completion_tokens": body["max_tokens"]}}
+                    self.wfile.write(b"data: " + json.dumps(usage).encode() + b"\n\n")
+                self.wfile.write(b"data: [DONE]\n\n")
+                return
             return self.reply(200, {"choices": [{"text": "x" * body["max_tokens"]}], "echo": body})
         self.reply(404, {"error": "no such path"})
 
@@ -137,6 +152,19 @@ def test_serves_completions_and_stops_the_whole_process_group(standin: Path) -> 
         time.sleep(0.1)
     assert not any(_alive(p) for p in pids), "the server's child process outlived stop()"
     assert "standin starting with --model /models/target" in (standin / "server.log").read_text()
+
+
+def test_streamed_completions_are_timed_per_token(standin: Path) -> None:
+    server = _server(standin, STANDIN_TOKEN_DELAY="0.02")
+    with running(server, timeout_s=60) as ready:
+        timings, wall = ready.timed_many([[1, 2], [3], [4, 5, 6]], 11, concurrency=3)
+    assert [t.output_tokens for t in timings] == [11, 11, 11]
+    for t in timings:
+        assert t.time_per_output_token_s is not None
+        assert 0.015 < t.time_per_output_token_s < 1.0
+        assert t.first_token_s <= t.last_token_s <= wall
+    # Three in flight at once: the level takes less than the requests one after another would.
+    assert wall < sum(t.last_token_s for t in timings)
 
 
 def test_a_server_that_ignores_sigterm_is_killed(standin: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -192,3 +193,63 @@ def test_disabled_speculation_serves_the_target_alone() -> None:
     assert args[0] == "org/target"
     assert args[-1] == "--enable-prefix-caching"
     assert speculative_config(spec)["model"] == "org/draft"  # the config itself is unchanged
+
+
+VLLM_SPECULATIVE = json.loads(
+    (Path(__file__).resolve().parents[2] / "fixtures/vllm/vllm-0.32-speculative-config.json").read_text()
+)
+
+
+def test_speculative_config_for_suffix_has_no_model_and_only_the_knobs_set() -> None:
+    knobs = {
+        "suffixDecodingMaxTreeDepth": 32,
+        "suffixDecodingMaxCachedRequests": 0,
+        "suffixDecodingMaxSpecFactor": 2.5,
+        "suffixDecodingMinTokenProb": 0.25,
+    }
+    assert spec_config(draft=None, speculation={"method": "suffix", **knobs}) == {
+        "method": "suffix",
+        "num_speculative_tokens": 4,
+        "suffix_decoding_max_tree_depth": 32,
+        "suffix_decoding_max_cached_requests": 0,
+        "suffix_decoding_max_spec_factor": 2.5,
+        "suffix_decoding_min_token_prob": 0.25,
+    }
+    assert spec_config(draft=None, speculation={"method": "suffix", "suffixDecodingMinTokenProb": 0.5}) == {
+        "method": "suffix",
+        "num_speculative_tokens": 4,
+        "suffix_decoding_min_token_prob": 0.5,
+    }
+
+
+def test_speculative_config_for_ngram_gpu_keeps_the_lookup_window() -> None:
+    config = spec_config(draft=None, speculation={"method": "ngram_gpu", "promptLookupMax": 3})
+    assert config == {"method": "ngram_gpu", "num_speculative_tokens": 4, "prompt_lookup_max": 3}
+
+
+@pytest.mark.parametrize(
+    "speculation",
+    [
+        {"method": "ngram", "promptLookupMax": 4, "promptLookupMin": 2},
+        {"method": "ngram_gpu", "promptLookupMin": 2},
+        {
+            "method": "suffix",
+            "suffixDecodingMaxTreeDepth": 1,
+            "suffixDecodingMaxCachedRequests": 0,
+            "suffixDecodingMaxSpecFactor": 0,
+            "suffixDecodingMinTokenProb": 1,
+        },
+    ],
+    ids=["ngram", "ngram_gpu", "suffix"],
+)
+def test_model_free_configs_use_only_vllms_own_methods_keys_and_bounds(speculation: dict[str, object]) -> None:
+    config = spec_config(draft=None, speculation=speculation)
+    assert config["method"] in VLLM_SPECULATIVE["methods"]
+    fields = VLLM_SPECULATIVE["fields"]
+    assert [key for key in config if key not in fields] == []
+    for key, value in config.items():
+        bounds = fields[key]
+        if "minimum" in bounds:
+            assert value >= bounds["minimum"], key  # type: ignore[operator]
+        if "maximum" in bounds:
+            assert value <= bounds["maximum"], key  # type: ignore[operator]
