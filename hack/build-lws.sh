@@ -18,27 +18,10 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=hack/versions.env
 source "$HERE/versions.env"
 
-KEY="lws-${LWS_VERSION}_go-$(go env GOVERSION)"
-CACHE_ROOT="${SPECDEPLOY_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/specdeploy}"
-DEST="$CACHE_ROOT/lws/$KEY"
-BIN="$DEST/bin/lws-controller"
-
-if [[ -x "$BIN" ]]; then
-  echo "$BIN"
-  exit 0
-fi
-
+# shellcheck source=hack/cached-build.sh
+source "$HERE/cached-build.sh"
+cache_begin lws "lws-${LWS_VERSION}_go-$(go env GOVERSION)" lws-controller
 log() { echo "[build-lws] $*" >&2; }
-mkdir -p "$DEST/bin"
-exec 9>"$DEST/.lock"
-flock 9
-if [[ -x "$BIN" ]]; then  # built by a concurrent run while this one waited for the lock
-  echo "$BIN"
-  exit 0
-fi
-
-export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-buildvcs=false
-START=$(date +%s)
 log "building LeaderWorkerSet module $LWS_VERSION into $DEST (first run only; minutes on 2 cores)"
 # `go install M/cmd@V` asks the proxy for the module's version list (to look for a deprecation), which it refuses for
 # this module; so download the module's source, copy it out of the read-only module cache, and build in it with its
@@ -52,7 +35,4 @@ rm -rf "$DEST/src"
 cp -r "$dir" "$DEST/src"
 chmod -R u+w "$DEST/src"
 (cd "$DEST/src" && go build -trimpath -ldflags "-s -w" -o "$BIN.tmp" ./cmd) >&2
-mv "$BIN.tmp" "$BIN"
-rm -rf "$DEST/src"
-log "done in $(( $(date +%s) - START )) s"
-echo "$BIN"
+cache_done

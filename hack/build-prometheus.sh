@@ -16,27 +16,10 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=hack/versions.env
 source "$HERE/versions.env"
 
-KEY="prometheus-${PROMETHEUS_VERSION}_go-$(go env GOVERSION)"
-CACHE_ROOT="${SPECDEPLOY_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/specdeploy}"
-DEST="$CACHE_ROOT/prometheus/$KEY"
-BIN="$DEST/bin/prometheus"
-
-if [[ -x "$BIN" ]]; then
-  echo "$BIN"
-  exit 0
-fi
-
+# shellcheck source=hack/cached-build.sh
+source "$HERE/cached-build.sh"
+cache_begin prometheus "prometheus-${PROMETHEUS_VERSION}_go-$(go env GOVERSION)" prometheus
 log() { echo "[build-prometheus] $*" >&2; }
-mkdir -p "$DEST/bin"
-exec 9>"$DEST/.lock"
-flock 9
-if [[ -x "$BIN" ]]; then  # built by a concurrent run while this one waited for the lock
-  echo "$BIN"
-  exit 0
-fi
-
-export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-buildvcs=false
-START=$(date +%s)
 log "building Prometheus module $PROMETHEUS_VERSION into $DEST (first run only; 4-15 minutes on 2 cores)"
 # The module's v0.3MM.P tags are Prometheus 3.MM.P; the version package shows that number in build_info.
 release="3.$(echo "$PROMETHEUS_VERSION" | sed -E 's/^v0\.3([0-9][0-9])\.([0-9]+).*/\1.\2/' | sed -E 's/^0//')"
@@ -45,7 +28,4 @@ LDF="$LDF -X github.com/prometheus/common/version.Revision=$PROMETHEUS_VERSION"
 GOBIN="$DEST/src/gobin" go install -trimpath -tags remove_all_sd -ldflags "$LDF" \
   "github.com/prometheus/prometheus/cmd/prometheus@$PROMETHEUS_VERSION" >&2
 mv "$DEST/src/gobin/prometheus" "$BIN.tmp"
-mv "$BIN.tmp" "$BIN"
-rm -rf "$DEST/src"
-log "done in $(( $(date +%s) - START )) s"
-echo "$BIN"
+cache_done
