@@ -18,7 +18,10 @@ Choices a reader may question, and why:
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+from collections.abc import Mapping
 from typing import Any, Final
 
 from specdeploy.api.spec import SpeculativeDeploymentSpec
@@ -151,6 +154,7 @@ def render_deployment(
     if serving.service_account_name is not None:
         pod_spec["serviceAccountName"] = serving.service_account_name
     allowance = startup_allowance(spec, speculation_enabled=speculation_enabled)
+    template = {"metadata": {"labels": pod_labels, "annotations": pod_annotations}, "spec": pod_spec}
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -159,7 +163,7 @@ def render_deployment(
             namespace,
             labels,
             owner=owner,
-            annotations={lbl.ANNOTATION_REVISION: revision},
+            annotations={lbl.ANNOTATION_REVISION: revision, lbl.ANNOTATION_TEMPLATE_HASH: template_hash(template)},
         ),
         "spec": {
             "replicas": spec.replicas,
@@ -167,9 +171,13 @@ def render_deployment(
             "progressDeadlineSeconds": allowance + PROGRESS_MARGIN_SECONDS,
             "selector": {"matchLabels": lbl.selector_labels(name)},
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}},
-            "template": {
-                "metadata": {"labels": pod_labels, "annotations": pod_annotations},
-                "spec": pod_spec,
-            },
+            "template": template,
         },
     }
+
+
+def template_hash(template: Mapping[str, Any]) -> str:
+    """A short digest of a rendered pod template: tells a template this operator version rendered from one an
+    older version rendered for the same revision (``rollout.writes.keep_running_template``)."""
+    text = json.dumps(template, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -18,6 +18,8 @@ PART_OF: Final = "app.kubernetes.io/part-of"
 SD_NAME: Final = "specdeploy.io/name"
 SD_REVISION: Final = "specdeploy.io/revision"
 ANNOTATION_REVISION: Final = "specdeploy.io/revision"
+# On a Deployment: a hash of the pod template as this version of the operator renders it (rollout.writes).
+ANNOTATION_TEMPLATE_HASH: Final = "specdeploy.io/template-hash"
 ANNOTATION_DEFAULT_CONTAINER: Final = "kubectl.kubernetes.io/default-container"
 
 MANAGER: Final = "specdeploy"

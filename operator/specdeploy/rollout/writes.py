@@ -23,10 +23,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from specdeploy.render import labels as lbl
 from specdeploy.rollout.drift import is_subset, patch_for
 from specdeploy.rollout.events import Event
 from specdeploy.rollout.history import controller_revision_name
 from specdeploy.rollout.plan import Observed, Plan
+from specdeploy.rollout.progress import template_revision
 
 
 @dataclass(frozen=True)
@@ -78,12 +80,32 @@ class Writes:
     prune: tuple[Delete, ...] = ()
 
 
+def keep_running_template(live: Mapping[str, Any], desired: dict[str, Any]) -> dict[str, Any]:
+    """What to hold a live Deployment to: an upgrade of the operator never restarts serving pods.
+
+    A Deployment whose pods run the desired revision, but whose template another version of the operator rendered
+    (its template hash differs or is missing), keeps that template until the revision changes: the rest (replicas,
+    labels, the progress deadline) is still held to what is wanted. A template this version rendered and someone
+    edited by hand carries this version's hash, so it is put back as before.
+    """
+    if desired.get("kind") != "Deployment" or template_revision(live) != template_revision(desired):
+        return desired
+    annotations = dict(desired["metadata"].get("annotations") or {})
+    want = annotations.pop(lbl.ANNOTATION_TEMPLATE_HASH, None)
+    have = ((live.get("metadata") or {}).get("annotations") or {}).get(lbl.ANNOTATION_TEMPLATE_HASH)
+    if want is None or have == want:
+        return desired
+    spec = {key: value for key, value in desired["spec"].items() if key != "template"}
+    return {**desired, "metadata": {**desired["metadata"], "annotations": annotations}, "spec": spec}
+
+
 def child_write(live: Mapping[str, Any] | None, desired: dict[str, Any] | None) -> Write | None:
     """Create the child, or merge-patch it when the live object lacks something we want; None when it holds all."""
     if desired is None:
         return None
     if live is None:
         return Create(desired)
+    desired = keep_running_template(live, desired)
     if is_subset({k: v for k, v in desired.items() if k != "status"}, live):
         return None
     meta = desired["metadata"]

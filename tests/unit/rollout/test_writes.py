@@ -7,10 +7,16 @@ before the status write that records them, and the status is left alone when it 
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 from tests.unit.rollout.test_plan import BASE
 from tests.unit.rollout.world import World, monitor_finding
 
+from specdeploy.api import SpeculativeDeploymentSpec
+from specdeploy.api.revision import revision_id
+from specdeploy.render import labels as lbl
+from specdeploy.render import render_deployment
+from specdeploy.render.meta import OwnerRef
 from specdeploy.rollout import overlay
 from specdeploy.rollout.plan import plan
 from specdeploy.rollout.writes import Create, Patch, Say, child_write, writes_for
@@ -91,3 +97,37 @@ def test_the_written_status_is_laid_over_only_while_the_body_is_the_version_it_w
     assert status == {"phase": "Ready"} and pending == written
     assert overlay.with_status({"phase": "Pending"}, written, "7", "8") == ({"phase": "Pending"}, {})
     assert overlay.with_status({"phase": "Ready"}, written, "7", "7") == ({"phase": "Ready"}, {})
+
+
+def _deployment(**speculation: object) -> dict[str, Any]:
+    spec = SpeculativeDeploymentSpec.model_validate({**SKIP, "speculation": {**BASE["speculation"], **speculation}})
+    return render_deployment("coder", "llm", spec, revision_id(spec), owner=OWNER)
+
+
+OWNER = OwnerRef(apiVersion="specdeploy.io/v1alpha1", kind="SpeculativeDeployment", name="coder", uid="u-1")
+
+
+def test_an_operator_upgrade_keeps_the_running_pod_template_of_the_same_revision() -> None:
+    # What an older operator rendered for this revision: other args, no template hash.
+    desired = _deployment()
+    live = copy.deepcopy(desired)
+    live["spec"]["template"]["spec"]["containers"][0]["args"] = ["--the-old", "--argv"]
+    del live["metadata"]["annotations"][lbl.ANNOTATION_TEMPLATE_HASH]
+    assert child_write(live, desired) is None, "the same revision's pods keep running"
+    live["spec"]["replicas"] = 5  # kubectl scale, or drift of anything outside the template, is still put right
+    write = child_write(live, desired)
+    assert isinstance(write, Patch) and "template" not in write.patch["spec"]
+    assert write.patch["spec"]["replicas"] == desired["spec"]["replicas"]
+
+
+def test_a_template_edited_by_hand_is_put_back_and_a_new_revision_replaces_it() -> None:
+    desired = _deployment()
+    edited = copy.deepcopy(desired)
+    edited["spec"]["template"]["spec"]["containers"][0]["image"] = "attacker/image:1"
+    write = child_write(edited, desired)
+    assert isinstance(write, Patch) and write.patch["spec"]["template"] == desired["spec"]["template"]
+    old = copy.deepcopy(desired)
+    del old["metadata"]["annotations"][lbl.ANNOTATION_TEMPLATE_HASH]
+    new = _deployment(numSpeculativeTokens=2)  # a new revision: its template goes out whoever rendered the old
+    write = child_write(old, new)
+    assert isinstance(write, Patch) and write.patch["spec"]["template"] == new["spec"]["template"]
