@@ -141,7 +141,7 @@ def test_admission_policy_needs_kubernetes_1_30(helm_bin: str) -> None:
 def test_network_policy_allows_dns_api_server_vllm_pods_and_listed_prometheus_only(render: Render) -> None:
     sets = (
         "networkPolicy.enabled=true",
-        "networkPolicy.apiServerCIDRs={10.0.0.10/32}",
+        "networkPolicy.apiServerCIDRs={127.0.0.10/32}",
         "networkPolicy.prometheus[0].namespace=monitoring",
         "networkPolicy.prometheus[0].podLabels.app\\.kubernetes\\.io/name=prometheus",
         "networkPolicy.prometheus[0].port=9090",
@@ -156,7 +156,7 @@ def test_network_policy_allows_dns_api_server_vllm_pods_and_listed_prometheus_on
     dns, api, vllm, prom, external = spec["egress"]
     assert {p["port"] for p in dns["ports"]} == {53}
     assert dns["to"][0]["podSelector"]["matchLabels"] == {"k8s-app": "kube-dns"}
-    assert api["to"] == [{"ipBlock": {"cidr": "10.0.0.10/32"}}]
+    assert api["to"] == [{"ipBlock": {"cidr": "127.0.0.10/32"}}]
     assert [p["port"] for p in api["ports"]] == [443, 6443]
     assert vllm["ports"] == [{"protocol": "TCP", "port": "http"}]
     assert vllm["to"][0]["podSelector"]["matchLabels"] == {

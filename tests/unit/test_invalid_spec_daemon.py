@@ -47,6 +47,20 @@ class Records(logging.Handler):
         self.records.append(record)
 
 
+def start_daemon(body: dict[str, Any], stopped: Stopped, logger: logging.Logger) -> asyncio.Task[None]:
+    """The real per-object daemon for ``body`` with empty child indexes."""
+    return asyncio.create_task(
+        handlers.reconcile_daemon(
+            stopped=stopped,  # type: ignore[arg-type]
+            name="coder",
+            namespace="llm",
+            body=body,  # type: ignore[arg-type]
+            logger=logger,
+            **{f"{kind}_idx": {} for kind in ("deployments", "services", "jobs", "pods", "revisions")},
+        )
+    )
+
+
 def test_a_spec_that_does_not_parse_is_said_once_per_generation_however_often_the_daemon_wakes(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -78,16 +92,7 @@ def test_a_spec_that_does_not_parse_is_said_once_per_generation_however_often_th
 
     async def scenario() -> None:
         stopped = Stopped()
-        daemon = asyncio.create_task(
-            handlers.reconcile_daemon(
-                stopped=stopped,  # type: ignore[arg-type]
-                name="coder",
-                namespace="llm",
-                body=body,  # type: ignore[arg-type]
-                logger=object_logger,
-                **{f"{kind}_idx": {} for kind in ("deployments", "services", "jobs", "pods", "revisions")},
-            )
-        )
+        daemon = start_daemon(body, stopped, object_logger)
         for _ in range(40):  # 2 s of wake-ups, as the object's and its children's watch events would give
             await asyncio.sleep(0.05)
             handlers._wake("llm", "coder")
@@ -136,16 +141,7 @@ def test_a_failing_write_backs_off_and_is_announced_on_the_object_once(monkeypat
 
     async def scenario() -> None:
         stopped = Stopped()
-        daemon = asyncio.create_task(
-            handlers.reconcile_daemon(
-                stopped=stopped,  # type: ignore[arg-type]
-                name="coder",
-                namespace="llm",
-                body=body,  # type: ignore[arg-type]
-                logger=object_logger,
-                **{f"{kind}_idx": {} for kind in ("deployments", "services", "jobs", "pods", "revisions")},
-            )
-        )
+        daemon = start_daemon(body, stopped, object_logger)
         for _ in range(70):  # 3.5 s; wake-ups do not cut a back-off short
             await asyncio.sleep(0.05)
             handlers._wake("llm", "coder")
