@@ -10,7 +10,32 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
+
+
+class CanaryVerdict(StrEnum):
+    """The monitor's word on a canary judged beside the serving revision (issue 13)."""
+
+    STARTING = "Starting"  # the canary's pods are not all Ready yet, or it is in warm-up: no window yet
+    ANALYZING = "Analyzing"  # windows are being compared; fewer than analysisWindows passed, none failed
+    PASSED = "Passed"  # analysisWindows qualifying windows passed: promote
+    FAILED = "Failed"  # a qualifying window failed (low, dropped, or slower): abort
+
+
+@dataclass(frozen=True)
+class CanaryFinding:
+    """The monitor's latest word on the canary revision, compared with the serving one over the same windows."""
+
+    revision: str  # the canary's serving id
+    serving: str  # the serving id it is compared with
+    verdict: CanaryVerdict = CanaryVerdict.STARTING
+    windows_passed: int = 0
+    acceptance_canary: float | None = None  # rate over the qualifying windows so far (or the failing window)
+    acceptance_serving: float | None = None
+    tpot_canary: float | None = None  # mean time per output token, seconds
+    tpot_serving: float | None = None
+    message: str = ""  # in words: what was compared, over how many tokens, and the decision
 
 
 @dataclass(frozen=True)
@@ -23,3 +48,5 @@ class MonitorFinding:
     healthy_seconds: float = 0.0  # how long the decision has been Healthy without a break
     message: str = ""
     acceptance: Mapping[str, Any] | None = None  # status.acceptance to publish, when it changed meaningfully
+    canary: CanaryFinding | None = None  # issue 13: the canary under analysis beside ``revision``, if any
+    performance: Mapping[str, Any] | None = None  # issue 14: status.performance to publish, when it changed
