@@ -30,6 +30,7 @@ from specdeploy.api.constants import (
     VERSION,
 )
 from specdeploy.api.resource import SpeculativeDeployment, check_name
+from specdeploy.api.rollout import Canary, Rollout, Strategy
 from specdeploy.api.serving import (
     EnvVar,
     EnvVarSource,
@@ -82,6 +83,7 @@ __all__ = [
     "VERSION",
     "AcceptanceStatus",
     "Affinity",
+    "Canary",
     "Condition",
     "Draft",
     "Dtype",
@@ -107,11 +109,13 @@ __all__ = [
     "RevisionStatus",
     "Rollback",
     "RollbackAction",
+    "Rollout",
     "Serving",
     "Speculation",
     "SpeculativeDeployment",
     "SpeculativeDeploymentSpec",
     "SpeculativeDeploymentStatus",
+    "Strategy",
     "Target",
     "Toleration",
     "Validation",

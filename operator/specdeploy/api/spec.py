@@ -21,6 +21,7 @@ from pydantic import (
 from specdeploy.api.base import SpecModel, unset_if_default
 from specdeploy.api.constants import DEFAULT_VALIDATOR_IMAGE
 from specdeploy.api.ecosystem import Disruption, Routing
+from specdeploy.api.rollout import Rollout
 from specdeploy.api.serving import DEFAULT_GPUS_PER_NODE, Serving
 from specdeploy.api.types import URL_PATTERN, Image, ModelId, ModelRevision, QuantizationName
 
@@ -583,6 +584,12 @@ class SpeculativeDeploymentSpec(SpecModel):
     metrics: Metrics = Field(
         default_factory=Metrics,
         description="Where and how often the acceptance rate is measured.",
+        json_schema_extra={"default": {}},
+    )
+    # Issue 13: how a new revision replaces the serving one (api/rollout.py); not part of the revision.
+    rollout: Rollout = Field(
+        default_factory=Rollout,
+        description="How a change of revision reaches the pods: judged beside the serving one (Canary) or all at once.",
         json_schema_extra={"default": {}},
     )
     # Issue 15: PodDisruptionBudget and InferencePool settings (api/ecosystem.py); not part of the revision.
