@@ -60,6 +60,7 @@ def object_for(draft: str) -> dict[str, Any]:
             "validation": {"policy": "Enforce"},
             "rollback": ROLLBACK,
             "metrics": {"scrapeIntervalSeconds": 2, "timeoutSeconds": 5},
+            "rollout": {"strategy": "Replace"},  # a live rollback, as this test tells it (a canary: issue 13 e2e)
         },
     )
 

@@ -216,3 +216,31 @@ def test_a_canary_with_lower_acceptance_is_aborted_and_the_serving_pods_are_unto
     assert watch.fewest is not None and watch.fewest >= 1
     warnings = [e["reason"] for e in kubectl.items("events", namespace) if e.get("type") == "Warning"]
     assert warnings.count("CanaryAborted") == 1 and "RolledBack" not in warnings
+
+
+def test_sigkill_during_the_canary_start_resumes_and_starts_it_once(
+    kubectl: Kubectl, namespace: str, operator: OperatorProcess, fleet: Fleet
+) -> None:
+    """The operator killed at several points while a canary starts: one canary Deployment, one CanaryStarted
+    Event, the serving pod untouched."""
+    kubectl.apply(sd("crash", GOOD), "-n", namespace)
+    old = wait_serving(kubectl, "crash", namespace)["revision"]["serving"]
+    before = uids_of(kubectl, "crash", namespace, old)
+    kubectl.apply(sd("crash", OTHER), "-n", namespace)
+    for delay in (0.3, 0.8, 1.5):  # the revision record, the canary's Deployment, the Event and status
+        time.sleep(delay)
+        operator.kill()
+        operator.start()
+
+    def analyzing() -> dict[str, Any] | None:
+        st = sd_status(kubectl, "crash", namespace)
+        return st if (st.get("canary") or {}).get("phase") == "Analyzing" else None
+
+    st = wait_for("the canary Analyzing after the kills", analyzing, timeout=120)
+    new = st["canary"]["revision"]
+    assert sorted(d["metadata"]["name"] for d in kubectl.deployments("crash", namespace)) == sorted(
+        [f"crash-{old}", f"crash-{new}"]
+    )
+    assert uids_of(kubectl, "crash", namespace, old) == before
+    started = [e for e in kubectl.items("events", namespace) if e.get("reason") == "CanaryStarted"]
+    assert len(started) == 1

@@ -168,15 +168,15 @@ def test_steady_state_makes_no_writes(kubectl: Kubectl, namespace: str, operator
         "the warm-up verdict in status",
         lambda: sd_status(kubectl, "quiet", namespace).get("acceptance", {}).get("reason") == "WarmingUp",
     )
-    before = {
-        kind: kubectl.get(kind, "quiet", namespace)["metadata"]["resourceVersion"]
-        for kind in ("sd", "deployment", "service")
-    }
+
+    def versions() -> dict[str, str]:
+        objs = [kubectl.get(kind, "quiet", namespace) for kind in ("sd", "service")]
+        objs += kubectl.deployments("quiet", namespace)  # one per revision
+        return {f"{o['kind']}/{o['metadata']['name']}": o["metadata"]["resourceVersion"] for o in objs}
+
+    before = versions()
     import time
 
     time.sleep(8)  # several wake-ups and resyncs
-    after = {
-        kind: kubectl.get(kind, "quiet", namespace)["metadata"]["resourceVersion"]
-        for kind in ("sd", "deployment", "service")
-    }
+    after = versions()
     assert before == after

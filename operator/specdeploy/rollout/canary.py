@@ -128,18 +128,25 @@ class Layout:
     incumbent: Live | None = None  # in a canary: the Deployment the canary is compared with
 
 
-def judged(target: ServingChoice | None, current: RevisionRecord, strategy: Strategy, others_ready: int) -> bool:
+def judged(target: ServingChoice | None, current: RevisionRecord, strategy: Strategy, found: Sequence[Live]) -> bool:
     """Is ``target`` a canary: the current spec's new revision, with speculation, never judged, while another
-    revision serves (has ready pods), under strategy Canary."""
-    return (
-        target is not None
-        and strategy is Strategy.CANARY
-        and target.speculation
-        and target.revision.id == current.id
-        and current.state is RevisionState.NEW
-        and current.reason != CANARY_PASSED
-        and others_ready > 0
-    )
+    revision serves (has ready pods), under strategy Canary, and its own pods are not already the larger part
+    (a spec changed back to what still serves beside a newer canary: that one serves on, the newer one goes)."""
+    if (
+        target is None
+        or strategy is not Strategy.CANARY
+        or not target.speculation
+        or target.revision.id != current.id
+        or current.state is not RevisionState.NEW
+        or current.reason == CANARY_PASSED
+    ):
+        return False
+    own = [live for live in found if live.serving_id == target.id]
+    others = [live for live in found if live.serving_id != target.id]
+    if sum(o.ready for o in others) == 0:
+        return False
+    strongest = max(others, key=_rank)
+    return not own or max((o.ready, o.replicas) for o in own) <= (strongest.ready, strongest.replicas)
 
 
 def layout(

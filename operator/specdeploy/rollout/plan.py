@@ -168,10 +168,12 @@ def plan(obs: Observed) -> Plan:
         progress.for_revision(obs.deployments, out.serving.id), out.serving.id, spec.replicas
     )
     rolled_out = rolled_out and (out.canary is not None or not lay.scale)  # a promotion or fallback is done
+    moving = bool(lay.scale) and out.canary is None and ready >= spec.replicas  # stepwise, never below replicas
     in_canary = f"canary revision {out.canary.id} beside {out.serving.id}" if out.canary and out.serving else None
     rollout = Rollout(
-        checked.state, out.serving, selection.replaced, action, rolled_out, ready, spec.replicas, in_canary
+        checked.state, out.serving, selection.replaced, action, rolled_out, ready, spec.replicas, in_canary, moving
     )
+
     conditions = cond.set_conditions(
         old_conditions, [checked.condition, *rollout_conditions(rollout)], obs.now_iso, owner.generation
     )
@@ -257,8 +259,7 @@ def judge_canary(
     Deployment is deleted, so a restart finds it."""
     history, current, selection = found.history, found.current, found.selection
     target = selection.serving
-    others_ready = sum(live.ready for live in lives if target is None or live.serving_id != target.id)
-    is_canary = found.rolled_back_now is None and cn.judged(target, current, obs.spec.rollout.strategy, others_ready)
+    is_canary = found.rolled_back_now is None and cn.judged(target, current, obs.spec.rollout.strategy, lives)
     verdict = cn.verdict_for(obs.monitor.canary if obs.monitor else None, target if is_canary else None)
     if verdict is None or verdict.verdict not in (CanaryVerdict.PASSED, CanaryVerdict.FAILED):
         return CanaryStep(history, current, selection, is_canary, verdict)

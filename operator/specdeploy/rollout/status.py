@@ -44,6 +44,7 @@ class Rollout:
     ready: int
     replicas: int
     canary: str | None = None  # issue 13: a canary in progress, in words (Progressing says it)
+    moving: bool = False  # issue 13: pods move to ``serving`` step by step with ``replicas`` ready pods throughout
 
 
 def rollout_conditions(r: Rollout) -> list[cond.Condition]:
@@ -57,6 +58,13 @@ def _ready(r: Rollout) -> cond.Condition:
     if r.rolled_out:
         what = f"revision {r.serving.id}" + ("" if r.serving.speculation else " (speculation disabled)")
         return cond.Condition(cond.READY, cond.TRUE, "Serving", f"{r.ready}/{r.replicas} replicas ready, {what}")
+    if r.moving:
+        return cond.Condition(
+            cond.READY,
+            cond.TRUE,
+            "Serving",
+            f"{r.ready}/{r.replicas} replicas ready while revision {r.serving.id} replaces the others step by step",
+        )
     return cond.Condition(
         cond.READY, cond.FALSE, "RollingOut", f"{r.ready}/{r.replicas} replicas ready for revision {r.serving.id}"
     )

@@ -191,6 +191,29 @@ def test_a_passed_canary_is_promoted_step_by_step_with_one_event() -> None:
     assert reasons(world).count("CanaryPromoted") == 1
 
 
+def test_ready_stays_true_through_the_promotion() -> None:
+    world, old, new = canary_world()
+    verdict(world, old, new, CanaryVerdict.PASSED)
+    for _ in range(12):
+        move(world)
+        world.monitor = None
+        assert world.condition("Ready")["status"] == "True", world.condition("Ready")
+        if revisions_live(world) == {new}:
+            break
+    assert revisions_live(world) == {new}
+
+
+def test_a_spec_changed_back_while_its_canary_runs_keeps_the_serving_revision() -> None:
+    """Serving A, a canary of B, then the spec names A again: A serves on at full size, B's pods go."""
+    world, old, new = canary_world()
+    world.change_spec(speculation={"numSpeculativeTokens": 4})  # back to the first revision
+    assert rev(world.spec) == old
+    move(world)
+    world.settle()
+    assert revisions_live(world) == {old} and pods(world) == (R, R) and world.deployment_of(new) is None
+    assert world.status["canary"]["phase"] == "Aborted" and "dropped" in world.status["canary"]["message"]
+
+
 def test_a_failed_canary_is_aborted_and_the_serving_pods_are_untouched() -> None:
     world, old, new = canary_world()
     incumbent = copy.deepcopy(world.deployment_of(old))
