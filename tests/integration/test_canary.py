@@ -1,9 +1,9 @@
 """Canary rollouts (issue 13) on the real local control plane: a new revision's pods start beside the serving ones.
 
 Each Ready vLLM pod gets a scripted vLLM metrics server on its loopback pod IP (``tests.harness.fakevllm``), its
-acceptance rate chosen by the draft model in the pod's command line, so the rates are keyed by revision. The
-promotion and abort tests need the monitor's canary verdicts (``AcceptanceTracker.set_canary``, the monitor side
-of issue 13, another branch); until that is merged they are skipped, and say so.
+acceptance rate and time per output token chosen by the draft model in the pod's command line, so the metrics
+are keyed by revision. The monitor (``AcceptanceTracker.set_canary``) judges the canary beside the serving pods
+over the same windows; these tests check what the rollout does with its verdict.
 """
 
 from __future__ import annotations
@@ -20,12 +20,11 @@ from tests.harness.localcluster import LocalCluster
 from tests.harness.operator import OperatorProcess
 from tests.harness.specs import condition, manifest, sd_status
 
-from specdeploy.tracker import AcceptanceTracker
-
 pytestmark = pytest.mark.integration
 
-GOOD, OTHER, BAD = "org/good-draft", "org/other-good-draft", "org/bad-draft"
-RATES = {GOOD: 0.8, OTHER: 0.78, BAD: 0.3}
+GOOD, OTHER, BAD, SLOW = "org/good-draft", "org/other-good-draft", "org/bad-draft", "org/slow-draft"
+RATES = {GOOD: 0.8, OTHER: 0.78, BAD: 0.3, SLOW: 0.8}
+TPOT = {SLOW: 0.045}  # 50% slower than the others' 0.03 s per output token, at the same acceptance
 FAST = {
     "minAcceptanceRate": 0.5,
     "windowSeconds": 10,
@@ -34,14 +33,12 @@ FAST = {
     "warmupSeconds": 0,
     "stableAfterSeconds": 5,
 }
-needs_monitor = pytest.mark.skipif(
-    not hasattr(AcceptanceTracker, "set_canary"),
-    reason="needs the monitor's canary verdicts (AcceptanceTracker.set_canary, issue 13 monitor side)",
-)
 
 
 def behaviour(draft: str | None) -> Behaviour:
-    return Behaviour(rate=None) if draft is None else Behaviour(rate=RATES.get(draft, 0.7))
+    if draft is None:
+        return Behaviour(rate=None, tpot_seconds=0.03)
+    return Behaviour(rate=RATES.get(draft, 0.7), tpot_seconds=TPOT.get(draft, 0.03))
 
 
 @pytest.fixture
@@ -172,7 +169,6 @@ def test_an_unschedulable_canary_is_reported_while_serving_goes_on(
     assert uids_of(kubectl, "nogpu", namespace, old) == before
 
 
-@needs_monitor
 def test_a_good_canary_is_promoted_never_below_replicas_ready(
     kubectl: Kubectl, namespace: str, operator: OperatorProcess, fleet: Fleet
 ) -> None:
@@ -194,7 +190,6 @@ def test_a_good_canary_is_promoted_never_below_replicas_ready(
     assert watch.fewest is not None and watch.fewest >= 2
 
 
-@needs_monitor
 def test_a_canary_with_lower_acceptance_is_aborted_and_the_serving_pods_are_untouched(
     kubectl: Kubectl, namespace: str, operator: OperatorProcess, fleet: Fleet
 ) -> None:
@@ -216,6 +211,25 @@ def test_a_canary_with_lower_acceptance_is_aborted_and_the_serving_pods_are_unto
     assert watch.fewest is not None and watch.fewest >= 1
     warnings = [e["reason"] for e in kubectl.items("events", namespace) if e.get("type") == "Warning"]
     assert warnings.count("CanaryAborted") == 1 and "RolledBack" not in warnings
+    assert st["canary"]["acceptance"]["canary"] < st["canary"]["acceptance"]["serving"]
+
+
+def test_a_canary_fifty_percent_slower_per_output_token_is_aborted(
+    kubectl: Kubectl, namespace: str, operator: OperatorProcess, fleet: Fleet
+) -> None:
+    kubectl.apply(sd("slow", GOOD), "-n", namespace)
+    old = wait_serving(kubectl, "slow", namespace)["revision"]["serving"]
+    before = uids_of(kubectl, "slow", namespace, old)
+    kubectl.apply(sd("slow", SLOW), "-n", namespace)
+
+    def aborted() -> dict[str, Any] | None:
+        st = sd_status(kubectl, "slow", namespace)
+        return st if (st.get("canary") or {}).get("phase") == "Aborted" else None
+
+    st = wait_for("the slow canary aborted", aborted, timeout=180)
+    tpot = st["canary"]["timePerOutputTokenSeconds"]
+    assert tpot["canary"] == pytest.approx(1.5 * tpot["serving"], rel=0.2)
+    assert st["revision"]["serving"] == old and uids_of(kubectl, "slow", namespace, old) == before
 
 
 def test_sigkill_during_the_canary_start_resumes_and_starts_it_once(
