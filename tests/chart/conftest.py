@@ -58,6 +58,10 @@ OPERATOR_RULES: dict[tuple[str, str], set[str]] = {
 # Granted verbs a short full reconcile may not exercise, and the code path that needs each.
 MAY_GO_UNSEEN: dict[tuple[str, str, str], str] = {
     ("apps", "deployments", "get"): "kube.create reads the existing Deployment after a 409 (stale index)",
+    ("apps", "deployments", "patch"): (
+        "a canary's incumbent or a promotion step scaled, a hand-edited template put back (a change under strategy "
+        "Replace creates a new Deployment instead)"
+    ),
     ("", "services", "get"): "kube.create reads the existing Service after a 409 (stale index)",
     ("batch", "jobs", "get"): "kube.create reads the existing Job after a 409 (stale index)",
     ("batch", "jobs", "delete"): "plan.py retries a validation that errored (exit 2) after VALIDATION_RETRY_SECONDS",

@@ -459,6 +459,7 @@ NAMESPACED_ACCESS: list[tuple[str, str, str, str, bool]] = [
     ("update", "speculativedeployments.specdeploy.io", "finalizers", "watched", True),
     ("create", "deployments.apps", "", "watched", True),
     ("patch", "deployments.apps", "", "watched", True),
+    ("delete", "deployments.apps", "", "watched", True),
     ("create", "services", "", "watched", True),
     ("create", "jobs.batch", "", "watched", True),
     ("delete", "jobs.batch", "", "watched", True),
@@ -620,7 +621,7 @@ def test_cluster_wide_install_grants_the_operator_rules_in_every_namespace_and_s
         *[(v, "secrets", "", ns, False) for v in ("get", "list", "watch") for ns in (None, "default", "kube-system")],
         ("list", "nodes", "", None, False),
         ("list", "namespaces", "", None, False),
-        ("delete", "deployments.apps", "", "default", False),
+        ("delete", "services", "", "default", False),
         ("create", "clusterrolebindings.rbac.authorization.k8s.io", "", None, False),
     ]
     wrong = wrong_answers(clusterwide, checks)
@@ -636,7 +637,7 @@ def test_cluster_wide_operator_reconciles_any_namespace_and_keeps_its_peering_al
         with operator_as(cluster, clusterwide, tmp_path, [], ["--peering", PEERING]) as run:
             admin.apply(sd("anywhere", "Skip", models["target"], models["draft"]), "-n", ns)
             st = ready(admin, "anywhere", ns)
-            assert admin.get("deployment", "anywhere", ns) is not None
+            assert admin.deployment("anywhere", ns) is not None
             peers = wait_for(
                 "a keep-alive in the ClusterKopfPeering",
                 lambda: (admin.get("clusterkopfpeering", PEERING) or {}).get("status"),
