@@ -47,6 +47,7 @@ from specdeploy.rollout.drift import is_subset, patch_for
 from specdeploy.rollout.events import COMPONENT, Event, event_manifest, involved_object
 from specdeploy.rollout.plan import Observed, Owner, Plan, plan
 from specdeploy.rollout.validation import job_outcome
+from specdeploy.rollout.workloads import Workloads
 from specdeploy.rollout.writes import Create, Delete, Patch, Say, Write, child_write, writes_for
 from specdeploy.tracker import AcceptanceTracker
 
@@ -299,6 +300,27 @@ async def child_deleted(*, namespace: str | None, labels: Mapping[str, str], **_
     _wake(namespace, labels.get(lbl.SD_NAME))
 
 
+# ----------------------------------------------------------------------------------------- issue 16: LeaderWorkerSets
+# Watched only when the operator runs with LeaderWorkerSet support (``specdeploy run --leaderworkerset``): without
+# it the LWS CRD may be absent and the chart grants no access to leaderworkersets, and a multi-node spec is
+# refused (``rollout.workloads``). Registered by ``enable_leaderworkerset`` before kopf starts.
+_features = {"leaderworkerset": False}
+
+
+async def leaderworkersets_idx(*, namespace: str | None, labels: Mapping[str, str], body: kopf.Body, **_: Any) -> Any:
+    key = _owner_key(namespace, labels)
+    return _indexed(key, _pack(body))
+
+
+def enable_leaderworkerset() -> None:
+    """Watch our LeaderWorkerSets (index and deletions) and let the planner render them for multi-node specs."""
+    if _features["leaderworkerset"]:
+        return
+    _features["leaderworkerset"] = True
+    kopf.index("leaderworkerset.x-k8s.io", "v1", "leaderworkersets", labels=MANAGED)(leaderworkersets_idx)
+    kopf.on.event("leaderworkerset.x-k8s.io", "v1", "leaderworkersets", labels=MANAGED, when=_deleted)(child_deleted)
+
+
 @kopf.index(GROUP, VERSION, PLURAL)
 async def objects_idx(*, namespace: str | None, name: str | None, **_: Any) -> None:
     """Not an index: the cheapest kopf hook per watch event of a SpeculativeDeployment (kopf has already put the
@@ -333,12 +355,15 @@ class Indexes:
     pods: Any
     revisions: Any
     pdbs: Any = None  # issue 15
+    leaderworkersets: Any = None  # issue 16: only with LeaderWorkerSet support
 
     @classmethod
     def from_kwargs(cls, kwargs: Mapping[str, Any]) -> Indexes:
-        """The indexes kopf passes to the daemon by their handlers' names (the budget's may be absent: issue 15)."""
+        """The indexes kopf passes to the daemon by their handlers' names (the budget's may be absent: issue 15;
+        the LeaderWorkerSets' is there only with LeaderWorkerSet support: issue 16)."""
         idx = cls(*(kwargs[f"{kind}_idx"] for kind in ("deployments", "services", "jobs", "pods", "revisions")))
         idx.pdbs = kwargs.get("pdbs_idx")
+        idx.leaderworkersets = kwargs.get("leaderworkersets_idx")
         return idx
 
 
@@ -387,7 +412,7 @@ class ObjectReconciler:
         if not is_subset(result.status, observed.status):
             self.last_status = result.status
             self.last_status_over = self.seen_version
-        self.tracker.set_serving(result.serving, observed.deployment)
+        self.tracker.set_serving(result.serving, observed.live_workload(result.deployment))
 
     def observe(
         self, body: kopf.Body, spec: SpeculativeDeploymentSpec, idx: Indexes, pods: list[dict[str, Any]]
@@ -419,6 +444,8 @@ class ObjectReconciler:
             now_iso=_now_iso(),
             now=time.time(),
             policy=_admin["policy"],
+            leaderworkerset=_one(idx.leaderworkersets, self.key) if idx.leaderworkersets is not None else None,
+            leaderworkerset_enabled=_features["leaderworkerset"],
         )
 
     async def read_snapshots(self, spec: SpeculativeDeploymentSpec, idx: Indexes) -> None:
@@ -429,7 +456,8 @@ class ObjectReconciler:
         )
         revisions, _ = overlay.with_written(revisions, self.written)
         history = hist.from_controller_revisions(revisions)
-        live_id = progress.template_revision(_one(idx.deployments, self.key))
+        lws = _one(idx.leaderworkersets, self.key) if idx.leaderworkersets is not None else None
+        live_id = progress.template_revision(Workloads(_one(idx.deployments, self.key), lws).live())
         needed = hist.snapshots_needed(history, revision_id(spec), live_id)
         self.snapshots = {k: v for k, v in self.snapshots.items() if k in needed}
         for rev_id in sorted(needed - self.snapshots.keys()):

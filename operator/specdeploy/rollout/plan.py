@@ -29,9 +29,10 @@ from specdeploy.api.revision import SERVING_FIELDS, revision_id, serving_snapsho
 from specdeploy.monitor.finding import MonitorFinding
 from specdeploy.policy import AdminPolicy, check
 from specdeploy.render import labels as lbl
-from specdeploy.render import owner_for, render_deployment, render_service
+from specdeploy.render import owner_for, render_service
 from specdeploy.render.ecosystem import render_optional  # issue 15
 from specdeploy.render.meta import OwnerRef, owner_reference
+from specdeploy.render.workload import render_workload  # issue 16: Deployment or LeaderWorkerSet
 from specdeploy.rollout import progress
 from specdeploy.rollout.announce import Subject, Transitions, plan_events, stable_event
 from specdeploy.rollout.events import Event
@@ -46,6 +47,7 @@ from specdeploy.rollout.refusal import refuse
 from specdeploy.rollout.serve import apply_finding, select
 from specdeploy.rollout.status import Rollout, StatusInput, build_status, rollout_conditions
 from specdeploy.rollout.validation import JobOutcome, ValidationInput, holds_rollout, validate_step
+from specdeploy.rollout.workloads import LWS_DISABLED, Workloads, disabled_message
 
 __all__ = ["Event", "JobOutcome", "MonitorFinding", "Observed", "Owner", "Plan", "plan"]
 
@@ -78,6 +80,17 @@ class Observed:
     now_iso: str
     now: float
     policy: AdminPolicy = field(default_factory=AdminPolicy)  # the admin's allow-lists (specdeploy.policy)
+    # Issue 16: the live LeaderWorkerSet, and whether the operator runs with LeaderWorkerSet support.
+    leaderworkerset: Mapping[str, Any] | None = None
+    leaderworkerset_enabled: bool = False
+
+    @property
+    def workloads(self) -> Workloads:
+        return Workloads(self.deployment, self.leaderworkerset)
+
+    def live_workload(self, desired: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+        """The live workload of ``desired``'s kind (a Deployment or a LeaderWorkerSet); without one, what serves."""
+        return self.workloads.of_kind(desired["kind"]) if desired is not None else self.workloads.live()
 
 
 @dataclass
@@ -86,13 +99,14 @@ class Plan:
     verdicts: list[tuple[str, dict[str, str]]] = field(default_factory=list)
     create_job: dict[str, Any] | None = None
     delete_job: str | None = None
-    deployment: dict[str, Any] | None = None
+    deployment: dict[str, Any] | None = None  # the workload: a Deployment or a LeaderWorkerSet (render.workload)
     service: dict[str, Any] | None = None
     status: dict[str, Any] = field(default_factory=dict)
     events: list[Event] = field(default_factory=list)
     prune: list[str] = field(default_factory=list)
     serving: ServingChoice | None = None  # what the monitor should follow
     optional: list[dict[str, Any]] | None = None  # issue 15: PDB, InferencePool wanted; None: leave them be
+    retire: list[tuple[str, str]] = field(default_factory=list)  # issue 16: (kind, name) to scale to 0 (workloads)
 
 
 def plan(obs: Observed) -> Plan:
@@ -102,6 +116,20 @@ def plan(obs: Observed) -> Plan:
     violations = check(spec, obs.policy)
     if violations:
         refused = refuse(owner.name, owner.uid, owner.generation, obs.status, violations, now_iso=obs.now_iso)
+        return Plan(status=refused.status, events=list(refused.events))
+    # Issue 16: a multi-node spec without LeaderWorkerSet support is refused the same way (rollout.workloads).
+    lws_off = None if obs.leaderworkerset_enabled else disabled_message(spec)
+    if lws_off is not None:
+        refused = refuse(
+            owner.name,
+            owner.uid,
+            owner.generation,
+            obs.status,
+            [],
+            now_iso=obs.now_iso,
+            reason=LWS_DISABLED,
+            message=lws_off,
+        )
         return Plan(status=refused.status, events=list(refused.events))
     out = Plan()
     # 1. Revision.
@@ -114,7 +142,7 @@ def plan(obs: Observed) -> Plan:
     current, history = checked.current, history.replaced(checked.current)
     out.verdicts, out.create_job, out.delete_job = list(checked.verdicts), checked.create_job, checked.delete_job
     # 3. Serve, and 4. the monitor's finding on what serves.
-    live_id = progress.template_revision(obs.deployment)
+    live_id = progress.template_revision(obs.workloads.live())
     held = holds_rollout(checked.state, current)
     found = apply_finding(
         obs.monitor,
@@ -134,9 +162,11 @@ def plan(obs: Observed) -> Plan:
     out.optional = render_optional(
         owner.name, owner.namespace, spec, out.serving.id if out.serving else current.id, owner=owner.ref()
     )
-    # 6. Status.
-    ready = progress.ready_replicas(obs.deployment)
-    rolled_out = out.serving is not None and progress.rolled_out(obs.deployment, out.serving.id, spec.replicas)
+    serving_live = obs.live_workload(out.deployment)  # issue 16: the workload of the serving kind
+    out.retire = obs.workloads.to_retire(out.deployment["kind"] if out.deployment else None)
+    # 6. Status (ready replicas: pods of a Deployment, groups of a LeaderWorkerSet).
+    ready = progress.ready_replicas(serving_live)
+    rolled_out = out.serving is not None and progress.rolled_out(serving_live, out.serving.id, spec.replicas)
     rollout = Rollout(checked.state, out.serving, found.selection.replaced, action, rolled_out, ready, spec.replicas)
     conditions = cond.set_conditions(
         old_conditions, [checked.condition, *rollout_conditions(rollout)], obs.now_iso, owner.generation
@@ -187,10 +217,10 @@ def controller_revision(owner: Owner, rev_id: str, number: int, spec: Speculativ
 def render_children(
     owner: Owner, spec: SpeculativeDeploymentSpec, serving: ServingChoice | None, current_id: str
 ) -> tuple[dict[str, Any] | None, dict[str, Any]]:
-    """Step 5: the Deployment for what serves (none while nothing can), and the Service."""
+    """Step 5: the workload for what serves (none while nothing can), and the Service."""
     deployment = None
     if serving is not None:
-        deployment = render_deployment(
+        deployment = render_workload(
             owner.name,
             owner.namespace,
             spec_for(serving, spec),

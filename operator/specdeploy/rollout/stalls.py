@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from specdeploy import conditions as cond
+from specdeploy.render.leaderworkerset import WORKER_COMPONENT
 from specdeploy.rollout.events import Event, condition_facts, event_name
 from specdeploy.rollout.plan import Observed, Plan
 
@@ -50,6 +51,9 @@ WAITING_PROBLEMS = frozenset(
         "PostStartHookError",
     }
 )
+# Pods whose problem stalls a rollout: a Deployment's pods and a LeaderWorkerSet's leaders ("server"), and its
+# workers (issue 16: a group with an unschedulable or crash-looping worker never gets ready either).
+SERVING_COMPONENTS = frozenset({"server", WORKER_COMPONENT})
 # The plan's reason while a rollout is under way: only that state is refined (a serving or invalid object is not).
 ROLLING_OUT = "RollingOut"
 
@@ -128,7 +132,8 @@ def diagnose(
     Most specific first: no pods can be created at all (``ReplicaFailure``); then a pod of the revision that cannot
     be scheduled or started (the first by name, so the choice is stable); then the Deployment's own verdict that
     the deadline passed, which names no cause of its own. ``pods`` are the index's entries (``pod_problem`` kept
-    under "problem"); validator pods and other revisions' pods are not looked at.
+    under "problem"); a LeaderWorkerSet's workers count like its leaders; validator pods and other revisions' pods
+    are not looked at.
     """
     if not deployment:
         return None
@@ -140,7 +145,9 @@ def diagnose(
         (
             p
             for p in pods
-            if p.get("component") == "server" and p.get("problem") and (not revision or p.get("revision") == revision)
+            if p.get("component") in SERVING_COMPONENTS
+            and p.get("problem")
+            and (not revision or p.get("revision") == revision)
         ),
         key=lambda p: str(p.get("name")),
     )
@@ -194,7 +201,7 @@ def report(p: Plan, obs: Observed, pods: Sequence[Mapping[str, Any]]) -> Plan:
     """The plan, with the cause of a stuck rollout on its status and its Event added (``p`` is changed in place
     and returned); unchanged when nothing is stuck or the plan does not say RollingOut."""
     serving = p.serving.id if p.serving is not None else None
-    stall = diagnose(obs.deployment, pods, serving)
+    stall = diagnose(obs.live_workload(p.deployment), pods, serving)
     if stall is None:
         return p
     owner = obs.owner

@@ -7,8 +7,9 @@ The order is what makes a crash safe, so it is decided here, as a plain function
 1. ``decisions``, one after another: the revision record, then the verdicts on it. A decision is durable on its
    ControllerRevision before anything acts on it, so a restarted loop finds it instead of taking it again. When
    there is no verdict, nothing acts on a decision and the record goes along with step 2.
-2. ``acts``, all at once: the Job, the Service, the Deployment (each created, or merge-patched only where the live
-   object lacks something), and the Events. The Deployment, the slow part of getting Ready, starts at the first
+2. ``acts``, all at once: the Job, the Service, the Deployment or LeaderWorkerSet (each created, or merge-patched
+   only where the live object lacks something; a workload of the kind no longer served scaled to 0), and the
+   Events. The Deployment, the slow part of getting Ready, starts at the first
    round trip instead of the fourth.
 3. ``status``, only after every write of steps 1 and 2 succeeded, and only when it changed. Events are created
    before the status write that records their transitions, each under its transition's name (``rollout.events``):
@@ -29,6 +30,7 @@ from specdeploy.rollout.events import Event
 from specdeploy.rollout.history import controller_revision_name
 from specdeploy.rollout.plan import Observed, Plan
 from specdeploy.rollout.progress import template_revision
+from specdeploy.rollout.workloads import retire_patch
 
 
 @dataclass(frozen=True)
@@ -129,7 +131,11 @@ def writes_for(p: Plan, observed: Observed) -> Writes:
         job.append(Delete(Ref("Job", ns, p.delete_job)))
     if p.create_job is not None:
         job.append(Create(p.create_job))
-    children = (child_write(observed.service, p.service), child_write(observed.deployment, p.deployment))
+    children = (
+        child_write(observed.service, p.service),
+        child_write(observed.live_workload(p.deployment), p.deployment),  # issue 16: Deployment or LeaderWorkerSet
+        *(Patch(Ref(kind, ns, workload), retire_patch()) for kind, workload in p.retire),
+    )
     return Writes(
         decisions=(*record, *marks) if marks else (),
         acts=(*(() if marks else record), *job, *(w for w in children if w is not None), *map(Say, p.events)),
