@@ -52,6 +52,14 @@ which the kubelet resolves. Call with (dict "root" . "peeringResource" "kopfpeer
   resources: ["inferencepools"]
   verbs: ["get", "create", "patch", "delete"]
 {{- end }}
+{{- if .root.Values.leaderWorkerSet.enabled }}
+# LeaderWorkerSets (leaderworkerset.x-k8s.io) of multi-node revisions: watched, created (get after a 409), patched
+# like the Deployment (a workload of the kind no longer served is scaled to 0, not deleted). Never deleted: the
+# garbage collector follows the owner reference.
+- apiGroups: ["leaderworkerset.x-k8s.io"]
+  resources: ["leaderworkersets"]
+  verbs: ["get", "list", "watch", "create", "patch"]
+{{- end }}
 # The validation Job: watched, created; an errored one is deleted to retry it.
 - apiGroups: ["batch"]
   resources: ["jobs"]
