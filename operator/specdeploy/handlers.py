@@ -279,6 +279,8 @@ async def pods_idx(
 
 @kopf.index("apps", "v1", "controllerrevisions", labels=MANAGED)
 async def revisions_idx(*, namespace: str | None, labels: Mapping[str, str], body: kopf.Body, **_: Any) -> Any:
+    if ownership.foreign_controller((body.get("metadata") or {}).get("ownerReferences")):
+        return None  # a LeaderWorkerSet's StatefulSet's revision, with our labels copied (rollout.ownership)
     key = _owner_key(namespace, labels)
     return _indexed(key, _pack(hist.index_entry(body)))  # no spec snapshot: see ObjectReconciler.read_snapshots
 

@@ -22,6 +22,10 @@ Choices a reader may question, and why:
   group useless; LWS deletes and recreates the group.
 - ``startupPolicy: LeaderCreated`` (LWS's default): workers start with the leader so both load weights at once;
   vLLM's workers wait for the master's TCP store.
+- ``networkConfig.subdomainPolicy: UniquePerReplica``: with LWS's default (Shared) the controller makes a
+  headless Service named after the LeaderWorkerSet, which is the name of the object's own Service; finding that
+  name taken it creates none, and the leader's address (``<leader pod>.<that Service>``) resolves nowhere in a
+  real cluster. Per replica, the headless Service is named after each leader pod instead (``<name>-0``).
 - The rolling update keeps maxSurge 0 and maxUnavailable 1, as the Deployment does: a surge group needs a spare
   set of GPU nodes.
 """
@@ -117,6 +121,7 @@ def render_leaderworkerset(
         "spec": {
             "replicas": spec.replicas,
             "startupPolicy": "LeaderCreated",
+            "networkConfig": {"subdomainPolicy": "UniquePerReplica"},
             "rolloutStrategy": {
                 "type": "RollingUpdate",
                 "rollingUpdateConfiguration": {"maxSurge": 0, "maxUnavailable": 1},

@@ -13,7 +13,7 @@ from specdeploy.api import SpeculativeDeploymentSpec
 from specdeploy.api.revision import revision_id
 from specdeploy.render.leaderworkerset import WORKER_COMPONENT
 from specdeploy.render.workload import render_workload, workload_kind
-from specdeploy.rollout import progress, stalls
+from specdeploy.rollout import ownership, progress, stalls
 from specdeploy.rollout.history import History, from_controller_revisions
 from specdeploy.rollout.plan import Observed, Owner, Plan, plan
 from specdeploy.rollout.workloads import LWS_DISABLED, Workloads
@@ -197,3 +197,12 @@ def test_acceptance_is_scraped_from_leaders_only() -> None:
     tracker.serving_id = rid
     pods = [pod("big-0", "server", rid), pod("big-0-1", WORKER_COMPONENT, rid, ip="127.0.0.2")]
     assert list(tracker._targets(spec_of(BIG), pods)) == ["big-0"]
+
+
+def test_a_statefulsets_revisions_are_not_read_as_the_objects_revisions() -> None:
+    """LWS's StatefulSets copy our pod labels onto their ControllerRevisions; only ours are the object's."""
+    ours = [{"apiVersion": "specdeploy.io/v1alpha1", "kind": "SpeculativeDeployment", "controller": True}]
+    statefulset = [{"apiVersion": "apps/v1", "kind": "StatefulSet", "controller": True}]
+    assert not ownership.foreign_controller(ours)
+    assert not ownership.foreign_controller(None)
+    assert ownership.foreign_controller(statefulset)
