@@ -175,7 +175,7 @@ def sd_spec(pool: str, draft: str) -> dict[str, Any]:
         "rollback": {
             "minAcceptanceRate": 0.5,
             "windowSeconds": 10,
-            "consecutiveWindows": 2,
+            "consecutiveWindows": 1,
             "minDraftTokens": 50,
             "warmupSeconds": 0,
             "stableAfterSeconds": 3,
