@@ -20,6 +20,7 @@ from specdeploy.api.status import (
     MAX_FAILED_REVISIONS,
     AcceptanceStatus,
     FailedRevision,
+    PerformanceStatus,
     RevisionStatus,
     SpeculativeDeploymentStatus,
     ValidationStatus,
@@ -162,6 +163,10 @@ def build_status(
     acceptance = (finding.acceptance if finding and finding.acceptance else None) or old.get("acceptance")
     if acceptance:
         status.acceptance = AcceptanceStatus.model_validate(acceptance)
+    # issue 14: the serving revision's measured speed (monitor.performance decides when it is worth a write)
+    performance = (finding.performance if finding and finding.performance else None) or old.get("performance")
+    if performance:
+        status.performance = PerformanceStatus.model_validate(performance)
     out: dict[str, Any] = status.model_dump(mode="json", by_alias=True, exclude_unset=True)
     return out
 
