@@ -33,7 +33,7 @@ from specdeploy.monitor.decision import Decision, Policy, Reason, Verdict, decid
 from specdeploy.monitor.finding import CanaryFinding, CanaryVerdict, MonitorFinding
 from specdeploy.monitor.performance import latest_with_tokens, meaningful, measured_speedup, performance_status
 from specdeploy.monitor.pools import POOLS, capped_timeout, scrape_object
-from specdeploy.monitor.prometheus_source import PodSelector, PrometheusQueryError, query_window
+from specdeploy.monitor.prometheus_source import PodSelector, PrometheusQueryError, query_speed, query_window
 from specdeploy.monitor.speedup import recommend_depth
 from specdeploy.monitor.window import PodError, PodSample, Window, WindowAccumulator
 from specdeploy.rollout.history import ServingChoice
@@ -438,7 +438,20 @@ class AcceptanceTracker:
                 incomplete_pods=("prometheus",),
                 errors=(error,),
             )
-        return Window.from_counters(start, end, counters, pod_names)
+        try:
+            speed = await query_speed(
+                POOLS.prometheus_session(),
+                str(spec.metrics.prometheus.url),
+                selector,
+                end - start,
+                at=end,
+                timeout=capped_timeout(spec.metrics.timeout_seconds),
+                turn=lambda: POOLS.turn(namespace, name),
+            )
+        except PrometheusQueryError:
+            exporter.count_scrape_error(namespace, name, "prometheus")
+            speed = None  # the window keeps its acceptance; only its speed is unknown
+        return Window.from_counters(start, end, counters, pod_names, speed=speed)
 
     # ------------------------------------------------------------------ verdict
     def finding(
