@@ -471,7 +471,7 @@ class AcceptanceTracker:
         if not self.serving_id:
             return None
         canary = self.judge_canary(spec)
-        performance = self._publish_performance()
+        performance = self._publish_performance(float(spec.rollback.warmup_seconds))
         if namespace and name:
             self._export_speed(namespace, name)
         if not self.speculation or self.decision is None:
@@ -496,14 +496,18 @@ class AcceptanceTracker:
             performance=performance,
         )
 
-    def _publish_performance(self) -> dict[str, Any] | None:
+    def _publish_performance(self, warmup_seconds: float) -> dict[str, Any] | None:
         """status.performance of the serving revision, rewritten only when it changed meaningfully; None until a
-        window measured its speed. The speedup stays None until a control group feeds ``measured_speedup``."""
+        window after warm-up measured its speed (warm-up traffic is not the revision's speed, and the status stays
+        untouched while it lasts). The speedup stays None until a control group feeds ``measured_speedup``."""
         assert self.serving_id is not None
-        latest = latest_with_tokens(self.windows)
+        if self.ready_since is None:
+            return self.performance
+        judged = [w for w in self.windows if w.start >= self.ready_since + warmup_seconds]
+        latest = latest_with_tokens(judged)
         if latest is None and self.performance is None:
             return None
-        speeds = [w.speed for w in self.windows if w.speed is not None]
+        speeds = [w.speed for w in judged if w.speed is not None]
         candidate = performance_status(self.serving_id, latest, measured_speedup(speeds, control=()))
         if meaningful(self.performance, candidate):
             model = PerformanceStatus.model_validate(candidate)

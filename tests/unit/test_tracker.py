@@ -376,10 +376,21 @@ def test_the_serving_revisions_speed_is_published_and_noise_is_not_rewritten() -
 
 
 def test_a_revision_without_speculation_still_reports_its_speed_and_nothing_else() -> None:
-    tracker = tracker_serving(ServingChoice(REV, speculation=False))
+    nospec = ServingChoice(REV, speculation=False)
+    tracker = AcceptanceTracker()
+    tracker.set_serving(nospec, deployment(nospec.id), now=T0)
     assert tracker.finding(SPEC) is None, "nothing measured yet"
     tracker.windows = speed_windows([0.015], T0 + 200)
     v = tracker.finding(SPEC)
     assert v is not None and v.revision == REV.id + "-nospec"
     assert not v.trip and not v.healthy and v.acceptance is None
     assert v.performance is not None and v.performance["timePerOutputTokenSeconds"] == 0.015
+
+
+def test_speed_during_warm_up_is_not_published() -> None:
+    tracker = tracker_serving()  # Ready at T0, warm-up 120 s
+    tracker.windows = speed_windows([0.050], T0 + 30)
+    assert tracker.finding(SPEC) is None or tracker.finding(SPEC).performance is None  # type: ignore[union-attr]
+    tracker.windows += speed_windows([0.020], T0 + 120)
+    v = tracker.finding(SPEC)
+    assert v is not None and v.performance is not None and v.performance["timePerOutputTokenSeconds"] == 0.02
