@@ -268,7 +268,6 @@ class AcceptanceTracker:
             ratio = parameter_ratio(validation)
             if ratio is not None:
                 self._remember_cost(self.serving_id, ratio)
-        # The same revision without speculation runs no draft; its own id carries a suffix, the record the same.
         return self.cost_ratios.get(self.serving_id, DEFAULT_COST_RATIO)
 
     # ------------------------------------------------------------------ scraping

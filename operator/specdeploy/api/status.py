@@ -141,7 +141,8 @@ class AcceptanceStatus(StatusModel):
         ge=1,
         le=16,
         description="The k that the measured per-position rates suggest (advice only), assuming a draft step costs "
-        "validation.parameterRatio of a target step (0.1 when the validator did not estimate it).",
+        "the serving revision's own validation parameterRatio of a target step (0.1 when its validator did not "
+        "estimate it).",
     )
     rate_text: str | None = Field(None, max_length=16, description="The rate with two decimals, for display.")
     revision: str | None = Field(None, max_length=63, description="Serving revision these numbers belong to.")
