@@ -41,13 +41,12 @@ from specdeploy.monitor import exporter
 from specdeploy.policy import AdminPolicy, permits_metrics_source
 from specdeploy.render import job_name
 from specdeploy.render import labels as lbl
+from specdeploy.rollout import canary, invalid, overlay, ownership, progress, retry, stalls
 from specdeploy.rollout import history as hist
-from specdeploy.rollout import invalid, overlay, ownership, progress, retry, stalls
 from specdeploy.rollout.drift import is_subset, patch_for
 from specdeploy.rollout.events import COMPONENT, Event, event_manifest, involved_object
 from specdeploy.rollout.plan import Observed, Owner, Plan, plan
 from specdeploy.rollout.validation import job_outcome
-from specdeploy.rollout.workloads import Workloads
 from specdeploy.rollout.writes import Create, Delete, Patch, Say, Write, child_write, writes_for
 from specdeploy.tracker import AcceptanceTracker
 
@@ -369,6 +368,12 @@ class Indexes:
         return idx
 
 
+def _workloads(idx: Indexes, key: tuple[str, str]) -> list[dict[str, Any]]:
+    """Every workload of the object: its Deployments and (with LeaderWorkerSet support) its LeaderWorkerSets."""
+    lws = _many(idx.leaderworkersets, key) if idx.leaderworkersets is not None else []
+    return [*_many(idx.deployments, key), *lws]
+
+
 class ObjectReconciler:
     """The state one daemon keeps for one SpeculativeDeployment between loops, and one loop's work.
 
@@ -414,7 +419,11 @@ class ObjectReconciler:
         if not is_subset(result.status, observed.status):
             self.last_status = result.status
             self.last_status_over = self.seen_version
-        self.tracker.set_serving(result.serving, observed.live_workload(result.deployment))
+        self.tracker.set_serving(result.serving, progress.for_revision(observed.deployments, _id(result.serving)))
+        # Issue 13: the canary beside it. The monitor's side adds set_canary; until then there is nothing to call.
+        set_canary = getattr(self.tracker, "set_canary", None)
+        if set_canary is not None:
+            set_canary(result.canary, progress.for_revision(observed.deployments, _id(result.canary)))
 
     def observe(
         self, body: kopf.Body, spec: SpeculativeDeploymentSpec, idx: Indexes, pods: list[dict[str, Any]]
@@ -439,14 +448,13 @@ class ObjectReconciler:
             history=hist.with_snapshots(
                 hist.from_controller_revisions(revisions), {**self.snapshots, revision_id(spec): serving_snapshot(spec)}
             ),
-            deployment=_one(idx.deployments, self.key),
+            deployments=tuple(_workloads(idx, self.key)),  # issue 16: the LeaderWorkerSets too
             service=_one(idx.services, self.key),
             job=job_outcome(_many(idx.jobs, self.key), pods, job_name(name, revision_id(spec))),
             monitor=self.tracker.finding(spec, namespace, name, status.get("validation")),
             now_iso=_now_iso(),
             now=time.time(),
             policy=_admin["policy"],
-            leaderworkerset=_one(idx.leaderworkersets, self.key) if idx.leaderworkersets is not None else None,
             leaderworkerset_enabled=_features["leaderworkerset"],
         )
 
@@ -458,8 +466,9 @@ class ObjectReconciler:
         )
         revisions, _ = overlay.with_written(revisions, self.written)
         history = hist.from_controller_revisions(revisions)
-        lws = _one(idx.leaderworkersets, self.key) if idx.leaderworkersets is not None else None
-        live_id = progress.template_revision(Workloads(_one(idx.deployments, self.key), lws).live())
+        current = revision_id(spec)
+        live = canary.incumbent(canary.lives(_workloads(idx, self.key)), current)
+        live_id = live.serving_id if live else None
         needed = hist.snapshots_needed(history, revision_id(spec), live_id)
         self.snapshots = {k: v for k, v in self.snapshots.items() if k in needed}
         for rev_id in sorted(needed - self.snapshots.keys()):
@@ -595,6 +604,10 @@ class ObjectReconciler:
         if not created:  # said before the status recorded it (a restart, a refused status write): not said again
             log.info(f"{owner.namespace}/{owner.name}: Event {ev.reason} {ev.name} exists already (409)")
         return created
+
+
+def _id(choice: hist.ServingChoice | None) -> str | None:
+    return choice.id if choice is not None else None
 
 
 async def _all(calls: list[Coroutine[Any, Any, Any]]) -> None:

@@ -88,10 +88,11 @@ def test_a_tp8_pp2_target_runs_as_one_group_of_two_pods_and_a_dead_worker_recrea
     lws: LwsController, pool: str, kubectl: Kubectl, namespace: str
 ) -> None:
     lws_obj = render_leaderworkerset("big", namespace, big_spec(pool), "rev1", owner=None)
+    big = lws_obj["metadata"]["name"]  # the revision's workload name, big-rev1
     kubectl.apply(lws_obj)
 
     def whole_group_ready() -> list[dict[str, Any]] | None:
-        pods = group_pods(kubectl, namespace, "big")
+        pods = group_pods(kubectl, namespace, big)
         return pods if len(pods) == 2 and all(ready(p) for p in pods) else None
 
     pods = wait_for("the group's 2 pods to be Ready", whole_group_ready, timeout=120, interval=1)
@@ -100,7 +101,7 @@ def test_a_tp8_pp2_target_runs_as_one_group_of_two_pods_and_a_dead_worker_recrea
     leader, worker = by_index["0"], by_index["1"]
     # LWS's pod webhook put the leader's address and each pod's index into the environment the argv refers to.
     assert env_of(leader)["LWS_LEADER_ADDRESS"] == env_of(worker)["LWS_LEADER_ADDRESS"]
-    assert env_of(leader)["LWS_LEADER_ADDRESS"].startswith(f"big-0.big-0.{namespace}")
+    assert env_of(leader)["LWS_LEADER_ADDRESS"].startswith(f"{big}-0.{big}.{namespace}")
     assert env_of(worker)["LWS_WORKER_INDEX"] == "1"
     assert "$(LWS_LEADER_ADDRESS)" in leader["spec"]["containers"][0]["args"]
     assert "--headless" in worker["spec"]["containers"][0]["args"]
@@ -108,7 +109,7 @@ def test_a_tp8_pp2_target_runs_as_one_group_of_two_pods_and_a_dead_worker_recrea
     assert worker["metadata"]["labels"]["app.kubernetes.io/component"] == "server-worker"
 
     def group_ready_count() -> GroupStatus | None:
-        got = group_status(kubectl.get("leaderworkerset", "big", namespace=namespace) or {})
+        got = group_status(kubectl.get("leaderworkerset", big, namespace=namespace) or {})
         return got if got.complete and got.ready == 1 else None
 
     wait_for("the LeaderWorkerSet to report 1 ready group", group_ready_count, timeout=60, interval=1)
@@ -128,8 +129,8 @@ def test_a_tp8_pp2_target_runs_as_one_group_of_two_pods_and_a_dead_worker_recrea
     wait_for("the LeaderWorkerSet to report 1 ready group again", group_ready_count, timeout=60, interval=1)
 
     # Deleting the LeaderWorkerSet removes the group.
-    kubectl.run("delete", "leaderworkerset", "big", "-n", namespace, "--wait=false")
-    wait_for("the group's pods to go", lambda: not group_pods(kubectl, namespace, "big"), timeout=120, interval=1)
+    kubectl.run("delete", "leaderworkerset", big, "-n", namespace, "--wait=false")
+    wait_for("the group's pods to go", lambda: not group_pods(kubectl, namespace, big), timeout=120, interval=1)
 
 
 @pytest.mark.parametrize(
@@ -167,6 +168,7 @@ def sd_spec(pool: str, draft: str) -> dict[str, Any]:
         "draft": {"model": draft},
         "speculation": {"method": "draft_model", "numSpeculativeTokens": 4},
         "validation": {"policy": "Skip"},
+        "rollout": {"strategy": "Replace"},  # the pool holds one group: no room for a canary group beside it
         "serving": {
             "gpusPerNode": 8,
             "nodeSelector": {POOL_LABEL: pool},
@@ -206,6 +208,11 @@ def leaders(cluster: LocalCluster) -> Iterator[Fleet]:
     fleet.stop()
 
 
+def workloads(kubectl: Kubectl, namespace: str, kind: str) -> list[str]:
+    """Names of the object's workloads of ``kind`` (one per revision: big-<serving id>)."""
+    return sorted(o["metadata"]["name"] for o in kubectl.items(kind, namespace, selector="specdeploy.io/name=big"))
+
+
 def leader_draft(kubectl: Kubectl, name: str, namespace: str) -> str | None:
     lws_obj = kubectl.get("leaderworkerset", name, namespace=namespace) or {}
     templates = (lws_obj.get("spec") or {}).get("leaderWorkerTemplate") or {}
@@ -232,13 +239,15 @@ def test_the_operator_serves_a_multi_node_spec_as_one_group_rolls_back_a_bad_dra
 
     st = wait_for("the object to be Ready with 1 group", serving_one_group, timeout=90, interval=0.5)
     assert st["ready"] == "1/1"
-    assert kubectl.get("deployment", "big", namespace) is None  # not a Deployment asking for 16 GPUs
-    pods = group_pods(kubectl, namespace, "big")
+    good = f"big-{st['revision']['serving']}"  # the revision's LeaderWorkerSet
+    assert workloads(kubectl, namespace, "leaderworkersets") == [good]
+    assert workloads(kubectl, namespace, "deployments") == []  # not a Deployment asking for 16 GPUs
+    pods = group_pods(kubectl, namespace, good)
     assert len(pods) == 2 and len({p["spec"]["nodeName"] for p in pods}) == 2
-    assert group_status(kubectl.get("leaderworkerset", "big", namespace=namespace)).ready == 1
-    # The object's Service keeps its name and cluster IP; the group's headless Service is per leader pod.
+    assert group_status(kubectl.get("leaderworkerset", good, namespace=namespace)).ready == 1
+    # The object's Service keeps its cluster IP; LWS's headless Service for the leader's address is the revision's.
     assert kubectl.get("service", "big", namespace)["spec"]["clusterIP"] != "None"
-    assert kubectl.get("service", "big-0", namespace)["spec"]["clusterIP"] == "None"
+    assert kubectl.get("service", good, namespace)["spec"]["clusterIP"] == "None"
 
     # Acceptance comes from the leader (workers serve no engine /metrics) and the revision becomes stable.
     def stable() -> dict[str, Any] | None:
@@ -262,7 +271,7 @@ def test_the_operator_serves_a_multi_node_spec_as_one_group_rolls_back_a_bad_dra
         ready = condition(st, "Ready")
         if ready.get("status") == "False":
             seen_down.append(str(ready.get("message")))
-        uids = {p["metadata"]["uid"] for p in group_pods(kubectl, namespace, "big")}
+        uids = {p["metadata"]["uid"] for p in group_pods(kubectl, namespace, good)}
         recreated = old_leader not in uids and len(uids) == 2
         return recreated and ready.get("status") == "True" and ready.get("lastTransitionTime") != before
 
@@ -271,7 +280,12 @@ def test_the_operator_serves_a_multi_node_spec_as_one_group_rolls_back_a_bad_dra
 
     # A bad draft: the leader reports 20% acceptance, the operator rolls the LeaderWorkerSet back.
     kubectl.apply(manifest("big", sd_spec(pool, BAD)), "-n", namespace)
-    wait_for("the bad draft to reach the group", lambda: leader_draft(kubectl, "big", namespace) == BAD, timeout=30)
+
+    def bad_group() -> str | None:
+        names = workloads(kubectl, namespace, "leaderworkersets")
+        return next((n for n in names if leader_draft(kubectl, n, namespace) == BAD), None)
+
+    bad = wait_for("the bad draft's group to replace the good one", bad_group, timeout=30)
 
     def rolled_back() -> dict[str, Any] | None:
         st = sd_status(kubectl, "big", namespace)
@@ -279,7 +293,12 @@ def test_the_operator_serves_a_multi_node_spec_as_one_group_rolls_back_a_bad_dra
 
     st = wait_for("the bad draft to be rolled back", rolled_back, timeout=90, interval=0.5)
     assert st["revision"]["serving"] == good_revision
-    assert leader_draft(kubectl, "big", namespace) == GOOD
+    wait_for(
+        "the bad group to go and the good one to come back",
+        lambda: workloads(kubectl, namespace, "leaderworkersets") == [good],
+        timeout=30,
+    )
+    assert leader_draft(kubectl, good, namespace) == GOOD and bad != good
     assert [e for e in kubectl.items("events", namespace) if e.get("reason") == "RolledBack"]
     wait_for("the rolled-back group to be Ready", serving_one_group, timeout=90, interval=0.5)
 
@@ -288,8 +307,8 @@ def test_the_operator_serves_a_multi_node_spec_as_one_group_rolls_back_a_bad_dra
     wait_for(
         "the LeaderWorkerSet and its pods to go",
         lambda: (
-            kubectl.get("leaderworkerset", "big", namespace=namespace) is None
-            and not group_pods(kubectl, namespace, "big")
+            not workloads(kubectl, namespace, "leaderworkersets")
+            and not kubectl.items("pods", namespace, selector="specdeploy.io/name=big")
         ),
         timeout=90,
         interval=0.5,
@@ -310,5 +329,5 @@ def test_without_leaderworkerset_support_a_multi_node_spec_is_refused_and_nothin
     assert "leaderWorkerSet.enabled" in ready["message"]
     warnings = [e for e in kubectl.items("events", namespace) if e.get("reason") == "LeaderWorkerSetDisabled"]
     assert len(warnings) == 1 and warnings[0]["type"] == "Warning"
-    assert kubectl.get("deployment", "big", namespace) is None
+    assert kubectl.items("deployments", namespace) == []
     assert not kubectl.items("pods", namespace)

@@ -10,6 +10,7 @@ served (``rollout.workloads``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Final, Literal
 
 from specdeploy.api.spec import SpeculativeDeploymentSpec
@@ -37,8 +38,20 @@ def render_workload(
     *,
     owner: OwnerRef | None,
     speculation_enabled: bool = True,
+    replicas: int | None = None,
+    existing: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The Deployment or LeaderWorkerSet manifest that serves ``revision`` of ``spec`` with ``spec.replicas``
-    replicas (pods, or groups of pods)."""
+    """The Deployment or LeaderWorkerSet manifest that serves ``revision`` of ``spec`` with ``replicas`` (default
+    ``spec.replicas``) replicas: pods, or groups of pods. ``existing``: the live workload of this revision (its name
+    is kept)."""
     render = render_leaderworkerset if workload_kind(spec) == "LeaderWorkerSet" else render_deployment
-    return render(name, namespace, spec, revision, owner=owner, speculation_enabled=speculation_enabled)
+    return render(
+        name,
+        namespace,
+        spec,
+        revision,
+        owner=owner,
+        speculation_enabled=speculation_enabled,
+        replicas=replicas,
+        existing=existing,
+    )

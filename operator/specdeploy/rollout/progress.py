@@ -13,7 +13,7 @@ template carries the revision label of a LeaderWorkerSet.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from specdeploy.render import labels as lbl
@@ -36,6 +36,12 @@ def template_revision(deployment: Mapping[str, Any] | None) -> str | None:
     labels = (template.get("metadata") or {}).get("labels") or {}
     value = labels.get(lbl.SD_REVISION)
     return str(value) if value else None
+
+
+def for_revision(deployments: Sequence[Mapping[str, Any]], serving_id: str | None) -> Mapping[str, Any] | None:
+    """The Deployment whose template runs ``serving_id`` (one per revision, issue 13), the most ready if several."""
+    mine = [d for d in deployments if serving_id and template_revision(d) == serving_id]
+    return max(mine, key=ready_replicas) if mine else None
 
 
 def ready_replicas(deployment: Mapping[str, Any] | None) -> int:

@@ -16,8 +16,8 @@ from specdeploy.render.workload import render_workload, workload_kind
 from specdeploy.rollout import ownership, progress, stalls
 from specdeploy.rollout.history import History, from_controller_revisions
 from specdeploy.rollout.plan import Observed, Owner, Plan, plan
-from specdeploy.rollout.workloads import LWS_DISABLED, Workloads
-from specdeploy.rollout.writes import Create, Patch, Ref, Write, writes_for
+from specdeploy.rollout.workloads import LWS_DISABLED
+from specdeploy.rollout.writes import Create, Delete, Patch, Ref, Write, writes_for
 from specdeploy.tracker import AcceptanceTracker
 
 NOW = "2026-01-01T00:00:00Z"
@@ -51,13 +51,12 @@ def observe(
         spec=spec_of(raw),
         status=status or {},
         history=history or History(),
-        deployment=deployment,
+        deployments=tuple(w for w in (deployment, lws) if w is not None),
         service=None,
         job=None,
         monitor=None,
         now_iso=NOW,
         now=0.0,
-        leaderworkerset=lws,
         leaderworkerset_enabled=enabled,
     )
 
@@ -103,7 +102,7 @@ def test_the_workload_is_a_leaderworkerset_only_when_a_replica_needs_more_than_o
     small = render_workload("big", "llm", spec_of(SMALL), "r1", owner=None)
     big = render_workload("big", "llm", spec_of(BIG), "r1", owner=None)
     assert (small["kind"], big["kind"]) == ("Deployment", "LeaderWorkerSet")
-    assert small["metadata"]["name"] == big["metadata"]["name"] == "big"
+    assert small["metadata"]["name"] == big["metadata"]["name"] == "big-r1"  # one workload per revision
     assert big["spec"]["leaderWorkerTemplate"]["size"] == 2
 
 
@@ -151,26 +150,45 @@ def test_without_leaderworkerset_support_a_multi_node_spec_is_refused_once_and_n
     assert plan(observe(SMALL, enabled=False)).deployment is not None
 
 
-def test_a_change_of_kind_retires_the_old_workload_by_scaling_it_to_zero() -> None:
-    small_plan, history = first_plan(SMALL)
-    assert small_plan.deployment is not None
-    dep = rolled_out(small_plan.deployment)
-    big_rev = plan(observe(BIG, history=history, deployment=dep))
-    assert big_rev.record_revision is not None
-    assert small_plan.record_revision is not None
-    history = from_controller_revisions([small_plan.record_revision, big_rev.record_revision])
-    p = plan(observe(BIG, history=history, deployment=dep))
+def two_revisions(first: dict[str, Any], second: dict[str, Any]) -> tuple[dict[str, Any], History]:
+    """``first`` served (its workload rolled out and ready), ``second`` recorded as the current spec's revision."""
+    first_plan, _ = first_plan_of(first)
+    assert first_plan.deployment is not None and first_plan.record_revision is not None
+    live = rolled_out(first_plan.deployment)
+    kind = "lws" if live["kind"] == "LeaderWorkerSet" else "deployment"
+    second_plan = plan(observe(second, **{kind: live}))  # type: ignore[arg-type]
+    assert second_plan.record_revision is not None
+    return live, from_controller_revisions([first_plan.record_revision, second_plan.record_revision])
+
+
+def first_plan_of(raw: dict[str, Any]) -> tuple[Plan, History]:
+    return first_plan(raw)
+
+
+def test_a_change_of_kind_under_replace_deletes_the_other_kinds_workload() -> None:
+    replace_small = {**SMALL, "rollout": {"strategy": "Replace"}}
+    replace_big = {**BIG, "rollout": {"strategy": "Replace"}}
+    dep, history = two_revisions(replace_small, replace_big)
+    p = plan(observe(replace_big, history=history, deployment=dep))
     assert p.deployment is not None and p.deployment["kind"] == "LeaderWorkerSet"
-    assert p.retire == [("Deployment", "big")]
-    todo = writes_for(p, observe(BIG, history=history, deployment=dep))
-    assert Patch(Ref("Deployment", "llm", "big"), {"spec": {"replicas": 0}}) in todo.acts
-    # Once scaled to 0 it is not patched again, and the LeaderWorkerSet is what serves.
-    retired = {**dep, "spec": {**dep["spec"], "replicas": 0}}
-    lws = rolled_out(p.deployment)
-    settled = plan(observe(BIG, history=history, deployment=retired, lws=lws))
-    assert settled.retire == []
-    assert Workloads(retired, lws).live() is lws
-    assert condition(settled, "Ready")["status"] == "True"
+    assert p.deployment["metadata"]["name"] == f"big-{revision_id(spec_of(BIG))}"
+    assert p.delete_deployments == [dep["metadata"]["name"]]
+    todo = writes_for(p, observe(replace_big, history=history, deployment=dep))
+    assert Delete(Ref("Deployment", "llm", dep["metadata"]["name"])) in todo.acts
+    # And back: a Deployment revision replaces a LeaderWorkerSet, which is deleted as a LeaderWorkerSet.
+    lws, history = two_revisions(replace_big, replace_small)
+    back = plan(observe(replace_small, history=history, lws=lws))
+    assert back.deployment is not None and back.deployment["kind"] == "Deployment"
+    todo = writes_for(back, observe(replace_small, history=history, lws=lws))
+    assert Delete(Ref("LeaderWorkerSet", "llm", lws["metadata"]["name"])) in todo.acts
+
+
+def test_a_canary_beside_a_leaderworkerset_keeps_it_a_leaderworkerset() -> None:
+    lws, history = two_revisions(BIG, SMALL)
+    p = plan(observe(SMALL, history=history, lws=lws))
+    kinds = {d["metadata"]["name"]: d["kind"] for d in p.deployments}
+    assert kinds.get(lws["metadata"]["name"]) == "LeaderWorkerSet", kinds
+    assert p.delete_deployments == []
 
 
 # ---------------------------------------------------------------------- stalls and the monitor
