@@ -10,8 +10,9 @@
      depends on the draft it was given.
    `--vllm auto` (the default) picks real when vLLM and the tiny models are already cached (`make e2e` caches
    them), scripted otherwise, and says which.
-4. A good draft is validated, rolled out and shows its live acceptance rate; then a bad draft is applied, its
-   acceptance stays low, and the operator rolls back to the last good revision by itself.
+4. A good draft is validated, rolled out and shows its live acceptance rate; then a bad draft is applied: it
+   starts as one canary pod beside the serving one, its acceptance is compared with the serving pod's over the
+   same windows, and the operator aborts it by itself; the serving pod never restarts (docs/canary.md).
 
 Ctrl-C stops everything it started. `--no-wait` ends after the story (used by the test of the demo).
 """
@@ -39,7 +40,7 @@ from tests.harness.kubectl import Kubectl, wait_for  # noqa: E402
 from tests.harness.localcluster import LocalCluster, control_plane_bin, stop_dir  # noqa: E402
 from tests.harness.operator import OperatorProcess  # noqa: E402
 from tests.harness.podrunner import PodRunner  # noqa: E402
-from tests.harness.specs import condition, sd_status  # noqa: E402
+from tests.harness.specs import sd_status  # noqa: E402
 from tests.harness.tinymodels import PROMPTS  # noqa: E402
 from tests.harness.vllm import INSTALL_SCRIPT, VllmUnavailableError, install, tiny_models  # noqa: E402
 from tests.harness.vllmfleet import (  # noqa: E402
@@ -98,9 +99,8 @@ def manifest(target: str, draft: str, *, real: bool) -> dict[str, Any]:
                 "stableAfterSeconds": 5,
             },
             "metrics": {"scrapeIntervalSeconds": 2},
-            # The story told here is a live rollback (Replace). A canary abort needs the monitor's canary verdicts
-            # (issue 13, monitor side); switch to Canary once they are merged.
-            "rollout": {"strategy": "Replace"},
+            # A change starts as one canary pod beside the serving one, judged over 2 windows (docs/canary.md).
+            "rollout": {"strategy": "Canary", "canary": {"replicas": 1, "analysisWindows": 2}},
         },
     }
 
@@ -304,27 +304,37 @@ def main() -> int:  # noqa: PLR0915 - a script that tells a story step by step
             note(f"({acc['acceptedTokens']:,} of {acc['draftTokens']:,} draft tokens accepted in the last window,")
             note(" read from vLLM's own /metrics: the draft is the target's own weights)")
 
-        say("5. A bad draft", f"the same target, draft {short(bad)}: same tokenizer, so validation passes")
+        say(
+            "5. A bad draft, as a canary",
+            f"the same target, draft {short(bad)}: same tokenizer, so validation passes; one canary pod starts "
+            "beside the serving one and is compared with it over the same windows",
+        )
+
+        def serving_pods() -> dict[str, str]:
+            pods = k.items("pods", NS, f"specdeploy.io/name={NAME},specdeploy.io/revision={st['revision']['serving']}")
+            return {p["metadata"]["name"]: p["metadata"]["uid"] for p in pods}
+
+        before = serving_pods()
         k.apply(manifest(target, bad, real=real))
         t_bad = time.monotonic()
         if real:
-            server = watch("real vLLM restarted with the bad draft", lambda: serving(bad), timeout=600)
-            note(f"real vLLM restarted with {bad} in {server.startup_seconds:.0f} s; traffic flowing")
+            server = watch("real vLLM serving the bad draft in the canary pod", lambda: serving(bad), timeout=600)
+            note(f"the canary pod's vLLM loaded {bad} in {server.startup_seconds:.0f} s; the good pod serves on")
 
-        def rolled_back() -> dict[str, Any] | None:
+        def aborted() -> dict[str, Any] | None:
             s = status(k)
-            done = condition(s, "RolledBack").get("status") == "True"
-            return s if done else None
+            return s if (s.get("canary") or {}).get("phase") == "Aborted" else None
 
-        st = watch("rollback", rolled_back, timeout=300 if real else 180)
-        note(f"rolled back {time.monotonic() - t_bad:.0f} s after the bad draft was applied:")
-        rb = next(c for c in st["conditions"] if c["type"] == "RolledBack")
-        note(rb["message"])
-        note(f"serving {st['revision']['serving']} again; failed: {[f['id'] for f in st['revision']['failed']]}")
+        st = watch("the canary's verdict", aborted, timeout=300 if real else 180)
+        note(f"canary aborted {time.monotonic() - t_bad:.0f} s after the bad draft was applied:")
+        note(st["canary"]["message"])
+        after = serving_pods()
+        same = after == before
+        note(f"serving {st['revision']['serving']} throughout; its pod never restarted (same UID: {same})")
+        note(f"failed: {[f['id'] for f in st['revision']['failed']]}; the canary's Deployment is deleted")
         note("spec still names the bad draft (the operator never edits spec); it is not retried until spec changes")
-        if real:
-            server = watch("real vLLM serving the good draft again", lambda: serving(good), timeout=600)
-            note(f"real vLLM serves {good} again (loaded in {server.startup_seconds:.0f} s)")
+        if not same:
+            raise SystemExit(f"the serving pods changed during the canary: {before} -> {after}")
         events = [
             e for e in k.items("events", NS) if e.get("involvedObject", {}).get("kind") == "SpeculativeDeployment"
         ]
@@ -333,7 +343,7 @@ def main() -> int:  # noqa: PLR0915 - a script that tells a story step by step
             note(f"{e['type']:<8} {e['reason']:<20} {e['message'][:160]}")
         print(
             json.dumps(
-                {"demo": "ok", "vllm": "real" if real else "scripted", "rolled_back_to": st["revision"]["serving"]}
+                {"demo": "ok", "vllm": "real" if real else "scripted", "canary_aborted": st["canary"]["revision"]}
             ),
             flush=True,
         )

@@ -1,4 +1,4 @@
-"""`make demo` tells its story end to end: a good draft becomes Ready and stable, a bad one is rolled back."""
+"""`make demo` tells its story end to end: a good draft becomes Ready and stable, a bad one is aborted as a canary."""
 
 from __future__ import annotations
 
@@ -34,9 +34,11 @@ def test_demo_runs_the_whole_story(tmp_path: Path) -> None:
     result = json.loads(out.strip().splitlines()[-1])
     assert result["demo"] == "ok"
     assert "is stable" in out
-    assert "rolled back" in out and "below the threshold 0.500" in out
-    rollbacks = [line for line in out.splitlines() if line.strip().startswith("Warning") and "RolledBack" in line]
-    assert len(rollbacks) == 1
+    assert "canary aborted" in out and "abort" in out
+    assert "its pod never restarted (same UID: True)" in out
+    aborts = [line for line in out.splitlines() if line.strip().startswith("Warning") and "CanaryAborted" in line]
+    assert len(aborts) == 1
+    assert not [line for line in out.splitlines() if line.strip().startswith("Warning") and "RolledBack" in line]
     validated = [line for line in out.splitlines() if "ValidationSucceeded" in line]
     assert len(validated) == 2  # one per revision, no duplicates
     assert not (tmp_path / "cluster" / "state.json").exists()  # everything it started is stopped
