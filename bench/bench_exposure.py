@@ -1,7 +1,8 @@
 """Benchmark: how much of the generated text does a bad draft serve before it is stopped — Canary vs Replace.
 
-Why: the point of a canary is exposure. Under ``strategy: Replace`` every pod restarts with the new draft, so all
-traffic meets it (after an outage while vLLM loads) until the monitor has seen ``consecutiveWindows`` bad windows.
+Why: the point of a canary is exposure. Under ``strategy: Replace`` every pod is replaced by one with the new draft
+(one at a time, each a pod fewer while vLLM loads; with one replica, an outage), so all traffic meets it until the
+monitor has seen ``consecutiveWindows`` bad windows, and the rollback replaces the pods one at a time again.
 Under ``strategy: Canary`` one pod of ``replicas + 1`` runs it beside the serving pods, so it gets about a
 ``1/(R+C)`` share of the requests (a Service splits by ready pod count), and it is judged on its own windows.
 This prints the share of generated tokens the bad draft served, and the time from its first qualifying window to
@@ -11,17 +12,21 @@ Model, said plainly (simulated time, no cluster): a fixed demand of output token
 ready pods; a pod is ready ``load_s`` after it is created (vLLM loading); a pod's scrapes happen every
 ``scrape_s`` seconds from a random phase, and each reading holds the pod's spec-decode counters so far. The
 verdicts come from the operator's real code: ``monitor.window.WindowAccumulator`` builds the windows from those
-readings and ``monitor.decision.decide`` judges them with the spec's ``rollback`` policy. Replace judges the whole
-new revision as today (ROLLBACK after ``consecutiveWindows`` bad qualifying windows, after ``warmupSeconds``).
-Canary judges the canary's own windows with the issue's rule ("aborted in any qualifying window", promoted after
-``analysisWindows`` passing ones), which is ``decide`` with ``consecutiveWindows`` 1 for the abort and
-``analysisWindows`` for promotion. What the model leaves out: the few seconds the operator and the Deployment
-controller take to act (the same for both, see bench_rollback), and uneven splits from keep-alive connections.
+readings. Replace judges the whole new revision as today with ``monitor.decision.decide`` (ROLLBACK after
+``consecutiveWindows`` bad qualifying windows, from ``warmupSeconds`` after the rollout completed). Canary judges
+the canary beside the serving revision as the tracker does: window pairs from two accumulators started at the same
+scrape once the canary has been Ready for ``warmupSeconds``, judged by ``monitor.canary.judge_canary`` (aborted on
+the first failing qualifying pair, promoted after ``analysisWindows`` passing ones). What the model leaves out:
+the few seconds the operator and the Deployment controller take to act (the same for both, see bench_rollback),
+uneven splits from keep-alive connections, and time per output token (both sides run at the same speed here, so
+only acceptance decides). Replace rolls out and back as the renderer's RollingUpdate does (maxSurge 0,
+maxUnavailable 1: one pod at a time, each loading ``load_s``); a Canary abort removes the canary at once.
 
-Output per repeat and the medians: tokens served by the bad draft, its share of all tokens generated between the
-change and the moment both strategies are back on the good revision, seconds with no ready pod (Replace restarts
-every pod at once), and time from the first qualifying window's end to the verdict. Ratios are Canary / Replace
-on the same traffic and scrape phases.
+Printed, as medians over the repeats (same seeds, so the same traffic noise and scrape phase for both): tokens
+served by the bad draft; its share of all tokens generated from the change until it stopped serving; when the
+verdict came and when the last bad pod stopped; pod-seconds below ``replicas`` ready pods; and the time from the
+first qualifying window's end to the verdict (abort or rollback), and to the promotion of a good canary. The ratio
+is Canary / Replace bad-draft tokens, per seed.
 
 Run: .venv/bin/python -m bench.bench_exposure [--repeat 25] [--replicas 3] [--canary 1]
 """
@@ -34,7 +39,10 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from specdeploy.monitor.canary import CanaryPolicy, WindowPair, judge_canary
+from specdeploy.monitor.canary import qualifies as canary_qualifies
 from specdeploy.monitor.decision import Policy, Verdict, decide, qualifies
+from specdeploy.monitor.finding import CanaryVerdict
 from specdeploy.monitor.parse import parse_spec_decode
 from specdeploy.monitor.window import PodSample, Window, WindowAccumulator
 
@@ -118,6 +126,49 @@ class Judge:
         return decide(self.policy, self.ready_at, now, self.windows).verdict
 
 
+class CanaryJudge:
+    """The canary beside the serving revision, as the tracker pairs them: two accumulators started at the same
+    scrape once the canary has been Ready for ``warmupSeconds``, windows paired by start, judged by the real
+    ``monitor.canary.judge_canary``. Returns the verdict in the rollback vocabulary (FAILED -> ROLLBACK,
+    PASSED -> HEALTHY) so both strategies report alike."""
+
+    def __init__(self, setup: Setup, ready_at: float) -> None:
+        self.policy = CanaryPolicy(setup.threshold, setup.min_draft_tokens, 0.1, 0.1, setup.analysis_windows)
+        self.start_at = ready_at + setup.warmup_s
+        self.window_s = setup.window_s
+        self.canary: WindowAccumulator | None = None
+        self.serving: WindowAccumulator | None = None
+        self.pairs: list[WindowPair] = []
+        self.first_qualifying_end: float | None = None
+
+    def read(
+        self, now: float, canary: dict[str, tuple[float, float]], serving: dict[str, tuple[float, float]]
+    ) -> Verdict:
+        if now < self.start_at:
+            return Verdict.HOLD
+        if self.canary is None or self.serving is None:
+            self.canary, self.serving = WindowAccumulator(self.window_s, now), WindowAccumulator(self.window_s, now)
+        closed_c = [
+            w
+            for pod, (d, a) in canary.items()
+            for w in self.canary.add(PodSample(now, pod, parse_spec_decode(page(d, a))))
+        ]
+        closed_s = [
+            w
+            for pod, (d, a) in serving.items()
+            for w in self.serving.add(PodSample(now, pod, parse_spec_decode(page(d, a))))
+        ]
+        for c, sv in zip(closed_c, closed_s, strict=True):
+            pair = WindowPair(canary=c, serving=sv)
+            self.pairs.append(pair)
+            if self.first_qualifying_end is None and canary_qualifies(pair, self.policy, True):
+                self.first_qualifying_end = c.end
+        finding = judge_canary(self.policy, self.pairs, revision="new", serving="old", serving_speculates=True)
+        return {CanaryVerdict.FAILED: Verdict.ROLLBACK, CanaryVerdict.PASSED: Verdict.HEALTHY}.get(
+            finding.verdict, Verdict.HOLD
+        )
+
+
 def rolling(t: float, t0: float, replicas: int, load_s: float) -> tuple[int, int]:
     """(old ready, new ready) pods at ``t`` of a RollingUpdate from ``t0`` with maxSurge 0, maxUnavailable 1 (what
     the renderer writes for Replace): one old pod goes, its replacement loads for ``load_s``, then the next."""
@@ -137,16 +188,14 @@ def simulate(setup: Setup, strategy: str, seed: int, rate: float | None = None) 
     rng = random.Random(seed)  # noqa: S311 - reproducible traffic noise, not a secret
     rate = setup.bad_rate if rate is None else rate
     r, c, load = setup.replicas, setup.canary, setup.load_s
-    if strategy == "Replace":
-        judge = Judge(setup, r * load, setup.consecutive_windows)
-    else:
-        # Canary: aborted on any failing qualifying window, promoted after analysisWindows passing ones.
-        judge = Judge(setup, load, 1 if rate < setup.threshold else setup.analysis_windows)
+    judge: Judge | CanaryJudge
+    judge = Judge(setup, r * load, setup.consecutive_windows) if strategy == "Replace" else CanaryJudge(setup, load)
     next_scrape = rng.uniform(0, setup.scrape_s)
     counters: dict[str, list[float]] = {}
     bad = all_tokens = lost = 0.0
     verdict, verdict_at = Verdict.HOLD, None
-    draft_per_output = 1 / output_tokens_per_draft_token(rate)
+    draft_per_output = {"bad": 1 / output_tokens_per_draft_token(rate)}
+    draft_per_output["good"] = 1 / output_tokens_per_draft_token(setup.good_rate)
     t = 0.0
     while t < setup.horizon_s:
         if strategy == "Replace":
@@ -163,16 +212,22 @@ def simulate(setup: Setup, strategy: str, seed: int, rate: float | None = None) 
         lost += max(0, r - ready)
         per_pod = setup.demand_tokens_s / ready if ready else 0.0
         all_tokens += per_pod * ready
-        for i in range(bad_ready):
-            out = per_pod * rng.uniform(1 - setup.jitter, 1 + setup.jitter)
-            bad += out
-            entry = counters.setdefault(f"bad-{i}", [0.0, 0.0])
-            entry[0] += out * draft_per_output
-            entry[1] += out * draft_per_output * rate
+        for kind, n, kind_rate in (("bad", bad_ready, rate), ("good", good_ready, setup.good_rate)):
+            for i in range(n):
+                out = per_pod * rng.uniform(1 - setup.jitter, 1 + setup.jitter)
+                bad += out if kind == "bad" else 0.0
+                entry = counters.setdefault(f"{kind}-{i}", [0.0, 0.0])
+                entry[0] += out * draft_per_output[kind]
+                entry[1] += out * draft_per_output[kind] * kind_rate
         if t >= next_scrape:
             next_scrape += setup.scrape_s
             if verdict_at is None and bad_ready:
-                verdict = judge.read(t, {p: (d, a) for p, (d, a) in counters.items() if int(p[4:]) < bad_ready})
+                new = {p: (d, a) for p, (d, a) in counters.items() if p.startswith("bad-") and int(p[4:]) < bad_ready}
+                if isinstance(judge, Judge):
+                    verdict = judge.read(t, new)
+                else:
+                    old = {p: (d, a) for p, (d, a) in counters.items() if p.startswith("good-")}
+                    verdict = judge.read(t, new, old)
                 if verdict is not Verdict.HOLD:
                     verdict_at = t
                     if verdict is Verdict.HEALTHY:
