@@ -75,7 +75,7 @@ def validated(kubectl: Kubectl, ns: str) -> dict[str, Any] | None:
 
 
 def deployment_draft(kubectl: Kubectl, ns: str) -> str | None:
-    dep = kubectl.get("deployment", NAME, ns)
+    dep = kubectl.deployment(NAME, ns)
     if not dep:
         return None
     container = dep["spec"]["template"]["spec"]["containers"][0]

@@ -154,6 +154,34 @@ class AcceptanceStatus(StatusModel):
     )
 
 
+class CanaryPair(StatusModel):
+    """One measure of the canary beside the same measure of the serving revision, over the same windows."""
+
+    canary: float | None = Field(None, ge=0, le=1e6, description="The canary's value.")
+    serving: float | None = Field(None, ge=0, le=1e6, description="The serving revision's value.")
+
+
+class CanaryStatus(StatusModel):
+    """The canary under analysis, or the last one (issue 13)."""
+
+    revision: str | None = Field(None, max_length=63, description="The revision under analysis (its serving id).")
+    phase: Literal["Starting", "Analyzing", "Promoting", "Promoted", "Aborted"] | None = Field(
+        None,
+        description="Starting (its pods are not all ready), Analyzing (compared with the serving revision), "
+        "Promoting (replacing the old pods step by step), Promoted, or Aborted (its pods deleted).",
+    )
+    replicas: int | None = Field(None, ge=0, description="Pods of the canary's revision wanted now.")
+    ready_replicas: int | None = Field(None, ge=0, description="Pods of the canary's revision that are ready.")
+    windows_passed: int | None = Field(None, ge=0, description="Qualifying windows the canary passed so far.")
+    acceptance: CanaryPair | None = Field(None, description="Draft acceptance rate, canary and serving.")
+    time_per_output_token_seconds: CanaryPair | None = Field(
+        None, description="Mean time per output token in seconds, canary and serving."
+    )
+    message: str | None = Field(
+        None, max_length=1024, description="In words: what was compared, over how many tokens, and the decision."
+    )
+
+
 class SpeculativeDeploymentStatus(StatusModel):
     """Observed state, written only by the operator."""
 
@@ -184,6 +212,7 @@ class SpeculativeDeploymentStatus(StatusModel):
     revision: RevisionStatus | None = Field(None, description="Current, serving, stable and failed revisions.")
     validation: ValidationStatus | None = Field(None, description="Result of the last compatibility check.")
     acceptance: AcceptanceStatus | None = Field(None, description="Measured draft acceptance.")
+    canary: CanaryStatus | None = Field(None, description="The canary under analysis, or the last one (issue 13).")
     endpoint: str | None = Field(
         None,
         max_length=512,

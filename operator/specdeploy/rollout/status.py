@@ -28,7 +28,7 @@ from specdeploy.monitor.finding import MonitorFinding
 from specdeploy.render import endpoint
 from specdeploy.render.labels import selector_string  # issue 15
 from specdeploy.rollout.history import History, RevisionRecord, RevisionState, ServingChoice
-from specdeploy.rollout.serve import ACCEPTANCE_LOW
+from specdeploy.rollout.serve import ACCEPTANCE_LOW, CANARY_ABORTED
 from specdeploy.rollout.validation import VALIDATION_ERROR, VALIDATION_FAILED, ValidationState
 
 
@@ -43,6 +43,7 @@ class Rollout:
     rolled_out: bool
     ready: int
     replicas: int
+    canary: str | None = None  # issue 13: a canary in progress, in words (Progressing says it)
 
 
 def rollout_conditions(r: Rollout) -> list[cond.Condition]:
@@ -66,6 +67,8 @@ def _progressing(r: Rollout) -> cond.Condition:
         return cond.Condition(cond.PROGRESSING, cond.TRUE, "Validating", "validation Job running")
     if r.serving is not None and not r.rolled_out:
         return cond.Condition(cond.PROGRESSING, cond.TRUE, "RollingOut", f"rolling out revision {r.serving.id}")
+    if r.canary:
+        return cond.Condition(cond.PROGRESSING, cond.TRUE, "Canary", r.canary)
     return cond.Condition(cond.PROGRESSING, cond.FALSE, "Complete", "nothing in progress")
 
 
@@ -74,6 +77,10 @@ def _rolled_back(r: Rollout) -> cond.Condition:
         return cond.Condition(cond.ROLLED_BACK, cond.FALSE, "NotRolledBack", "no rollback is in effect")
     target = r.serving.id if r.serving else "nothing"
     why = r.replaced.message or "acceptance rate below threshold"
+    if r.replaced.reason == CANARY_ABORTED:  # issue 13: the canary was stopped, what served before serves on
+        return cond.Condition(
+            cond.ROLLED_BACK, cond.TRUE, CANARY_ABORTED, f"canary {r.replaced.id} aborted, {target} serves: {why}"
+        )
     return cond.Condition(
         cond.ROLLED_BACK, cond.TRUE, ACCEPTANCE_LOW, f"revision {r.replaced.id} rolled back to {target}: {why}"
     )
@@ -86,6 +93,10 @@ def _degraded(r: Rollout) -> cond.Condition:
         return cond.Condition(cond.DEGRADED, cond.TRUE, VALIDATION_FAILED, f"draft rejected by validation{keep}")
     if r.validation is ValidationState.ERROR:
         return cond.Condition(cond.DEGRADED, cond.TRUE, VALIDATION_ERROR, "validation could not run; see Validated")
+    if r.replaced is not None and r.replaced.reason == CANARY_ABORTED:
+        return cond.Condition(
+            cond.DEGRADED, cond.TRUE, CANARY_ABORTED, f"canary revision {r.replaced.id} was aborted; see RolledBack"
+        )
     if r.replaced is not None:
         return cond.Condition(
             cond.DEGRADED, cond.TRUE, ACCEPTANCE_LOW, "draft acceptance rate stayed below the threshold"
