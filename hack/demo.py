@@ -109,6 +109,18 @@ def manifest(target: str, draft: str, *, real: bool) -> dict[str, Any]:
     }
 
 
+WATCH_COLUMNS = (
+    ("NAME", ".metadata.name"),
+    ("ACCEPT", ".status.acceptance.rateText"),
+    ("READY", ".status.ready"),
+    ("STATUS", ".status.phase"),
+    ("SERVING", ".status.revision.serving"),
+    ("CANARY", ".status.canary.revision"),
+    ("CANARY-PHASE", ".status.canary.phase"),
+    ("CANARY-ACCEPT", ".status.canary.acceptance.canary"),
+)
+
+
 def server_pods(k: Kubectl) -> dict[str, tuple[str, str, int]]:
     """The object's vLLM pods: uid -> (name, revision, restarts)."""
     found = {}
@@ -284,11 +296,23 @@ def main() -> int:  # noqa: PLR0915 - a script that tells a story step by step
             assert fleet is not None
             return fleet.serving(NS, draft)
 
+        # The printer columns that tell the canary story (`kubectl get sd -o wide` has them all, and long model paths).
         watcher = subprocess.Popen(
-            [str(tools / "kubectl"), f"--kubeconfig={cluster.kubeconfig}", "get", "sd", "-n", NS, "-w"],
+            [
+                str(tools / "kubectl"),
+                f"--kubeconfig={cluster.kubeconfig}",
+                "get",
+                "sd",
+                "-n",
+                NS,
+                "-w",
+                "-o",
+                "custom-columns=" + ",".join(f"{name}:{path}" for name, path in WATCH_COLUMNS),
+            ],
             stdout=subprocess.PIPE,
             text=True,
         )
+        note("watching: kubectl get sd -w -o custom-columns=" + ",".join(name for name, _ in WATCH_COLUMNS))
         started.append(lambda: (watcher.terminate(), watcher.wait(5)))
         import threading
 
