@@ -25,7 +25,7 @@ from typing import Any
 
 from specdeploy import conditions as cond
 from specdeploy.api import SpeculativeDeploymentSpec
-from specdeploy.api.revision import SERVING_FIELDS, revision_id, serving_snapshot
+from specdeploy.api.revision import NOT_HASHED, SERVING_FIELDS, revision_id, serving_snapshot
 from specdeploy.monitor.finding import MonitorFinding
 from specdeploy.policy import AdminPolicy, check
 from specdeploy.render import labels as lbl
@@ -210,6 +210,10 @@ def spec_for(serving: ServingChoice, current: SpeculativeDeploymentSpec) -> Spec
         if key not in SERVING_FIELDS  # a section the snapshot lacks (no draft for ngram) must not leak in
     }
     merged.update(serving.revision.spec)
+    # Issue 14: the parts of speculation a revision leaves out (control group, adaptive settings) are today's.
+    kept = current.speculation.model_dump(by_alias=True, exclude_none=True, include=NOT_HASHED["speculation"])
+    if kept:
+        merged["speculation"] = {**merged.get("speculation", {}), **kept}
     return SpeculativeDeploymentSpec.model_validate(merged)
 
 

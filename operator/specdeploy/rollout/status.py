@@ -28,7 +28,7 @@ from specdeploy.monitor.finding import MonitorFinding
 from specdeploy.render import endpoint
 from specdeploy.render.labels import selector_string  # issue 15
 from specdeploy.rollout.history import History, RevisionRecord, RevisionState, ServingChoice
-from specdeploy.rollout.serve import ACCEPTANCE_LOW
+from specdeploy.rollout.serve import ACCEPTANCE_LOW, LIVE_FAILURES, SLOWER_THAN_CONTROL
 from specdeploy.rollout.validation import VALIDATION_ERROR, VALIDATION_FAILED, ValidationState
 
 
@@ -75,8 +75,22 @@ def _rolled_back(r: Rollout) -> cond.Condition:
     target = r.serving.id if r.serving else "nothing"
     why = r.replaced.message or "acceptance rate below threshold"
     return cond.Condition(
-        cond.ROLLED_BACK, cond.TRUE, ACCEPTANCE_LOW, f"revision {r.replaced.id} rolled back to {target}: {why}"
+        cond.ROLLED_BACK,
+        cond.TRUE,
+        _live_reason(r.replaced.reason),
+        f"revision {r.replaced.id} rolled back to {target}: {why}",
     )
+
+
+def _live_reason(reason: str | None) -> str:
+    """The condition reason of a live failure: the verdict's own (issue 14: SlowerThanControl), else acceptance."""
+    return reason if reason in LIVE_FAILURES else ACCEPTANCE_LOW
+
+
+def _live_words(reason: str | None) -> str:
+    if reason == SLOWER_THAN_CONTROL:
+        return "speculation stayed slower than the control group"
+    return "draft acceptance rate stayed below the threshold"
 
 
 def _degraded(r: Rollout) -> cond.Condition:
@@ -87,21 +101,21 @@ def _degraded(r: Rollout) -> cond.Condition:
     if r.validation is ValidationState.ERROR:
         return cond.Condition(cond.DEGRADED, cond.TRUE, VALIDATION_ERROR, "validation could not run; see Validated")
     if r.replaced is not None:
-        return cond.Condition(
-            cond.DEGRADED, cond.TRUE, ACCEPTANCE_LOW, "draft acceptance rate stayed below the threshold"
-        )
+        reason = r.replaced.reason
+        return cond.Condition(cond.DEGRADED, cond.TRUE, _live_reason(reason), _live_words(reason))
     if (
         r.action is RollbackAction.NONE
         and serving is not None
         and serving.revision.state is RevisionState.FAILED
-        and serving.revision.reason == ACCEPTANCE_LOW
+        and serving.revision.reason in LIVE_FAILURES
     ):
         return cond.Condition(
             cond.DEGRADED,
             cond.TRUE,
-            ACCEPTANCE_LOW,
-            f"revision {serving.revision.id} keeps serving (rollback action None) although its draft acceptance "
-            f"rate stayed below the threshold: {serving.revision.message or 'see status.acceptance'}",
+            _live_reason(serving.revision.reason),
+            f"revision {serving.revision.id} keeps serving (rollback action None) although its "
+            f"{_live_words(serving.revision.reason).removeprefix('speculation ')}: "
+            f"{serving.revision.message or 'see status.acceptance'}",
         )
     return cond.Condition(cond.DEGRADED, cond.FALSE, "AsExpected", "no problem detected")
 
