@@ -9,6 +9,13 @@ The acceptance behaviour is chosen per draft model (read from the pod's ``--spec
 "this draft accepts 80%" and the counters advance with simulated traffic between scrapes. A pod with no
 ``--speculative-config`` exposes no spec-decode series, as vLLM does.
 
+Speed (issue 13's latency comparison, issue 14's speed per revision): every pod, with or without speculation,
+also serves vLLM's ``vllm:generation_tokens_total`` counter, the ``vllm:request_time_per_output_token_seconds`` and
+``vllm:inter_token_latency_seconds`` histograms and the ``vllm:num_requests_running``/``_waiting`` gauges. By default
+the output tokens follow the simulated drafts (one target step of 40 ms yields ``1 + accepted/drafts`` tokens); a
+test can script them instead: ``tpot_seconds`` (time per output token of the request that finishes at each scrape),
+``output_tokens_per_second`` and ``running_requests``.
+
 For fault injection a ``Behaviour`` can also answer with another HTTP status, answer late, leave out
 Content-Length (so only the reader's own cap stops a huge body), restart its simulated vLLM process before every
 scrape (counters back to zero, new ``_created`` start times), or serve a fixed page from a callable.
@@ -27,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from kubernetes import client, config
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 SERVER_SELECTOR = "app.kubernetes.io/component=server,app.kubernetes.io/managed-by=specdeploy"
 # vLLM 0.32's buckets for vllm:request_time_per_output_token_seconds.
@@ -59,6 +66,9 @@ class Behaviour:
     delay_seconds: float = 0.0  # wait this long before answering /metrics
     content_length: bool = True  # False: no Content-Length header, the body ends when the connection closes
     restart_every_scrape: bool = False  # a new vLLM process (counters from zero) before each scrape
+    tpot_seconds: float | None = None  # time per output token; None: a 40 ms step over the tokens it yields
+    output_tokens_per_second: float | None = None  # None: what the drafts yield (speculation off: one per step)
+    running_requests: float = 1.0  # vllm:num_requests_running
 
 
 class FakeVllm:
@@ -133,27 +143,61 @@ class FakeVllm:
         Counter("vllm:prompt_tokens", "Number of prefill tokens processed.", labels, registry=self.registry).labels(
             model, "0"
         ).inc(0)
+        self.generation = Counter(
+            "vllm:generation_tokens", "Number of generation tokens processed.", labels, registry=self.registry
+        )
+        self.generation.labels(model, "0").inc(0)
+        self.itl = Histogram(
+            "vllm:inter_token_latency_seconds",
+            "Histogram of inter-token latency in seconds.",
+            labels,
+            buckets=TPOT_BUCKETS,
+            registry=self.registry,
+        )
+        self.running = Gauge(
+            "vllm:num_requests_running",
+            "Number of requests in model execution batches.",
+            labels,
+            registry=self.registry,
+        )
+        self.waiting = Gauge(
+            "vllm:num_requests_waiting", "Number of requests waiting to be processed.", labels, registry=self.registry
+        )
+        self.running.labels(model, "0").set(behaviour.running_requests)
+        self.waiting.labels(model, "0").set(0)
 
     def advance(self) -> None:
         b = self.behaviour
         now = time.monotonic()
         elapsed, self.last = now - self.last, now
-        if b.rate is None or elapsed <= 0:
+        if elapsed <= 0:
             return
-        draft_tokens = b.draft_tokens_per_second * elapsed
-        drafts = draft_tokens / b.k
-        alpha = alpha_for_rate(b.rate, b.k)
         m, e = self.model, "0"
-        self.drafts.labels(m, e).inc(drafts)
-        self.draft_tokens.labels(m, e).inc(draft_tokens)
-        accepted = 0.0
-        for i in range(b.k):
-            n = drafts * alpha ** (i + 1)
-            accepted += n
-            self.per_pos.labels(m, e, str(i)).inc(n)
-        self.accepted.labels(m, e).inc(accepted)
-        # One finished request per scrape: a target step costs 40 ms and yields 1 + accepted/drafts tokens.
-        self.tpot.labels(m, e).observe(TARGET_STEP_SECONDS / (1 + accepted / drafts) if drafts else TARGET_STEP_SECONDS)
+        tokens_per_step = 1.0
+        if b.rate is not None:
+            draft_tokens = b.draft_tokens_per_second * elapsed
+            drafts = draft_tokens / b.k
+            alpha = alpha_for_rate(b.rate, b.k)
+            self.drafts.labels(m, e).inc(drafts)
+            self.draft_tokens.labels(m, e).inc(draft_tokens)
+            accepted = 0.0
+            for i in range(b.k):
+                n = drafts * alpha ** (i + 1)
+                accepted += n
+                self.per_pos.labels(m, e, str(i)).inc(n)
+            self.accepted.labels(m, e).inc(accepted)
+            tokens_per_step = 1 + accepted / drafts if drafts else 1.0
+            produced = drafts + accepted
+        else:
+            produced = b.draft_tokens_per_second / b.k * elapsed
+        if b.output_tokens_per_second is not None:
+            produced = b.output_tokens_per_second * elapsed
+        # One finished request per scrape: a target step costs 40 ms and yields ``tokens_per_step`` tokens.
+        tpot = b.tpot_seconds if b.tpot_seconds is not None else TARGET_STEP_SECONDS / tokens_per_step
+        self.tpot.labels(m, e).observe(tpot)
+        self.itl.labels(m, e).observe(tpot * tokens_per_step)
+        self.generation.labels(m, e).inc(produced)
+        self.running.labels(m, e).set(b.running_requests)
 
     def render(self) -> bytes:
         with self.lock:

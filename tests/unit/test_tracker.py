@@ -222,10 +222,9 @@ def test_the_recommended_depth_prices_a_draft_step_with_the_validators_parameter
     from specdeploy.monitor.speedup import recommend_depth
     from specdeploy.tracker import DEFAULT_COST_RATIO
 
-    tracker = tracker_serving()
-    judge(tracker, [0.9, 0.9, 0.9])  # per position 1, 1, 1, 0.6
-
     def recommended(validation: dict[str, Any] | None) -> int:
+        tracker = tracker_serving()
+        judge(tracker, [0.9, 0.9, 0.9])  # per position 1, 1, 1, 0.6
         v = tracker.finding(SPEC, validation=validation)
         assert v is not None and v.acceptance is not None
         return int(v.acceptance["recommendedNumSpeculativeTokens"])
@@ -237,6 +236,33 @@ def test_the_recommended_depth_prices_a_draft_step_with_the_validators_parameter
     # a ratio validated for another revision (another draft) or not a usable number is not used
     assert recommended({"revision": OTHER.id, "parameterRatio": 1.0}) == unknown
     assert recommended({"revision": REV.id, "parameterRatio": float("nan")}) == unknown
+
+
+def test_the_recommendation_for_a_revision_does_not_jump_when_status_validation_moves_to_another() -> None:
+    """Issue 14: after a rollback status.validation describes the failed revision; the revision serving again keeps
+    the cost its own validation gave (it jumped from 1 to the 0.1 default's k before)."""
+    tracker = tracker_serving()
+    judge(tracker, [0.9, 0.9, 0.9])
+
+    def recommended(validation: dict[str, Any] | None) -> int:
+        v = tracker.finding(SPEC, validation=validation)
+        assert v is not None and v.acceptance is not None
+        return int(v.acceptance["recommendedNumSpeculativeTokens"])
+
+    assert recommended({"revision": REV.id, "parameterRatio": 1.0}) == 1
+    assert recommended({"revision": OTHER.id, "parameterRatio": 0.01}) == 1, "the failed revision's validation"
+    assert recommended(None) == 1
+
+
+def test_the_recommendation_reads_the_revisions_own_validation_record() -> None:
+    """After an operator restart the tracker remembers nothing, and status.validation may describe another
+    revision: the serving revision's own ControllerRevision carries its validation summary."""
+    record = RevisionRecord(id=REV.id, number=1, spec={}, validation={"revision": REV.id, "parameterRatio": 1.0})
+    tracker = tracker_serving(ServingChoice(record, speculation=True))
+    judge(tracker, [0.9, 0.9, 0.9])
+    v = tracker.finding(SPEC, validation={"revision": OTHER.id, "parameterRatio": 0.01})
+    assert v is not None and v.acceptance is not None
+    assert v.acceptance["recommendedNumSpeculativeTokens"] == 1
 
 
 def test_while_warming_up_the_countdown_does_not_change_the_published_status() -> None:
