@@ -28,12 +28,14 @@ from typing import Any
 from specdeploy.api import AcceptanceStatus, SpeculativeDeploymentSpec
 from specdeploy.monitor import exporter
 from specdeploy.monitor.canary import CanaryPolicy, WindowPair, judge_canary
+from specdeploy.monitor.control import ControlGroup, speed_decision
 from specdeploy.monitor.decision import Decision, Policy, Reason, Verdict, decide
 from specdeploy.monitor.finding import CanaryFinding, CanaryVerdict, MonitorFinding
 from specdeploy.monitor.pools import POOLS, capped_timeout, scrape_object
 from specdeploy.monitor.prometheus_source import PodSelector, PrometheusQueryError, query_window
 from specdeploy.monitor.speedup import recommend_depth
 from specdeploy.monitor.window import PodError, PodSample, Window, WindowAccumulator
+from specdeploy.render.control import control_revision
 from specdeploy.rollout.history import ServingChoice
 from specdeploy.rollout.progress import fully_ready
 
@@ -149,6 +151,8 @@ class AcceptanceTracker:
         self.pairs: list[WindowPair] = []
         self._unpaired: dict[str, dict[float, Window]] = {"canary": {}, "serving": {}}
         self.canary_verdicts: dict[str, CanaryFinding] = {}  # final verdicts by canary revision id
+        # Issue 14 (payoff): the control group's windows beside the serving revision's (monitor.control).
+        self.control: ControlGroup | None = None
 
     # ------------------------------------------------------------------ what serves
     def set_serving(
@@ -165,6 +169,7 @@ class AcceptanceTracker:
             self.windows = []
             self.decision = None
             self.healthy_since = None
+            self.control = None  # issue 14 (payoff): control windows are paired with this revision's only
             self._reset_pairs()  # a canary is compared with what serves now, from a common start
         if self.serving_id is None:
             return
@@ -287,9 +292,12 @@ class AcceptanceTracker:
             await self._query_prometheus(namespace, name, spec, pods, now)
         else:
             await self._scrape_pods(namespace, name, spec, pods, now)
+        await self._scrape_control(namespace, name, spec, pods, now)  # issue 14 (payoff)
         later = time.time()
         self.windows.extend(self.accumulator.advance(later))
         del self.windows[:-MAX_WINDOWS]
+        if self.control is not None:
+            self.control.advance(later)
         if self.pair_canary is not None and self.pair_serving is not None:
             self._pair_up("canary", self.pair_canary.advance(later))
             self._pair_up("serving", self.pair_serving.advance(later))
@@ -300,6 +308,34 @@ class AcceptanceTracker:
             else:
                 self.healthy_since = None
         self.judge_canary(spec)
+
+    # ------------------------------------------------------------------ issue 14 (payoff): the control group
+    async def _scrape_control(
+        self, namespace: str, name: str, spec: SpeculativeDeploymentSpec, pods: Sequence[Mapping[str, Any]], now: float
+    ) -> None:
+        """Scrape the control pods into windows tiled like the serving revision's (monitor.control); Pods source
+        only (with Prometheus, no control comparison yet)."""
+        control = spec.speculation.control
+        wanted = self.speculation and control is not None and control.replicas > 0 and self.accumulator is not None
+        if not wanted or str(spec.metrics.source) == "Prometheus" or self.serving_id is None:
+            self.control = None
+            return
+        assert self.accumulator is not None
+        revision = control_revision(self.serving_id)
+        if self.control is None or self.control.revision != revision:
+            self.control = ControlGroup.beside(revision, self.accumulator)
+        targets = self._targets(spec, pods, revision)
+        if not targets:
+            return
+        outcomes = await scrape_object(POOLS, namespace, name, targets.values(), timeout=spec.metrics.timeout_seconds)
+        for pod, url in targets.items():
+            outcome = outcomes[url]
+            if outcome.error is not None:
+                exporter.count_scrape_error(namespace, name, outcome.error.reason)
+                sample = PodSample(timestamp=now, pod=pod, error=f"{outcome.error.reason}: {outcome.error.detail}")
+            else:
+                sample = PodSample(timestamp=now, pod=pod, counters=outcome.counters, speed=outcome.speed)
+            self.control.add(sample)
 
     def judge_canary(self, spec: SpeculativeDeploymentSpec) -> CanaryFinding | None:
         """The canary's verdict from the pairs so far; a Passed or Failed verdict is final for its revision."""
@@ -464,12 +500,18 @@ class AcceptanceTracker:
         rec = recommend_depth(per_position, self.cost_ratio(validation)) if per_position else None
         if acc is not None and namespace and name:
             exporter.record_acceptance(namespace, name, acc, rec.k if rec else None)
+        trip, trip_reason, message = d.verdict is Verdict.ROLLBACK, None, d.message
+        # Issue 14 (payoff): spec.rollback.minSpeedup against the control group trips like a low acceptance rate.
+        speed, _ = speed_decision(spec, self.control, self.windows, self.ready_since)
+        if not trip and speed is not None and speed.verdict is Verdict.ROLLBACK:
+            trip, trip_reason, message = True, str(speed.reason), speed.message
         return MonitorFinding(
             revision=self.serving_id,
-            trip=d.verdict is Verdict.ROLLBACK,
-            healthy=d.verdict is Verdict.HEALTHY,
+            trip=trip,
+            trip_reason=trip_reason,
+            healthy=d.verdict is Verdict.HEALTHY and not trip,
             healthy_seconds=time.time() - self.healthy_since if self.healthy_since is not None else 0.0,
-            message=d.message,
+            message=message,
             acceptance=self._publish(acceptance_status(self.serving_id, d, latest, rec.k if rec else None)),
             canary=canary,
         )
