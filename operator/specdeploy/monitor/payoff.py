@@ -7,7 +7,8 @@ per output token of pods with speculation off, serving the same traffic at the s
 
 Why per load bucket: the two groups get different shares of the traffic and finish at different speeds, so their
 mean running requests differ; a speculative engine at batch 2 must be compared with a control engine at batch 2,
-not with one at batch 6. An observation is one pod over one window (its mean running requests, its mean time per
+not with one at batch 6 (where the control has no window in a bucket, its windows within a factor of 2 of the
+load stand in: see ``_near``). An observation is one pod over one window (its mean running requests, its mean time per
 output token, its output tokens); observations are grouped by running requests into buckets that are also the
 ranges of vLLM's ``num_speculative_tokens_per_batch_size``, so a measurement per bucket maps onto the schedule.
 
@@ -44,6 +45,10 @@ DEFAULT_BUCKETS: Final[tuple[tuple[int, int], ...]] = (
     (64, 127),
     (128, MAX_BATCH_SIZE),
 )
+
+
+#: A bucket the control pods did not run in is compared with control windows at most this factor of load away.
+LOAD_TOLERANCE: Final = 2.0
 
 
 @dataclass(frozen=True)
@@ -134,7 +139,9 @@ def measure(
     for index, (low, high) in enumerate(buckets):
         mine = [o for o in ours if _bucket_of(o.running, buckets) == index]
         other = [o for o in theirs if _bucket_of(o.running, buckets) == index]
-        if not mine and not other:
+        if mine and not other:
+            other = _near(mine, theirs)
+        elif not mine:
             continue
         tpot, tokens = _mean_tpot(mine)
         control_tpot, control_tokens = _mean_tpot(other)
@@ -167,6 +174,17 @@ def measure(
             f"over {total:,.0f} speculative and {control_total:,.0f} control output tokens"
         )
     return Payoff(speedup, tuple(by_load), total, control_total, qualifies, message, start, end)
+
+
+def _near(mine: Sequence[SpeedObservation], theirs: Sequence[SpeedObservation]) -> list[SpeedObservation]:
+    """Control observations within a factor ``LOAD_TOLERANCE`` of our mean load, for a bucket the control missed.
+
+    At the same offered traffic the speculative engines run fewer requests at once (they finish them sooner), so a
+    window's mean load often falls one bucket below the control's; a factor of 2 still compares like with like.
+    """
+    tokens = sum(o.tokens for o in mine)
+    level = max(1.0, sum(o.running * o.tokens for o in mine) / tokens)
+    return [o for o in theirs if max(level, 1.0, o.running) / min(level, max(1.0, o.running)) <= LOAD_TOLERANCE]
 
 
 def _levels(observations: Sequence[SpeedObservation]) -> str:

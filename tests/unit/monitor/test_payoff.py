@@ -58,6 +58,15 @@ def test_speedup_is_compared_at_the_same_load_not_across_loads() -> None:
     assert "1.60x at 1 running" in payoff.message and "1.06x at 8-15 running" in payoff.message
 
 
+def test_a_load_one_bucket_apart_is_compared_but_not_one_eight_times_higher() -> None:
+    # Same offered traffic: speculation finishes requests sooner, so it runs 7 at once where the control runs 9.
+    near = measure(
+        [SpeedObservation(running=7, tpot=0.1, tokens=900)], [SpeedObservation(9, 0.12, 900)], min_tokens=500
+    )
+    assert near.qualifies and near.speedup == pytest.approx(1.2)
+    assert [b.status()["running"] for b in near.by_load] == ["4-7"]  # reported at the speculative engines' load
+
+
 def test_a_window_with_too_few_tokens_or_no_common_load_does_not_qualify() -> None:
     thin = measure([obs(1, 0.5, tokens=100)], [control(1, tokens=1000)], min_tokens=500)
     assert not thin.qualifies
