@@ -98,6 +98,9 @@ def manifest(target: str, draft: str, *, real: bool) -> dict[str, Any]:
                 "stableAfterSeconds": 5,
             },
             "metrics": {"scrapeIntervalSeconds": 2},
+            # The story told here is a live rollback (Replace). A canary abort needs the monitor's canary verdicts
+            # (issue 13, monitor side); switch to Canary once they are merged.
+            "rollout": {"strategy": "Replace"},
         },
     }
 

@@ -41,8 +41,8 @@ from specdeploy.monitor import exporter
 from specdeploy.policy import AdminPolicy, permits_metrics_source
 from specdeploy.render import job_name
 from specdeploy.render import labels as lbl
+from specdeploy.rollout import canary, invalid, overlay, ownership, progress, retry, stalls
 from specdeploy.rollout import history as hist
-from specdeploy.rollout import invalid, overlay, ownership, progress, retry, stalls
 from specdeploy.rollout.drift import is_subset, patch_for
 from specdeploy.rollout.events import COMPONENT, Event, event_manifest, involved_object
 from specdeploy.rollout.plan import Observed, Owner, Plan, plan
@@ -387,7 +387,11 @@ class ObjectReconciler:
         if not is_subset(result.status, observed.status):
             self.last_status = result.status
             self.last_status_over = self.seen_version
-        self.tracker.set_serving(result.serving, observed.deployment)
+        self.tracker.set_serving(result.serving, progress.for_revision(observed.deployments, _id(result.serving)))
+        # Issue 13: the canary beside it. The monitor's side adds set_canary; until then there is nothing to call.
+        set_canary = getattr(self.tracker, "set_canary", None)
+        if set_canary is not None:
+            set_canary(result.canary, progress.for_revision(observed.deployments, _id(result.canary)))
 
     def observe(
         self, body: kopf.Body, spec: SpeculativeDeploymentSpec, idx: Indexes, pods: list[dict[str, Any]]
@@ -412,7 +416,7 @@ class ObjectReconciler:
             history=hist.with_snapshots(
                 hist.from_controller_revisions(revisions), {**self.snapshots, revision_id(spec): serving_snapshot(spec)}
             ),
-            deployment=_one(idx.deployments, self.key),
+            deployments=tuple(_many(idx.deployments, self.key)),
             service=_one(idx.services, self.key),
             job=job_outcome(_many(idx.jobs, self.key), pods, job_name(name, revision_id(spec))),
             monitor=self.tracker.finding(spec, namespace, name, status.get("validation")),
@@ -429,7 +433,9 @@ class ObjectReconciler:
         )
         revisions, _ = overlay.with_written(revisions, self.written)
         history = hist.from_controller_revisions(revisions)
-        live_id = progress.template_revision(_one(idx.deployments, self.key))
+        current = revision_id(spec)
+        live = canary.incumbent(canary.lives(_many(idx.deployments, self.key)), current)
+        live_id = live.serving_id if live else None
         needed = hist.snapshots_needed(history, revision_id(spec), live_id)
         self.snapshots = {k: v for k, v in self.snapshots.items() if k in needed}
         for rev_id in sorted(needed - self.snapshots.keys()):
@@ -565,6 +571,10 @@ class ObjectReconciler:
         if not created:  # said before the status recorded it (a restart, a refused status write): not said again
             log.info(f"{owner.namespace}/{owner.name}: Event {ev.reason} {ev.name} exists already (409)")
         return created
+
+
+def _id(choice: hist.ServingChoice | None) -> str | None:
+    return choice.id if choice is not None else None
 
 
 async def _all(calls: list[Coroutine[Any, Any, Any]]) -> None:

@@ -26,13 +26,15 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from specdeploy.api import AcceptanceStatus, SpeculativeDeploymentSpec
+from specdeploy.api.status import PerformanceStatus
 from specdeploy.monitor import exporter
 from specdeploy.monitor.canary import CanaryPolicy, WindowPair, judge_canary
-from specdeploy.monitor.control import ControlGroup, speed_decision
+from specdeploy.monitor.control import ControlGroup, paired_speeds, speed_decision
 from specdeploy.monitor.decision import Decision, Policy, Reason, Verdict, decide
 from specdeploy.monitor.finding import CanaryFinding, CanaryVerdict, MonitorFinding
+from specdeploy.monitor.performance import latest_with_tokens, meaningful, measured_speedup, performance_status
 from specdeploy.monitor.pools import POOLS, capped_timeout, scrape_object
-from specdeploy.monitor.prometheus_source import PodSelector, PrometheusQueryError, query_window
+from specdeploy.monitor.prometheus_source import PodSelector, PrometheusQueryError, query_speed, query_window
 from specdeploy.monitor.speedup import recommend_depth
 from specdeploy.monitor.window import PodError, PodSample, Window, WindowAccumulator
 from specdeploy.render.control import control_revision
@@ -139,6 +141,7 @@ class AcceptanceTracker:
         self.decision: Decision | None = None
         self.healthy_since: float | None = None
         self.published: dict[str, Any] | None = None
+        self.performance: dict[str, Any] | None = None  # the status.performance last published
         # The draft:target parameter ratio of each revision that served, from its own validation record: the
         # cost of a draft step in the depth recommendation, whatever status.validation describes now.
         self.cost_ratios: dict[str, float] = {}
@@ -169,6 +172,7 @@ class AcceptanceTracker:
             self.windows = []
             self.decision = None
             self.healthy_since = None
+            self.performance = None
             self.control = None  # issue 14 (payoff): control windows are paired with this revision's only
             self._reset_pairs()  # a canary is compared with what serves now, from a common start
         if self.serving_id is None:
@@ -269,7 +273,6 @@ class AcceptanceTracker:
             ratio = parameter_ratio(validation)
             if ratio is not None:
                 self._remember_cost(self.serving_id, ratio)
-        # The same revision without speculation runs no draft; its own id carries a suffix, the record the same.
         return self.cost_ratios.get(self.serving_id, DEFAULT_COST_RATIO)
 
     # ------------------------------------------------------------------ scraping
@@ -282,8 +285,7 @@ class AcceptanceTracker:
             return
         now = time.time()
         self._start_pairs(spec, now)
-        if not self.speculation and self.pair_canary is None:
-            return  # nothing to judge: the acceptance of a revision without speculation is no one's business
+        # A revision without speculation is scraped too: its speed is status.performance (and a canary's baseline).
         window_seconds = float(spec.rollback.window_seconds)
         if self.accumulator is None or self.accumulator.window_seconds != window_seconds:
             self.accumulator = WindowAccumulator(window_seconds, start=now)
@@ -471,7 +473,20 @@ class AcceptanceTracker:
                 incomplete_pods=("prometheus",),
                 errors=(error,),
             )
-        return Window.from_counters(start, end, counters, pod_names)
+        try:
+            speed = await query_speed(
+                POOLS.prometheus_session(),
+                str(spec.metrics.prometheus.url),
+                selector,
+                end - start,
+                at=end,
+                timeout=capped_timeout(spec.metrics.timeout_seconds),
+                turn=lambda: POOLS.turn(namespace, name),
+            )
+        except PrometheusQueryError:
+            exporter.count_scrape_error(namespace, name, "prometheus")
+            speed = None  # the window keeps its acceptance; only its speed is unknown
+        return Window.from_counters(start, end, counters, pod_names, speed=speed)
 
     # ------------------------------------------------------------------ verdict
     def finding(
@@ -491,8 +506,13 @@ class AcceptanceTracker:
         if not self.serving_id:
             return None
         canary = self.judge_canary(spec)
+        performance = self._publish_performance(spec)
+        if namespace and name:
+            self._export_speed(namespace, name)
         if not self.speculation or self.decision is None:
-            return None if canary is None else MonitorFinding(revision=self.serving_id, canary=canary)
+            if canary is None and performance is None:
+                return None
+            return MonitorFinding(revision=self.serving_id, canary=canary, performance=performance)
         d = self.decision
         latest = next((w for w in reversed(self.windows) if w.acceptance is not None and w.rate is not None), None)
         acc = latest.acceptance if latest is not None else None
@@ -514,6 +534,38 @@ class AcceptanceTracker:
             message=message,
             acceptance=self._publish(acceptance_status(self.serving_id, d, latest, rec.k if rec else None)),
             canary=canary,
+            performance=performance,
+        )
+
+    def _publish_performance(self, spec: SpeculativeDeploymentSpec) -> dict[str, Any] | None:
+        """status.performance of the serving revision, rewritten only when it changed meaningfully; None until a
+        window after warm-up measured its speed (warm-up traffic is not the revision's speed, and the status stays
+        untouched while it lasts). The speedup stays None until a control group feeds ``measured_speedup``."""
+        assert self.serving_id is not None
+        if self.ready_since is None:
+            return self.performance
+        judged = [w for w in self.windows if w.start >= self.ready_since + float(spec.rollback.warmup_seconds)]
+        latest = latest_with_tokens(judged)
+        if latest is None and self.performance is None:
+            return None
+        # Issue 14 (payoff): the serving windows beside their control twins (monitor.control), with a control group.
+        speeds, control = paired_speeds(self.control, judged)
+        min_tokens = spec.speculation.control.min_output_tokens if spec.speculation.control is not None else 0.0
+        candidate = performance_status(self.serving_id, latest, measured_speedup(speeds, control, min_tokens))
+        if meaningful(self.performance, candidate):
+            model = PerformanceStatus.model_validate(candidate)
+            self.performance = model.model_dump(mode="json", by_alias=True, exclude_unset=True, exclude_none=True)
+        return self.performance
+
+    def _export_speed(self, namespace: str, name: str) -> None:
+        """The operator's own per-revision speed gauges: the serving revision's and, while compared, the canary's."""
+        revisions: dict[str, Window | None] = {}
+        if self.serving_id is not None:
+            revisions[self.serving_id] = latest_with_tokens(self.windows)
+        if self.canary_id is not None:
+            revisions[self.canary_id] = latest_with_tokens([p.canary for p in self.pairs])
+        exporter.record_speed(
+            namespace, name, {rev: (w.speed if w is not None else None) for rev, w in revisions.items()}
         )
 
     def _publish(self, candidate: dict[str, Any]) -> dict[str, Any] | None:

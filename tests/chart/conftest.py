@@ -37,8 +37,9 @@ OPERATOR_RULES: dict[tuple[str, str], set[str]] = {
     # Children carry ownerReferences with blockOwnerDeletion=true (render/meta.py); where the
     # OwnerReferencesPermissionEnforcement admission plugin runs (OpenShift), setting that needs this.
     ("specdeploy.io", "speculativedeployments/finalizers"): {"update"},
-    # kopf index (list+watch); kube.create, and get after a 409; kube.patch when the serving revision changes.
-    ("apps", "deployments"): {"get", "list", "watch", "create", "patch"},
+    # kopf index (list+watch); kube.create, and get after a 409; kube.patch of replicas or a hand-edited template;
+    # delete: the Deployment of a revision no longer serving (one Deployment per revision, issue 13).
+    ("apps", "deployments"): {"get", "list", "watch", "create", "patch", "delete"},
     # kopf index; kube._create_revision reads, then server-side applies: a PATCH that creates, for which the
     # API server checks create as well as patch; verdict annotations are merge patches; the plan prunes
     # revisions beyond the history limit.

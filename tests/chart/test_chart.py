@@ -325,6 +325,10 @@ def test_grafana_dashboard_shows_acceptance_length_rollbacks_and_errors(render: 
     assert "increase(specdeploy_rollbacks_total{" in exprs["Rollbacks"]
     assert "specdeploy_scrape_errors_total{" in exprs["Metric scrape errors"]
     assert "by (namespace, name)" in exprs["Rollbacks"]
+    # issue 14: speed per revision, from the operator's per-revision gauges
+    assert "specdeploy_time_per_output_token_seconds{" in exprs["Time per output token per revision (operator)"]
+    assert "specdeploy_generation_tokens_per_second{" in exprs["Output tokens per second per revision"]
+    assert "specdeploy_running_requests{" in exprs["Running requests per pod per revision"]
     # Panels must not overlap on Grafana's 24-column grid.
     cells: set[tuple[int, int]] = set()
     for p in dashboard["panels"]:

@@ -60,6 +60,7 @@ def object_for(draft: str) -> dict[str, Any]:
             "validation": {"policy": "Enforce"},
             "rollback": ROLLBACK,
             "metrics": {"scrapeIntervalSeconds": 2, "timeoutSeconds": 5},
+            "rollout": {"strategy": "Replace"},  # a live rollback, as this test tells it (a canary: issue 13 e2e)
         },
     )
 
@@ -75,7 +76,7 @@ def validated(kubectl: Kubectl, ns: str) -> dict[str, Any] | None:
 
 
 def deployment_draft(kubectl: Kubectl, ns: str) -> str | None:
-    dep = kubectl.get("deployment", NAME, ns)
+    dep = kubectl.deployment(NAME, ns)
     if not dep:
         return None
     container = dep["spec"]["template"]["spec"]["containers"][0]

@@ -27,7 +27,7 @@ from kubernetes.client.exceptions import ApiException
 from tests.harness.localcluster import LocalCluster
 from tests.harness.operator import OperatorProcess
 from tests.harness.specs import condition
-from tests.reliability.expectations import Expectations, deployments_settled, sd
+from tests.reliability.expectations import Expectations, deployments_settled, sd, sd_deployment
 from tests.reliability.recorder import GROUP, PLURAL, VERSION, api_client, wait_until
 
 pytestmark = pytest.mark.integration
@@ -79,10 +79,11 @@ class SecondWriter:
         for name in OBJECTS:
             self._status(name, f"round {n}", phase="Degraded" if n % 2 else "Pending")
             marks = {"metadata": {"labels": {LABEL: "ml-platform"}, "annotations": {ANNOTATION: str(n)}}}
-            self.apps.patch_namespaced_deployment(name, self.namespace, marks)
+            dep_name = sd_deployment(self.apps, self.namespace, name).metadata.name
+            self.apps.patch_namespaced_deployment(dep_name, self.namespace, marks)
             self.core.patch_namespaced_service(name, self.namespace, marks)
             if n % 3 == 0:
-                self.apps.patch_namespaced_deployment_scale(name, self.namespace, {"spec": {"replicas": 3}})
+                self.apps.patch_namespaced_deployment_scale(dep_name, self.namespace, {"spec": {"replicas": 3}})
 
     def _status(self, name: str, message: str, phase: str | None) -> None:
         """Read-modify-write of the status with the resourceVersion; retried on 409 Conflict."""
@@ -124,7 +125,7 @@ def foreign_marks_kept(world: Expectations, writer: SecondWriter) -> dict[str, s
             lost[name] = f"condition {FOREIGN} is {mine or 'gone'}, last written {writer.last_message[name]!r}"
             continue
         for kind, meta in (
-            ("Deployment", world.apps.read_namespaced_deployment(name, world.namespace).metadata),
+            ("Deployment", sd_deployment(world.apps, world.namespace, name).metadata),
             (
                 "Service",
                 client.CoreV1Api(world.apps.api_client).read_namespaced_service(name, world.namespace).metadata,
@@ -153,7 +154,7 @@ def snapshot(world: Expectations) -> dict[str, Any]:
     for name in OBJECTS:
         obj = world.custom.get_namespaced_custom_object(GROUP, VERSION, world.namespace, PLURAL, name)
         out[f"sd/{name}"] = (obj["metadata"]["resourceVersion"], obj.get("status"))
-        dep = world.apps.read_namespaced_deployment(name, world.namespace)
+        dep = sd_deployment(world.apps, world.namespace, name)
         out[f"deployment/{name}"] = (dep.metadata.resource_version, dep.status.to_dict())
         svc = core.read_namespaced_service(name, world.namespace)
         out[f"service/{name}"] = (svc.metadata.resource_version, None)
@@ -193,7 +194,7 @@ def test_a_second_writer_loses_nothing_and_is_not_fought(
         st = world.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)["status"]
         assert st["phase"] == "Ready", f"{name}: phase {st['phase']} (the second writer's value stuck)"
         assert condition(st, "Ready")["status"] == "True"
-        assert world.apps.read_namespaced_deployment(name, namespace).spec.replicas == 1
+        assert sd_deployment(world.apps, namespace, name).spec.replicas == 1
     lost = foreign_marks_kept(world, writer)
     assert not lost, f"the operator removed the second writer's own writes: {lost}"
 

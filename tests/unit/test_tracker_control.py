@@ -129,3 +129,12 @@ def test_a_new_serving_revision_drops_the_control_windows() -> None:
     other = ServingChoice(dataclasses.replace(REV, id="9876543210"), speculation=True)
     tracker.set_serving(other, deployment("9876543210"), now=T0 + 999)
     assert tracker.control is None
+
+
+def test_status_performance_publishes_the_speedup_against_the_control() -> None:
+    tracker = slow_tracker(0.58)
+    finding = tracker.finding(SPEC)
+    assert finding is not None and finding.performance is not None
+    assert finding.performance["speedup"] == 0.58
+    [at_load] = finding.performance["speedupByLoad"]
+    assert at_load["speedup"] == 0.58 and at_load["runningMin"] <= 8

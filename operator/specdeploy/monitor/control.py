@@ -101,6 +101,21 @@ def speed_decision(
     return decide_speed(spec.rollback.min_speedup, spec.rollback.consecutive_windows, payoffs), latest
 
 
+def paired_speeds(group: ControlGroup | None, serving: Sequence[Window]) -> tuple[list[Speed], list[Speed]]:
+    """The speeds of the serving windows that have a control twin with speed, and their twins', aligned (for
+    ``monitor.performance.measured_speedup``, which pairs them by position)."""
+    if group is None:
+        return [w.speed for w in serving if w.speed is not None], []
+    ours: list[Speed] = []
+    theirs: list[Speed] = []
+    for window in serving:
+        twin = group.closed.get(window.start)
+        if window.speed is not None and twin is not None and twin.speed is not None:
+            ours.append(window.speed)
+            theirs.append(twin.speed)
+    return ours, theirs
+
+
 def performance_speedup(latest: Payoff | None) -> dict[str, object]:
     """The ``speedup`` and ``speedupByLoad`` of status.performance from the latest qualifying comparison."""
     if latest is None or latest.speedup is None:

@@ -15,7 +15,7 @@ from specdeploy import conditions as cond
 from specdeploy.api import RollbackAction
 from specdeploy.rollout.events import Event, condition_facts, event_name
 from specdeploy.rollout.history import History, RevisionRecord, ServingChoice
-from specdeploy.rollout.serve import LIVE_FAILURES
+from specdeploy.rollout.serve import CANARY_ABORTED, LIVE_FAILURES
 from specdeploy.rollout.validation import VALIDATION_ERROR, VALIDATION_FAILED
 
 
@@ -156,6 +156,8 @@ def _said_otherwise(
         return before is None or before.get("status") != cond.TRUE  # "Recovered" only after a real degradation
     if key == (cond.VALIDATED, cond.TRUE):
         return c["reason"] in ("ValidationSkipped", "NothingToValidate")
+    if c["reason"] == CANARY_ABORTED:
+        return True  # the CanaryAborted Event (rollout.canary) says it, once
     if key == (cond.DEGRADED, cond.TRUE):
         # the ValidationFailed / ValidationError / RolledBack event already says it
         return c["reason"] in (VALIDATION_FAILED, VALIDATION_ERROR) or (

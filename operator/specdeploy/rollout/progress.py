@@ -7,7 +7,7 @@ gone, as the Deployment controller has observed the latest template); the tracke
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from specdeploy.render import labels as lbl
@@ -24,6 +24,12 @@ def template_revision(deployment: Mapping[str, Any] | None) -> str | None:
     labels = deployment.get("spec", {}).get("template", {}).get("metadata", {}).get("labels", {}) or {}
     value = labels.get(lbl.SD_REVISION)
     return str(value) if value else None
+
+
+def for_revision(deployments: Sequence[Mapping[str, Any]], serving_id: str | None) -> Mapping[str, Any] | None:
+    """The Deployment whose template runs ``serving_id`` (one per revision, issue 13), the most ready if several."""
+    mine = [d for d in deployments if serving_id and template_revision(d) == serving_id]
+    return max(mine, key=ready_replicas) if mine else None
 
 
 def ready_replicas(deployment: Mapping[str, Any] | None) -> int:

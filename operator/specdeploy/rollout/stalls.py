@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from specdeploy import conditions as cond
+from specdeploy.rollout import progress
 from specdeploy.rollout.events import Event, condition_facts, event_name
 from specdeploy.rollout.plan import Observed, Plan
 
@@ -194,7 +195,8 @@ def report(p: Plan, obs: Observed, pods: Sequence[Mapping[str, Any]]) -> Plan:
     """The plan, with the cause of a stuck rollout on its status and its Event added (``p`` is changed in place
     and returned); unchanged when nothing is stuck or the plan does not say RollingOut."""
     serving = p.serving.id if p.serving is not None else None
-    stall = diagnose(obs.deployment, pods, serving)
+    canary_stall(p, obs, pods)
+    stall = diagnose(progress.for_revision(obs.deployments, serving), pods, serving)
     if stall is None:
         return p
     owner = obs.owner
@@ -210,3 +212,15 @@ def report(p: Plan, obs: Observed, pods: Sequence[Mapping[str, Any]]) -> Plan:
     if event is not None and all(e.name != event.name for e in p.events):
         p.events.append(event)
     return p
+
+
+def canary_stall(p: Plan, obs: Observed, pods: Sequence[Mapping[str, Any]]) -> None:
+    """A canary that cannot start says why in status.canary.message (the scheduler's words), while the serving
+    revision keeps serving and Ready stays as it is (issue 13)."""
+    if p.canary is None or (p.status.get("canary") or {}).get("phase") != "Starting":
+        return
+    stall = diagnose(progress.for_revision(obs.deployments, p.canary.id), pods, p.canary.id)
+    if stall is not None:
+        canary = dict(p.status["canary"])
+        canary["message"] = f"canary cannot start ({stall.reason}): {stall.message}"[:1024]
+        p.status["canary"] = canary

@@ -20,6 +20,7 @@ from specdeploy.api.status import (
     MAX_FAILED_REVISIONS,
     AcceptanceStatus,
     FailedRevision,
+    PerformanceStatus,
     RevisionStatus,
     SpeculativeDeploymentStatus,
     ValidationStatus,
@@ -28,7 +29,7 @@ from specdeploy.monitor.finding import MonitorFinding
 from specdeploy.render import endpoint
 from specdeploy.render.labels import selector_string  # issue 15
 from specdeploy.rollout.history import History, RevisionRecord, RevisionState, ServingChoice
-from specdeploy.rollout.serve import ACCEPTANCE_LOW, LIVE_FAILURES, SLOWER_THAN_CONTROL
+from specdeploy.rollout.serve import ACCEPTANCE_LOW, CANARY_ABORTED, LIVE_FAILURES, SLOWER_THAN_CONTROL
 from specdeploy.rollout.validation import VALIDATION_ERROR, VALIDATION_FAILED, ValidationState
 
 
@@ -43,6 +44,8 @@ class Rollout:
     rolled_out: bool
     ready: int
     replicas: int
+    canary: str | None = None  # issue 13: a canary in progress, in words (Progressing says it)
+    moving: bool = False  # issue 13: pods move to ``serving`` step by step with ``replicas`` ready pods throughout
 
 
 def rollout_conditions(r: Rollout) -> list[cond.Condition]:
@@ -56,6 +59,13 @@ def _ready(r: Rollout) -> cond.Condition:
     if r.rolled_out:
         what = f"revision {r.serving.id}" + ("" if r.serving.speculation else " (speculation disabled)")
         return cond.Condition(cond.READY, cond.TRUE, "Serving", f"{r.ready}/{r.replicas} replicas ready, {what}")
+    if r.moving:
+        return cond.Condition(
+            cond.READY,
+            cond.TRUE,
+            "Serving",
+            f"{r.ready}/{r.replicas} replicas ready while revision {r.serving.id} replaces the others step by step",
+        )
     return cond.Condition(
         cond.READY, cond.FALSE, "RollingOut", f"{r.ready}/{r.replicas} replicas ready for revision {r.serving.id}"
     )
@@ -66,6 +76,8 @@ def _progressing(r: Rollout) -> cond.Condition:
         return cond.Condition(cond.PROGRESSING, cond.TRUE, "Validating", "validation Job running")
     if r.serving is not None and not r.rolled_out:
         return cond.Condition(cond.PROGRESSING, cond.TRUE, "RollingOut", f"rolling out revision {r.serving.id}")
+    if r.canary:
+        return cond.Condition(cond.PROGRESSING, cond.TRUE, "Canary", r.canary)
     return cond.Condition(cond.PROGRESSING, cond.FALSE, "Complete", "nothing in progress")
 
 
@@ -74,6 +86,10 @@ def _rolled_back(r: Rollout) -> cond.Condition:
         return cond.Condition(cond.ROLLED_BACK, cond.FALSE, "NotRolledBack", "no rollback is in effect")
     target = r.serving.id if r.serving else "nothing"
     why = r.replaced.message or "acceptance rate below threshold"
+    if r.replaced.reason == CANARY_ABORTED:  # issue 13: the canary was stopped, what served before serves on
+        return cond.Condition(
+            cond.ROLLED_BACK, cond.TRUE, CANARY_ABORTED, f"canary {r.replaced.id} aborted, {target} serves: {why}"
+        )
     return cond.Condition(
         cond.ROLLED_BACK,
         cond.TRUE,
@@ -100,6 +116,10 @@ def _degraded(r: Rollout) -> cond.Condition:
         return cond.Condition(cond.DEGRADED, cond.TRUE, VALIDATION_FAILED, f"draft rejected by validation{keep}")
     if r.validation is ValidationState.ERROR:
         return cond.Condition(cond.DEGRADED, cond.TRUE, VALIDATION_ERROR, "validation could not run; see Validated")
+    if r.replaced is not None and r.replaced.reason == CANARY_ABORTED:
+        return cond.Condition(
+            cond.DEGRADED, cond.TRUE, CANARY_ABORTED, f"canary revision {r.replaced.id} was aborted; see RolledBack"
+        )
     if r.replaced is not None:
         reason = r.replaced.reason
         return cond.Condition(cond.DEGRADED, cond.TRUE, _live_reason(reason), _live_words(reason))
@@ -176,6 +196,10 @@ def build_status(
     acceptance = (finding.acceptance if finding and finding.acceptance else None) or old.get("acceptance")
     if acceptance:
         status.acceptance = AcceptanceStatus.model_validate(acceptance)
+    # issue 14: the serving revision's measured speed (monitor.performance decides when it is worth a write)
+    performance = (finding.performance if finding and finding.performance else None) or old.get("performance")
+    if performance:
+        status.performance = PerformanceStatus.model_validate(performance)
     out: dict[str, Any] = status.model_dump(mode="json", by_alias=True, exclude_unset=True)
     return out
 
