@@ -122,8 +122,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             server.start()
         for server in servers.values():
             server.wait_ready(900)
-        for server in servers.values():  # one warm-up request each
+        for server in servers.values():  # warm-up at both concurrencies (first batches of a shape are slower)
             server.complete_many(prompts[:1], 8, concurrency=1)
+            server.complete_many(prompts, 16, concurrency=8)
         for concurrency in (1, 8):
             control: tuple[Window, float, float, Any] = measured_window(
                 servers["control"], "control", prompts, args.max_tokens, concurrency

@@ -152,6 +152,7 @@ class StatusInput:
     serving: ServingChoice | None
     history: History
     ready: int
+    control: tuple[int, int] = (0, 0)  # issue 14: the control group's ready and wanted pods (READY counts them)
 
 
 def build_status(
@@ -176,7 +177,7 @@ def build_status(
             "phase": cond.phase(conditions),
             "replicas": replicas,
             "readyReplicas": s.ready,
-            "ready": f"{s.ready}/{replicas}",
+            "ready": f"{s.ready + s.control[0]}/{replicas + s.control[1]}",
             "numSpeculativeTokens": serving_depth(s.spec, s.serving),
             "selector": selector_string(s.name),  # issue 15: the scale subresource's labelSelectorPath
             "revision": RevisionStatus(

@@ -13,6 +13,7 @@ from specdeploy.api.revision import serving_snapshot
 from specdeploy.monitor.decision import Verdict
 from specdeploy.monitor.finding import MonitorFinding
 from specdeploy.monitor.payoff import SpeedObservation, decide_speed, measure
+from specdeploy.render.control import control_deployment_name
 from specdeploy.rollout.history import ANNOTATION_REASON, ANNOTATION_STATE, RevisionRecord, ServingChoice
 from specdeploy.rollout.plan import spec_for
 from specdeploy.rollout.serve import SLOWER_THAN_CONTROL
@@ -72,3 +73,34 @@ def test_a_revision_is_rendered_with_todays_control_group_and_adaptive_settings(
     assert rendered.speculation.control is not None and rendered.speculation.control.replicas == 2
     assert rendered.speculation.adaptive is not None and rendered.speculation.adaptive.enabled
     assert rendered.rollback.min_speedup == 0.9
+
+
+def test_the_control_deployment_stands_beside_what_serves_and_never_restarts_it(reports: Reports) -> None:
+    world = stable_world(reports)
+    serving = world.deployment
+    assert serving is not None
+    name, template = serving["metadata"]["name"], copy.deepcopy(serving["spec"]["template"])
+    world.change_spec(speculation={**BASE["speculation"], "control": {"replicas": 2}})
+    world.settle()
+    control = world.deployments.get(control_deployment_name(world.name))
+    assert control is not None and control["spec"]["replicas"] == 2
+    [container] = control["spec"]["template"]["spec"]["containers"]
+    assert "--speculative-config" not in container["args"]
+    assert container["args"][0] == "org/target-70b"
+    # The speculative pods are untouched: same Deployment, same template, same revision.
+    assert world.deployments[name]["spec"]["template"] == template
+    assert world.serving() == rev(BASE)
+    world.roll_out()
+    world.settle()
+    assert world.status["ready"] == "3/3"  # READY counts the control pods; replicas stays the speculative ones
+    assert (world.status["replicas"], world.status["readyReplicas"]) == (1, 1)
+    assert world.condition("Ready")["status"] == "True"
+    # Scaling the control group changes only the control Deployment; removing it deletes it.
+    world.change_spec(speculation={**BASE["speculation"], "control": {"replicas": 1}})
+    world.settle()
+    assert world.deployments[control_deployment_name(world.name)]["spec"]["replicas"] == 1
+    assert world.deployments[name]["spec"]["template"] == template
+    world.change_spec(speculation={**BASE["speculation"], "control": None})
+    world.settle()
+    assert control_deployment_name(world.name) not in world.deployments
+    assert world.deployments[name]["spec"]["template"] == template
