@@ -420,10 +420,8 @@ class ObjectReconciler:
             self.last_status = result.status
             self.last_status_over = self.seen_version
         self.tracker.set_serving(result.serving, progress.for_revision(observed.deployments, _id(result.serving)))
-        # Issue 13: the canary beside it. The monitor's side adds set_canary; until then there is nothing to call.
-        set_canary = getattr(self.tracker, "set_canary", None)
-        if set_canary is not None:
-            set_canary(result.canary, progress.for_revision(observed.deployments, _id(result.canary)))
+        # Issue 13: the canary judged beside it (rollout.canary), each with its own Deployment.
+        self.tracker.set_canary(result.canary, progress.for_revision(observed.deployments, _id(result.canary)))
 
     def observe(
         self, body: kopf.Body, spec: SpeculativeDeploymentSpec, idx: Indexes, pods: list[dict[str, Any]]

@@ -258,3 +258,42 @@ def test_sigkill_during_the_canary_start_resumes_and_starts_it_once(
     assert uids_of(kubectl, "crash", namespace, old) == before
     started = [e for e in kubectl.items("events", namespace) if e.get("reason") == "CanaryStarted"]
     assert len(started) == 1
+
+
+def test_a_live_rollback_after_promotion_brings_the_last_good_pods_first(
+    kubectl: Kubectl, namespace: str, operator: OperatorProcess, fleet: Fleet
+) -> None:
+    """Promoted, then the rate falls (the traffic changed): the last good revision's pods start before the bad
+    ones go, and a pod watch never sees fewer than replicas ready pods."""
+    kubectl.apply(sd("live", GOOD, replicas=2), "-n", namespace)
+    wait_for(
+        "the first revision stable",
+        lambda: (st := sd_status(kubectl, "live", namespace)).get("revision", {}).get("stable") and st,
+        timeout=120,
+    )
+    good = sd_status(kubectl, "live", namespace)["revision"]["stable"]
+    kubectl.apply(sd("live", OTHER, replicas=2), "-n", namespace)
+
+    def promoted() -> dict[str, Any] | None:
+        st = sd_status(kubectl, "live", namespace)
+        ok = (st.get("canary") or {}).get("phase") == "Promoted" and len(kubectl.deployments("live", namespace)) == 1
+        return st if ok else None
+
+    new = wait_for("the canary promoted", promoted, timeout=180)["revision"]["serving"]
+    assert new != good
+    with ReadyWatch(kubectl, "live", namespace) as watch:
+        for uid in uids_of(kubectl, "live", namespace, new):  # the promoted draft's rate falls
+            wait_for(
+                "the pod's scripted server", lambda uid=uid: fleet.servers.get(uid), timeout=30
+            ).behaviour.rate = 0.2
+
+        def rolled_back() -> dict[str, Any] | None:
+            st = sd_status(kubectl, "live", namespace)
+            deps = kubectl.deployments("live", namespace)
+            done = condition(st, "RolledBack").get("status") == "True" and len(deps) == 1
+            return st if done and st["revision"]["serving"] == good and st.get("readyReplicas") == 2 else None
+
+        st = wait_for("the live rollback to the last good revision", rolled_back, timeout=180)
+    assert [d["metadata"]["name"] for d in kubectl.deployments("live", namespace)] == [f"live-{good}"]
+    assert st["revision"]["failed"][0]["id"] == new
+    assert watch.fewest is not None and watch.fewest >= 2  # surge first: never below replicas ready

@@ -6,7 +6,8 @@ controller or a person with kubectl would be) keeps writing, as fast as the API 
 - the SpeculativeDeployment's status, read-modify-write with the resourceVersion (optimistic concurrency, the way
   a well-behaved controller writes): a condition type of its own, ``example.com/Audited``, whose message counts
   up, and ``status.phase``, a field the operator owns;
-- labels and annotations of its own on the Deployment and the Service (merge patches);
+- labels and annotations of its own on the Deployment and the Service (merge patches; a revision's Deployment
+  goes with its revision, so the writer also marks the last revision's Deployment before it stops);
 - the Deployment's ``spec.replicas`` (a scale), another field the operator owns.
 
 Afterwards the operator's fields must be right again (phase, replicas, revision, Ready) and the other writer's
@@ -80,10 +81,14 @@ class SecondWriter:
             self._status(name, f"round {n}", phase="Degraded" if n % 2 else "Pending")
             marks = {"metadata": {"labels": {LABEL: "ml-platform"}, "annotations": {ANNOTATION: str(n)}}}
             dep_name = sd_deployment(self.apps, self.namespace, name).metadata.name
-            self.apps.patch_namespaced_deployment(dep_name, self.namespace, marks)
+            try:
+                self.apps.patch_namespaced_deployment(dep_name, self.namespace, marks)
+                if n % 3 == 0:
+                    self.apps.patch_namespaced_deployment_scale(dep_name, self.namespace, {"spec": {"replicas": 3}})
+            except ApiException as e:
+                if e.status != 404:
+                    raise  # 404: that revision's Deployment went away with it (one Deployment per revision)
             self.core.patch_namespaced_service(name, self.namespace, marks)
-            if n % 3 == 0:
-                self.apps.patch_namespaced_deployment_scale(dep_name, self.namespace, {"spec": {"replicas": 3}})
 
     def _status(self, name: str, message: str, phase: str | None) -> None:
         """Read-modify-write of the status with the resourceVersion; retried on 409 Conflict."""
@@ -179,6 +184,9 @@ def test_a_second_writer_loses_nothing_and_is_not_fought(
         for name in OBJECTS:
             world.apply(sd(name, k=k, replicas=1, scrape_seconds=1), "serve")
         time.sleep(3)
+    # Each revision has its own Deployment: let the writer mark the last revision's too before it stops.
+    wait_until("the last revision's Deployments", lambda: not world.not_converged(ready=False), timeout=60)
+    time.sleep(3)
     writer.stop()
     during = operator.logs_since(mark)
 

@@ -26,7 +26,7 @@ from typing import Any
 
 from specdeploy import conditions as cond
 from specdeploy.api import SpeculativeDeploymentSpec
-from specdeploy.api.revision import SERVING_FIELDS, revision_id, serving_snapshot
+from specdeploy.api.revision import NOT_HASHED, SERVING_FIELDS, revision_id, serving_snapshot
 from specdeploy.monitor.finding import CanaryFinding, CanaryVerdict, MonitorFinding
 from specdeploy.policy import AdminPolicy, check
 from specdeploy.render import labels as lbl
@@ -37,6 +37,7 @@ from specdeploy.render.workload import render_workload  # issue 16: Deployment o
 from specdeploy.rollout import canary as cn
 from specdeploy.rollout import progress
 from specdeploy.rollout.announce import Subject, Transitions, plan_events, stable_event
+from specdeploy.rollout.control import control_child
 from specdeploy.rollout.events import Event
 from specdeploy.rollout.history import (
     History,
@@ -176,6 +177,18 @@ def plan(obs: Observed) -> Plan:
     out.serving, out.canary = lay.serving, lay.canary
     out.deployments, out.service = render_children(owner, spec, selection.serving, current.id, lay, lives=lives)
     out.delete_deployments = lay.delete
+    # Issue 14 (payoff): the control group's Deployment beside what serves (rollout.control); READY counts its pods.
+    serving_spec = spec_for(out.serving, spec) if out.serving is not None and out.serving.speculation else None
+    control = control_child(
+        owner.name,
+        owner.namespace,
+        serving_spec,
+        out.serving.id if out.serving else None,
+        obs.deployments,
+        owner=owner.ref(),
+    )
+    out.deployments += [control.deployment] if control.deployment is not None else []
+    out.delete_deployments += [control.delete] if control.delete is not None else []
     # Issue 15: the optional children (render.ecosystem); the handler deletes those no longer wanted.
     out.optional = render_optional(
         owner.name, owner.namespace, spec, out.serving.id if out.serving else current.id, owner=owner.ref()
@@ -195,7 +208,17 @@ def plan(obs: Observed) -> Plan:
     conditions = cond.set_conditions(
         old_conditions, [checked.condition, *rollout_conditions(rollout)], obs.now_iso, owner.generation
     )
-    facts = StatusInput(owner.name, owner.namespace, owner.generation, spec, current.id, out.serving, history, ready)
+    facts = StatusInput(
+        owner.name,
+        owner.namespace,
+        owner.generation,
+        spec,
+        current.id,
+        out.serving,
+        history,
+        ready,
+        control=(control.ready, control.replicas),
+    )
     out.status = build_status(
         facts, conditions, validation=checked.summary, finding=obs.monitor, old=obs.status, now_iso=obs.now_iso
     )
@@ -342,6 +365,10 @@ def spec_for(serving: ServingChoice, current: SpeculativeDeploymentSpec) -> Spec
         if key not in SERVING_FIELDS  # a section the snapshot lacks (no draft for ngram) must not leak in
     }
     merged.update(serving.revision.spec)
+    # Issue 14: the parts of speculation a revision leaves out (control group, adaptive settings) are today's.
+    kept = current.speculation.model_dump(by_alias=True, exclude_none=True, include=NOT_HASHED["speculation"])
+    if kept:
+        merged["speculation"] = {**merged.get("speculation", {}), **kept}
     return SpeculativeDeploymentSpec.model_validate(merged)
 
 
