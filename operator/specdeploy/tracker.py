@@ -26,14 +26,18 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from specdeploy.api import AcceptanceStatus, SpeculativeDeploymentSpec
+from specdeploy.api.status import PerformanceStatus
 from specdeploy.monitor import exporter
 from specdeploy.monitor.canary import CanaryPolicy, WindowPair, judge_canary
+from specdeploy.monitor.control import ControlGroup, paired_speeds, speed_decision
 from specdeploy.monitor.decision import Decision, Policy, Reason, Verdict, decide
 from specdeploy.monitor.finding import CanaryFinding, CanaryVerdict, MonitorFinding
+from specdeploy.monitor.performance import latest_with_tokens, meaningful, measured_speedup, performance_status
 from specdeploy.monitor.pools import POOLS, capped_timeout, scrape_object
-from specdeploy.monitor.prometheus_source import PodSelector, PrometheusQueryError, query_window
+from specdeploy.monitor.prometheus_source import PodSelector, PrometheusQueryError, query_speed, query_window
 from specdeploy.monitor.speedup import recommend_depth
 from specdeploy.monitor.window import PodError, PodSample, Window, WindowAccumulator
+from specdeploy.render.control import control_revision
 from specdeploy.rollout.history import ServingChoice
 from specdeploy.rollout.progress import fully_ready
 
@@ -137,6 +141,7 @@ class AcceptanceTracker:
         self.decision: Decision | None = None
         self.healthy_since: float | None = None
         self.published: dict[str, Any] | None = None
+        self.performance: dict[str, Any] | None = None  # the status.performance last published
         # The draft:target parameter ratio of each revision that served, from its own validation record: the
         # cost of a draft step in the depth recommendation, whatever status.validation describes now.
         self.cost_ratios: dict[str, float] = {}
@@ -149,6 +154,8 @@ class AcceptanceTracker:
         self.pairs: list[WindowPair] = []
         self._unpaired: dict[str, dict[float, Window]] = {"canary": {}, "serving": {}}
         self.canary_verdicts: dict[str, CanaryFinding] = {}  # final verdicts by canary revision id
+        # Issue 14 (payoff): the control group's windows beside the serving revision's (monitor.control).
+        self.control: ControlGroup | None = None
 
     # ------------------------------------------------------------------ what serves
     def set_serving(
@@ -165,6 +172,8 @@ class AcceptanceTracker:
             self.windows = []
             self.decision = None
             self.healthy_since = None
+            self.performance = None
+            self.control = None  # issue 14 (payoff): control windows are paired with this revision's only
             self._reset_pairs()  # a canary is compared with what serves now, from a common start
         if self.serving_id is None:
             return
@@ -264,7 +273,6 @@ class AcceptanceTracker:
             ratio = parameter_ratio(validation)
             if ratio is not None:
                 self._remember_cost(self.serving_id, ratio)
-        # The same revision without speculation runs no draft; its own id carries a suffix, the record the same.
         return self.cost_ratios.get(self.serving_id, DEFAULT_COST_RATIO)
 
     # ------------------------------------------------------------------ scraping
@@ -277,8 +285,7 @@ class AcceptanceTracker:
             return
         now = time.time()
         self._start_pairs(spec, now)
-        if not self.speculation and self.pair_canary is None:
-            return  # nothing to judge: the acceptance of a revision without speculation is no one's business
+        # A revision without speculation is scraped too: its speed is status.performance (and a canary's baseline).
         window_seconds = float(spec.rollback.window_seconds)
         if self.accumulator is None or self.accumulator.window_seconds != window_seconds:
             self.accumulator = WindowAccumulator(window_seconds, start=now)
@@ -287,9 +294,12 @@ class AcceptanceTracker:
             await self._query_prometheus(namespace, name, spec, pods, now)
         else:
             await self._scrape_pods(namespace, name, spec, pods, now)
+        await self._scrape_control(namespace, name, spec, pods, now)  # issue 14 (payoff)
         later = time.time()
         self.windows.extend(self.accumulator.advance(later))
         del self.windows[:-MAX_WINDOWS]
+        if self.control is not None:
+            self.control.advance(later)
         if self.pair_canary is not None and self.pair_serving is not None:
             self._pair_up("canary", self.pair_canary.advance(later))
             self._pair_up("serving", self.pair_serving.advance(later))
@@ -300,6 +310,34 @@ class AcceptanceTracker:
             else:
                 self.healthy_since = None
         self.judge_canary(spec)
+
+    # ------------------------------------------------------------------ issue 14 (payoff): the control group
+    async def _scrape_control(
+        self, namespace: str, name: str, spec: SpeculativeDeploymentSpec, pods: Sequence[Mapping[str, Any]], now: float
+    ) -> None:
+        """Scrape the control pods into windows tiled like the serving revision's (monitor.control); Pods source
+        only (with Prometheus, no control comparison yet)."""
+        control = spec.speculation.control
+        wanted = self.speculation and control is not None and control.replicas > 0 and self.accumulator is not None
+        if not wanted or str(spec.metrics.source) == "Prometheus" or self.serving_id is None:
+            self.control = None
+            return
+        assert self.accumulator is not None
+        revision = control_revision(self.serving_id)
+        if self.control is None or self.control.revision != revision:
+            self.control = ControlGroup.beside(revision, self.accumulator)
+        targets = self._targets(spec, pods, revision)
+        if not targets:
+            return
+        outcomes = await scrape_object(POOLS, namespace, name, targets.values(), timeout=spec.metrics.timeout_seconds)
+        for pod, url in targets.items():
+            outcome = outcomes[url]
+            if outcome.error is not None:
+                exporter.count_scrape_error(namespace, name, outcome.error.reason)
+                sample = PodSample(timestamp=now, pod=pod, error=f"{outcome.error.reason}: {outcome.error.detail}")
+            else:
+                sample = PodSample(timestamp=now, pod=pod, counters=outcome.counters, speed=outcome.speed)
+            self.control.add(sample)
 
     def judge_canary(self, spec: SpeculativeDeploymentSpec) -> CanaryFinding | None:
         """The canary's verdict from the pairs so far; a Passed or Failed verdict is final for its revision."""
@@ -435,7 +473,20 @@ class AcceptanceTracker:
                 incomplete_pods=("prometheus",),
                 errors=(error,),
             )
-        return Window.from_counters(start, end, counters, pod_names)
+        try:
+            speed = await query_speed(
+                POOLS.prometheus_session(),
+                str(spec.metrics.prometheus.url),
+                selector,
+                end - start,
+                at=end,
+                timeout=capped_timeout(spec.metrics.timeout_seconds),
+                turn=lambda: POOLS.turn(namespace, name),
+            )
+        except PrometheusQueryError:
+            exporter.count_scrape_error(namespace, name, "prometheus")
+            speed = None  # the window keeps its acceptance; only its speed is unknown
+        return Window.from_counters(start, end, counters, pod_names, speed=speed)
 
     # ------------------------------------------------------------------ verdict
     def finding(
@@ -455,8 +506,13 @@ class AcceptanceTracker:
         if not self.serving_id:
             return None
         canary = self.judge_canary(spec)
+        performance = self._publish_performance(spec)
+        if namespace and name:
+            self._export_speed(namespace, name)
         if not self.speculation or self.decision is None:
-            return None if canary is None else MonitorFinding(revision=self.serving_id, canary=canary)
+            if canary is None and performance is None:
+                return None
+            return MonitorFinding(revision=self.serving_id, canary=canary, performance=performance)
         d = self.decision
         latest = next((w for w in reversed(self.windows) if w.acceptance is not None and w.rate is not None), None)
         acc = latest.acceptance if latest is not None else None
@@ -464,14 +520,52 @@ class AcceptanceTracker:
         rec = recommend_depth(per_position, self.cost_ratio(validation)) if per_position else None
         if acc is not None and namespace and name:
             exporter.record_acceptance(namespace, name, acc, rec.k if rec else None)
+        trip, trip_reason, message = d.verdict is Verdict.ROLLBACK, None, d.message
+        # Issue 14 (payoff): spec.rollback.minSpeedup against the control group trips like a low acceptance rate.
+        speed, _ = speed_decision(spec, self.control, self.windows, self.ready_since)
+        if not trip and speed is not None and speed.verdict is Verdict.ROLLBACK:
+            trip, trip_reason, message = True, str(speed.reason), speed.message
         return MonitorFinding(
             revision=self.serving_id,
-            trip=d.verdict is Verdict.ROLLBACK,
-            healthy=d.verdict is Verdict.HEALTHY,
+            trip=trip,
+            trip_reason=trip_reason,
+            healthy=d.verdict is Verdict.HEALTHY and not trip,
             healthy_seconds=time.time() - self.healthy_since if self.healthy_since is not None else 0.0,
-            message=d.message,
+            message=message,
             acceptance=self._publish(acceptance_status(self.serving_id, d, latest, rec.k if rec else None)),
             canary=canary,
+            performance=performance,
+        )
+
+    def _publish_performance(self, spec: SpeculativeDeploymentSpec) -> dict[str, Any] | None:
+        """status.performance of the serving revision, rewritten only when it changed meaningfully; None until a
+        window after warm-up measured its speed (warm-up traffic is not the revision's speed, and the status stays
+        untouched while it lasts). The speedup stays None until a control group feeds ``measured_speedup``."""
+        assert self.serving_id is not None
+        if self.ready_since is None:
+            return self.performance
+        judged = [w for w in self.windows if w.start >= self.ready_since + float(spec.rollback.warmup_seconds)]
+        latest = latest_with_tokens(judged)
+        if latest is None and self.performance is None:
+            return None
+        # Issue 14 (payoff): the serving windows beside their control twins (monitor.control), with a control group.
+        speeds, control = paired_speeds(self.control, judged)
+        min_tokens = spec.speculation.control.min_output_tokens if spec.speculation.control is not None else 0.0
+        candidate = performance_status(self.serving_id, latest, measured_speedup(speeds, control, min_tokens))
+        if meaningful(self.performance, candidate):
+            model = PerformanceStatus.model_validate(candidate)
+            self.performance = model.model_dump(mode="json", by_alias=True, exclude_unset=True, exclude_none=True)
+        return self.performance
+
+    def _export_speed(self, namespace: str, name: str) -> None:
+        """The operator's own per-revision speed gauges: the serving revision's and, while compared, the canary's."""
+        revisions: dict[str, Window | None] = {}
+        if self.serving_id is not None:
+            revisions[self.serving_id] = latest_with_tokens(self.windows)
+        if self.canary_id is not None:
+            revisions[self.canary_id] = latest_with_tokens([p.canary for p in self.pairs])
+        exporter.record_speed(
+            namespace, name, {rev: (w.speed if w is not None else None) for rev, w in revisions.items()}
         )
 
     def _publish(self, candidate: dict[str, Any]) -> dict[str, Any] | None:

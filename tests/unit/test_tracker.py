@@ -340,3 +340,57 @@ def test_a_v0_engine_publishes_its_rate_but_no_token_counts() -> None:
     assert acc is not None and acc["rate"] == 0.62
     assert not {"draftTokens", "acceptedTokens", "drafts"} & set(acc), "unknown, not zero"
     AcceptanceStatus.model_validate(acc, by_alias=True)
+
+
+# ----------------------------------------------------------------------------------------- status.performance
+def speed_windows(tpots: list[float], start: float) -> list[Window]:
+    from specdeploy.monitor.speed import Speed
+
+    return [
+        Window(
+            start=start + 60 * i,
+            end=start + 60 * (i + 1),
+            counters=None,
+            acceptance=None,
+            speed=Speed(output_tokens=1200, tokens_per_second=20.0, request_tpot_seconds=t, requests=6, pods=2),
+        )
+        for i, t in enumerate(tpots)
+    ]
+
+
+def test_the_serving_revisions_speed_is_published_and_noise_is_not_rewritten() -> None:
+    from specdeploy.api.status import PerformanceStatus
+
+    tracker = tracker_serving()
+    judge(tracker, [0.7, 0.7, 0.7])
+    tracker.windows += speed_windows([0.020], T0 + 1000)
+    perf = verdict(tracker).performance
+    assert perf is not None and perf["revision"] == REV.id and perf["timePerOutputTokenSeconds"] == 0.02
+    assert "speedup" not in perf and "control group" in perf["message"]
+    PerformanceStatus.model_validate(perf)
+    tracker.windows += speed_windows([0.0202], T0 + 1060)
+    assert verdict(tracker).performance == perf, "a 1% move is not worth a status write"
+    tracker.windows += speed_windows([0.030], T0 + 1120)
+    moved = verdict(tracker).performance
+    assert moved is not None and moved["timePerOutputTokenSeconds"] == 0.03
+
+
+def test_a_revision_without_speculation_still_reports_its_speed_and_nothing_else() -> None:
+    nospec = ServingChoice(REV, speculation=False)
+    tracker = AcceptanceTracker()
+    tracker.set_serving(nospec, deployment(nospec.id), now=T0)
+    assert tracker.finding(SPEC) is None, "nothing measured yet"
+    tracker.windows = speed_windows([0.015], T0 + 200)
+    v = tracker.finding(SPEC)
+    assert v is not None and v.revision == REV.id + "-nospec"
+    assert not v.trip and not v.healthy and v.acceptance is None
+    assert v.performance is not None and v.performance["timePerOutputTokenSeconds"] == 0.015
+
+
+def test_speed_during_warm_up_is_not_published() -> None:
+    tracker = tracker_serving()  # Ready at T0, warm-up 120 s
+    tracker.windows = speed_windows([0.050], T0 + 30)
+    assert tracker.finding(SPEC) is None or tracker.finding(SPEC).performance is None  # type: ignore[union-attr]
+    tracker.windows += speed_windows([0.020], T0 + 120)
+    v = tracker.finding(SPEC)
+    assert v is not None and v.performance is not None and v.performance["timePerOutputTokenSeconds"] == 0.02

@@ -186,3 +186,75 @@ def test_a_canary_that_is_not_ready_is_starting_and_a_new_canary_starts_over(clo
     assert found is not None and found.canary is not None and found.canary.revision == other.id
     t.set_canary(None, None, now=clock.now)
     assert t.finding(s) is None or t.finding(s).canary is None  # type: ignore[union-attr]
+
+
+# ----------------------------------------------------------------------------------------- metrics.source Prometheus
+class ScriptedPrometheus:
+    """Answers the operator's PromQL per side: a query naming the canary's pod gets the canary's numbers."""
+
+    def __init__(self, serving: dict[str, float], canary: dict[str, float]) -> None:
+        self.sides = {"serving": serving, "canary": canary}
+        self.asked: list[str] = []
+
+    async def query(self, request: Any) -> Any:
+        from aiohttp import web
+
+        q = request.query["query"]
+        self.asked.append(q)
+        numbers = self.sides["canary" if "sd-bbbbbbbbbb-0" in q else "serving"]
+        value = next((v for name, v in numbers.items() if f"({name}{{" in q), None)
+        result = [] if value is None else [{"metric": {}, "value": [0, str(value)]}]
+        return web.json_response({"status": "success", "data": {"resultType": "vector", "result": result}})
+
+
+async def test_with_prometheus_the_canary_and_serving_windows_are_queried_per_side(clock: Clock) -> None:
+    from aiohttp import web
+
+    acceptance = {
+        "vllm:spec_decode_num_drafts_total": 1000.0,
+        "vllm:spec_decode_num_draft_tokens_total": 4000.0,
+        "vllm:request_time_per_output_token_seconds_count": 10.0,
+        "vllm:generation_tokens_total": 5000.0,
+    }
+    serving = {
+        **acceptance,
+        "vllm:spec_decode_num_accepted_tokens_total": 3000.0,
+        "vllm:request_time_per_output_token_seconds_sum": 0.2,
+    }
+    canary = {
+        **acceptance,
+        "vllm:spec_decode_num_accepted_tokens_total": 2900.0,
+        "vllm:request_time_per_output_token_seconds_sum": 0.3,  # 30 ms vs 20 ms per output token
+    }
+    fake = ScriptedPrometheus(serving, canary)
+    app = web.Application()
+    app.add_routes([web.get("/api/v1/query", fake.query)])
+    runner = web.AppRunner(app, shutdown_timeout=0.1)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    s = SpeculativeDeploymentSpec.model_validate(
+        {
+            **spec(8000).model_dump(by_alias=True, exclude_unset=True, mode="json"),
+            "metrics": {
+                "scrapeIntervalSeconds": 5,
+                "source": "Prometheus",
+                "prometheus": {"url": f"http://{host}:{port}"},
+            },
+        }
+    )
+    pods = [pod("sd-aaaaaaaaaa-0", "127.0.0.2", SERVING.id), pod("sd-bbbbbbbbbb-0", "127.0.0.3", CANARY.id)]
+    t = AcceptanceTracker()
+    started(t, clock)
+    try:
+        found = await run(clock, t, s, pods, 11)
+    finally:
+        await runner.cleanup()
+        await POOLS.close()
+    assert found.acceptance is not None and found.acceptance["rate"] == 0.75, "serving windows from its own pods"
+    assert found.canary is not None and found.canary.verdict is CanaryVerdict.FAILED, found.canary.message
+    assert found.canary.acceptance_canary == pytest.approx(0.725) and found.canary.acceptance_serving == 0.75
+    assert "30.0 ms is 50% above the serving revision's 20.0 ms" in found.canary.message
+    assert any("sd-bbbbbbbbbb-0" in q for q in fake.asked) and any("sd-aaaaaaaaaa-0" in q for q in fake.asked)
+    assert not any("sd-bbbbbbbbbb-0" in q and "sd-aaaaaaaaaa-0" in q for q in fake.asked), "never both sides at once"

@@ -28,6 +28,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from specdeploy.api.spec import SpeculativeDeploymentSpec
+from specdeploy.render import drain
 from specdeploy.render import labels as lbl
 from specdeploy.render.meta import OwnerRef, object_meta
 from specdeploy.render.names import HTTP_PORT_NAME, VLLM_CONTAINER, revision_deployment_name
@@ -109,6 +110,8 @@ def _container(spec: SpeculativeDeploymentSpec, *, speculation_enabled: bool) ->
         "resources": _resources(spec),
         "volumeMounts": mounts,
         **_probes(startup_allowance(spec, speculation_enabled=speculation_enabled)),
+        # Issue 13 (canary e2e): a deleted pod keeps serving until proxies stop routing to it (render/drain.py).
+        "lifecycle": drain.lifecycle(),
         "securityContext": {
             "allowPrivilegeEscalation": False,
             "capabilities": {"drop": ["ALL"]},

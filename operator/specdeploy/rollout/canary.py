@@ -34,6 +34,7 @@ from typing import Any
 from specdeploy import conditions as cond
 from specdeploy.api.rollout import Strategy
 from specdeploy.monitor.finding import CanaryFinding
+from specdeploy.render.control import is_control
 from specdeploy.rollout import progress, serve
 from specdeploy.rollout.events import Event, event_name
 from specdeploy.rollout.history import NO_SPECULATION_SUFFIX, RevisionRecord, RevisionState, ServingChoice
@@ -74,7 +75,7 @@ def lives(deployments: Sequence[Mapping[str, Any]]) -> list[Live]:
     out = []
     for dep in deployments:
         serving_id = progress.template_revision(dep)
-        if not serving_id:
+        if not serving_id or is_control((dep.get("metadata") or {}).get("labels")):  # issue 14: not a revision's
             continue
         replicas = int((dep.get("spec") or {}).get("replicas") or 0)
         status = dep.get("status") or {}

@@ -20,22 +20,24 @@ running the same plan twice on the same world asks for nothing new.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from specdeploy import conditions as cond
 from specdeploy.api import SpeculativeDeploymentSpec
-from specdeploy.api.revision import SERVING_FIELDS, revision_id, serving_snapshot
+from specdeploy.api.revision import NOT_HASHED, SERVING_FIELDS, revision_id, serving_snapshot
 from specdeploy.monitor.finding import CanaryFinding, CanaryVerdict, MonitorFinding
 from specdeploy.policy import AdminPolicy, check
 from specdeploy.render import labels as lbl
-from specdeploy.render import owner_for, render_deployment, render_service
+from specdeploy.render import owner_for, render_service
 from specdeploy.render.ecosystem import render_optional  # issue 15
 from specdeploy.render.meta import OwnerRef, owner_reference
+from specdeploy.render.workload import render_workload  # issue 16: Deployment or LeaderWorkerSet
 from specdeploy.rollout import canary as cn
 from specdeploy.rollout import progress
 from specdeploy.rollout.announce import Subject, Transitions, plan_events, stable_event
+from specdeploy.rollout.control import control_child
 from specdeploy.rollout.events import Event
 from specdeploy.rollout.history import (
     History,
@@ -50,6 +52,7 @@ from specdeploy.rollout.refusal import refuse
 from specdeploy.rollout.serve import MonitorStep, Selection, apply_finding, keep_live, select
 from specdeploy.rollout.status import Rollout, StatusInput, build_status, rollout_conditions
 from specdeploy.rollout.validation import JobOutcome, ValidationInput, holds_rollout, validate_step, with_verdict
+from specdeploy.rollout.workloads import LWS_DISABLED, disabled_message
 
 __all__ = ["Event", "JobOutcome", "MonitorFinding", "Observed", "Owner", "Plan", "plan"]
 
@@ -75,13 +78,15 @@ class Observed:
     spec: SpeculativeDeploymentSpec
     status: Mapping[str, Any]
     history: History
-    deployments: tuple[Mapping[str, Any], ...]  # every Deployment of the object (one per revision, issue 13)
+    # Every workload of the object (one per revision, issue 13): Deployments, and LeaderWorkerSets (issue 16).
+    deployments: tuple[Mapping[str, Any], ...]
     service: Mapping[str, Any] | None
     job: JobOutcome | None
     monitor: MonitorFinding | None
     now_iso: str
     now: float
     policy: AdminPolicy = field(default_factory=AdminPolicy)  # the admin's allow-lists (specdeploy.policy)
+    leaderworkerset_enabled: bool = False  # issue 16: the operator runs with LeaderWorkerSet support
 
 
 @dataclass
@@ -113,6 +118,20 @@ def plan(obs: Observed) -> Plan:
     violations = check(spec, obs.policy)
     if violations:
         refused = refuse(owner.name, owner.uid, owner.generation, obs.status, violations, now_iso=obs.now_iso)
+        return Plan(status=refused.status, events=list(refused.events))
+    # Issue 16: a multi-node spec without LeaderWorkerSet support is refused the same way (rollout.workloads).
+    lws_off = None if obs.leaderworkerset_enabled else disabled_message(spec)
+    if lws_off is not None:
+        refused = refuse(
+            owner.name,
+            owner.uid,
+            owner.generation,
+            obs.status,
+            [],
+            now_iso=obs.now_iso,
+            reason=LWS_DISABLED,
+            message=lws_off,
+        )
         return Plan(status=refused.status, events=list(refused.events))
     out = Plan()
     # 1. Revision.
@@ -156,8 +175,20 @@ def plan(obs: Observed) -> Plan:
         keep_live=lambda serving_id: keep_live(history, serving_id),
     )
     out.serving, out.canary = lay.serving, lay.canary
-    out.deployments, out.service = render_children(owner, spec, selection.serving, current.id, lay)
+    out.deployments, out.service = render_children(owner, spec, selection.serving, current.id, lay, lives=lives)
     out.delete_deployments = lay.delete
+    # Issue 14 (payoff): the control group's Deployment beside what serves (rollout.control); READY counts its pods.
+    serving_spec = spec_for(out.serving, spec) if out.serving is not None and out.serving.speculation else None
+    control = control_child(
+        owner.name,
+        owner.namespace,
+        serving_spec,
+        out.serving.id if out.serving else None,
+        obs.deployments,
+        owner=owner.ref(),
+    )
+    out.deployments += [control.deployment] if control.deployment is not None else []
+    out.delete_deployments += [control.delete] if control.delete is not None else []
     # Issue 15: the optional children (render.ecosystem); the handler deletes those no longer wanted.
     out.optional = render_optional(
         owner.name, owner.namespace, spec, out.serving.id if out.serving else current.id, owner=owner.ref()
@@ -177,7 +208,17 @@ def plan(obs: Observed) -> Plan:
     conditions = cond.set_conditions(
         old_conditions, [checked.condition, *rollout_conditions(rollout)], obs.now_iso, owner.generation
     )
-    facts = StatusInput(owner.name, owner.namespace, owner.generation, spec, current.id, out.serving, history, ready)
+    facts = StatusInput(
+        owner.name,
+        owner.namespace,
+        owner.generation,
+        spec,
+        current.id,
+        out.serving,
+        history,
+        ready,
+        control=(control.ready, control.replicas),
+    )
     out.status = build_status(
         facts, conditions, validation=checked.summary, finding=obs.monitor, old=obs.status, now_iso=obs.now_iso
     )
@@ -279,13 +320,19 @@ def judge_canary(
 
 
 def render_children(
-    owner: Owner, spec: SpeculativeDeploymentSpec, serving: ServingChoice | None, current_id: str, lay: cn.Layout
+    owner: Owner,
+    spec: SpeculativeDeploymentSpec,
+    serving: ServingChoice | None,
+    current_id: str,
+    lay: cn.Layout,
+    *,
+    lives: Sequence[cn.Live] = (),
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Step 5: the Deployments (the target's, rendered; the others kept, only their replicas) and the Service."""
     deployments: list[dict[str, Any]] = []
     if serving is not None:
         deployments.append(
-            render_deployment(
+            render_workload(
                 owner.name,
                 owner.namespace,
                 spec_for(serving, spec),
@@ -296,10 +343,11 @@ def render_children(
                 existing=lay.target_live.body if lay.target_live else None,
             )
         )
+    kinds = {live.name: live.body for live in lives}  # issue 16: a kept workload keeps its kind
     deployments += [
         {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
+            "apiVersion": str(kinds.get(name, {}).get("apiVersion") or "apps/v1"),
+            "kind": str(kinds.get(name, {}).get("kind") or "Deployment"),
             "metadata": {"name": name, "namespace": owner.namespace},
             "spec": {"replicas": replicas},
         }
@@ -317,6 +365,10 @@ def spec_for(serving: ServingChoice, current: SpeculativeDeploymentSpec) -> Spec
         if key not in SERVING_FIELDS  # a section the snapshot lacks (no draft for ngram) must not leak in
     }
     merged.update(serving.revision.spec)
+    # Issue 14: the parts of speculation a revision leaves out (control group, adaptive settings) are today's.
+    kept = current.speculation.model_dump(by_alias=True, exclude_none=True, include=NOT_HASHED["speculation"])
+    if kept:
+        merged["speculation"] = {**merged.get("speculation", {}), **kept}
     return SpeculativeDeploymentSpec.model_validate(merged)
 
 

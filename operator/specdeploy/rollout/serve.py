@@ -24,6 +24,10 @@ from specdeploy.rollout.validation import with_verdict
 
 ACCEPTANCE_LOW = "AcceptanceRateLow"
 CANARY_ABORTED = "CanaryAborted"  # rollout.canary's verdict reason: the incumbent serves on
+# Issue 14: spec.rollback.minSpeedup tripped (monitor/payoff.py): slower than the control group. Rolled back exactly
+# like a low acceptance rate; LIVE_FAILURES are the monitor's reasons for failing a serving revision.
+SLOWER_THAN_CONTROL = "SlowerThanControl"
+LIVE_FAILURES = frozenset({ACCEPTANCE_LOW, SLOWER_THAN_CONTROL})
 HEALTHY = "Healthy"
 
 
@@ -104,10 +108,11 @@ def apply_finding(
         return unchanged
     rev = serving.revision
     if finding.trip and rev.state is not RevisionState.FAILED:
-        failed = with_verdict(rev, RevisionState.FAILED, ACCEPTANCE_LOW, finding.message, now_iso)
+        reason = finding.trip_reason if finding.trip_reason in LIVE_FAILURES else ACCEPTANCE_LOW  # issue 14
+        failed = with_verdict(rev, RevisionState.FAILED, reason, finding.message, now_iso)
         history = history.replaced(failed)
         current = failed if failed.id == current.id else current
-        verdict = verdict_annotations(RevisionState.FAILED, ACCEPTANCE_LOW, finding.message, now_iso)
+        verdict = verdict_annotations(RevisionState.FAILED, reason, finding.message, now_iso)
         action = rollback.action
         return MonitorStep(
             history,
