@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from specdeploy.cli import build_parser
 from tests.chart.conftest import (
     CHART,
     INFERENCE_POOL_RULES,
@@ -141,7 +142,9 @@ def test_leaderworkerset_verbs_and_flag_come_only_when_enabled(render: Render) -
     role = one(on, "ClusterRole")
     assert flatten_rules(role["rules"]) == {**OPERATOR_RULES, **LEADER_WORKER_SET_RULES}
     assert_least_privilege(role["rules"])
-    assert "--leaderworkerset" in container(one(on, "Deployment"))["args"]
+    args = container(one(on, "Deployment"))["args"]
+    assert "--leaderworkerset" in args
+    assert build_parser().parse_args(args).leaderworkerset is True  # a flag `specdeploy run` knows
 
 
 def test_rbac_create_false_renders_no_rbac(render: Render) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +85,58 @@ def group_pods(kubectl: Kubectl, namespace: str, name: str) -> list[dict[str, An
     return [p for p in pods if not p["metadata"].get("deletionTimestamp")]
 
 
+HOLD = "specdeploy.io/test-terminating"  # this module's finalizer: a dying pod stays Terminating while it is set
+
+
+@contextmanager
+def dying(kubectl: Kubectl, namespace: str, pod: dict[str, Any]) -> Iterator[None]:
+    """Delete ``pod`` and keep it Terminating until the block ends, as a kubelet does while its containers stop.
+
+    Why: LWS v0.9.0 recreates a group when its pod controller reads a member with a deletionTimestamp (or a
+    restarted container) from its cache (``handleRestartPolicy``); a member that is already gone when that
+    reconcile runs is simply replaced by its StatefulSet, and the group never restarts. A kubelet keeps a deleted
+    pod for its grace period, but kwok removes it at once (grace 0), so on a loaded machine the pod could vanish
+    before LWS looked at it. A finalizer of the test's holds it in the API until the block ends.
+    """
+    name, uid = pod["metadata"]["name"], pod["metadata"]["uid"]
+    hold(kubectl, namespace, name, uid, on=True)
+    try:
+        kubectl.run("delete", "pod", "-n", namespace, name, "--wait=false")
+        yield
+    finally:
+        hold(kubectl, namespace, name, uid, on=False)
+
+
+def hold(kubectl: Kubectl, namespace: str, name: str, uid: str, *, on: bool, tries: int = 3) -> None:
+    """Set or clear the pod's HOLD finalizer, other finalizers kept. An update of an LWS pod passes LWS's pod
+    webhook, which a loaded machine may time out: tried again, from a fresh read (resourceVersion-guarded)."""
+    for _ in range(tries):
+        live = kubectl.get("pod", name, namespace)
+        if live is None or live["metadata"]["uid"] != uid:
+            if on:
+                raise AssertionError(f"pod {namespace}/{name} ({uid}) is gone before it could be held")
+            return  # already released and removed
+        finalizers: list[str] = live["metadata"].get("finalizers") or []
+        if (HOLD in finalizers) == on:
+            return
+        others = [f for f in finalizers if f != HOLD]
+        version = live["metadata"]["resourceVersion"]
+        patch = json.dumps(
+            {"metadata": {"finalizers": [*others, HOLD] if on else others or None, "resourceVersion": version}}
+        )
+        if kubectl.run("patch", "pod", name, "-n", namespace, "--type=merge", "-p", patch, check=False).returncode == 0:
+            return
+    raise AssertionError(f"could not {'set' if on else 'clear'} {HOLD} on pod {namespace}/{name}")
+
+
+def leader_deleted(kubectl: Kubectl, namespace: str, leader: dict[str, Any]) -> bool:
+    """True once LWS has deleted the group's leader (being deleted, gone, or already replaced)."""
+    live = kubectl.get("pod", leader["metadata"]["name"], namespace)
+    return (
+        live is None or live["metadata"]["uid"] != leader["metadata"]["uid"] or "deletionTimestamp" in live["metadata"]
+    )
+
+
 def test_a_tp8_pp2_target_runs_as_one_group_of_two_pods_and_a_dead_worker_recreates_the_group(
     lws: LwsController, pool: str, kubectl: Kubectl, namespace: str
 ) -> None:
@@ -115,15 +168,16 @@ def test_a_tp8_pp2_target_runs_as_one_group_of_two_pods_and_a_dead_worker_recrea
     wait_for("the LeaderWorkerSet to report 1 ready group", group_ready_count, timeout=60, interval=1)
 
     # A worker dies: the leader is recreated too (RecreateGroupOnPodRestart), and the group becomes ready again.
-    old_leader_uid = leader["metadata"]["uid"]
-    kubectl.run("delete", "pod", "-n", namespace, worker["metadata"]["name"], "--wait=false")
+    old_uids = {leader["metadata"]["uid"], worker["metadata"]["uid"]}
+    with dying(kubectl, namespace, worker):
+        wait_for("LWS to delete the group's leader", lambda: leader_deleted(kubectl, namespace, leader), timeout=60)
 
     def group_recreated() -> list[dict[str, Any]] | None:
         pods = whole_group_ready()
         if pods is None:
             return None
         uids = {p["metadata"]["uid"] for p in pods}
-        return pods if old_leader_uid not in uids else None
+        return pods if not uids & old_uids else None
 
     wait_for("the whole group to be recreated and Ready", group_recreated, timeout=120, interval=1)
     wait_for("the LeaderWorkerSet to report 1 ready group again", group_ready_count, timeout=60, interval=1)
@@ -262,8 +316,11 @@ def test_the_operator_serves_a_multi_node_spec_as_one_group_rolls_back_a_bad_dra
     # A worker dies: LWS recreates the whole group, and the object says so (Ready goes False, then True again).
     before = condition(st, "Ready")["lastTransitionTime"]
     by_index = {p["metadata"]["labels"]["leaderworkerset.sigs.k8s.io/worker-index"]: p for p in pods}
-    old_leader = by_index["0"]["metadata"]["uid"]
-    kubectl.run("delete", "pod", "-n", namespace, by_index["1"]["metadata"]["name"], "--wait=false")
+    old_uids = {p["metadata"]["uid"] for p in pods}
+    with dying(kubectl, namespace, by_index["1"]):
+        wait_for(
+            "LWS to delete the group's leader", lambda: leader_deleted(kubectl, namespace, by_index["0"]), timeout=60
+        )
     seen_down: list[str] = []
 
     def back_after_recreate() -> bool:
@@ -272,7 +329,7 @@ def test_the_operator_serves_a_multi_node_spec_as_one_group_rolls_back_a_bad_dra
         if ready.get("status") == "False":
             seen_down.append(str(ready.get("message")))
         uids = {p["metadata"]["uid"] for p in group_pods(kubectl, namespace, good)}
-        recreated = old_leader not in uids and len(uids) == 2
+        recreated = not uids & old_uids and len(uids) == 2
         return recreated and ready.get("status") == "True" and ready.get("lastTransitionTime") != before
 
     wait_for("the group to be recreated and the object Ready again", back_after_recreate, timeout=90, interval=0.3)

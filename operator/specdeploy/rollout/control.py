@@ -14,6 +14,7 @@ from typing import Any
 from specdeploy.api.spec import SpeculativeDeploymentSpec
 from specdeploy.render.control import is_control, render_control_deployment
 from specdeploy.render.meta import OwnerRef
+from specdeploy.render.workload import workload_kind
 from specdeploy.rollout import progress
 
 
@@ -44,7 +45,10 @@ def control_child(
     Deployments: none while nothing serves or what serves runs without speculation."""
     existing = next((d for d in observed if is_control_deployment(d)), None)
     wanted = None
-    if serving_spec is not None and serving_id is not None:
+    # Issue 16: no control group beside a multi-node revision yet (it would be one pod asking for every GPU of the
+    # group: Pending forever); a LeaderWorkerSet control group is future work (docs/multi-node.md).
+    multi_node = serving_spec is not None and workload_kind(serving_spec) == "LeaderWorkerSet"
+    if serving_spec is not None and serving_id is not None and not multi_node:
         wanted = render_control_deployment(name, namespace, serving_spec, serving_id, owner=owner)
     if wanted is None:
         gone = str(existing["metadata"]["name"]) if existing is not None else None

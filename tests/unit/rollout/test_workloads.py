@@ -14,6 +14,7 @@ from specdeploy.api.revision import revision_id
 from specdeploy.render.leaderworkerset import WORKER_COMPONENT
 from specdeploy.render.workload import render_workload, workload_kind
 from specdeploy.rollout import ownership, progress, stalls
+from specdeploy.rollout.control import control_child
 from specdeploy.rollout.history import History, from_controller_revisions
 from specdeploy.rollout.plan import Observed, Owner, Plan, plan
 from specdeploy.rollout.workloads import LWS_DISABLED
@@ -231,3 +232,13 @@ def test_a_statefulsets_revisions_are_not_read_as_the_objects_revisions() -> Non
     assert not ownership.foreign_controller(ours)
     assert not ownership.foreign_controller(None)
     assert ownership.foreign_controller(statefulset)
+
+
+def test_no_control_group_beside_a_multi_node_revision() -> None:
+    """A control group is one Deployment pod per replica; beside a 2-node revision it would ask for 16 GPUs."""
+    with_control = {**BIG, "speculation": {**BIG["speculation"], "control": {"replicas": 1}}}
+    spec = spec_of(with_control)
+    rid = revision_id(spec)
+    assert control_child("big", "llm", spec, rid, (), owner=None).deployment is None
+    small = spec_of({**SMALL, "speculation": {**SMALL["speculation"], "control": {"replicas": 1}}})
+    assert control_child("big", "llm", small, revision_id(small), (), owner=None).deployment is not None
