@@ -15,7 +15,8 @@ Timing, all on this machine's clock:
   window close  windows tile time from the operator's first scrape of the serving revision; the pod's scripted
                 server notes every request, and status.acceptance.windowEnd (1 s resolution) picks which scrape
                 slot started the windows and which window tripped;
-  patched       the API server's receipt time of the operator's PATCH of the Deployment (audit log, microseconds);
+  patched       the API server's receipt time of the operator's DELETE of the bad revision's Deployment, sent with
+                the fallback's create (strategy Replace; audit log, microseconds);
   reaction      patched minus the operator's first scrape after the window closed.
 
 Run: .venv/bin/python -m bench.bench_rollback [--repeat 6] [--intervals 2,3,4] [--window-seconds 10] [--k 2]
@@ -28,6 +29,7 @@ import contextlib
 import datetime as dt
 import itertools
 import json
+import re
 import statistics
 import threading
 import time
@@ -65,6 +67,10 @@ def sd_manifest(name: str, scrape_seconds: int, window_seconds: int, k: int) -> 
                 "warmupSeconds": 0,
             },
             "metrics": {"scrapeIntervalSeconds": scrape_seconds, "timeoutSeconds": 2},
+            # Replace: the rollback's writes (the fallback's Deployment created, the bad one's deleted) go out in
+            # one batch; the DELETE names its object in the audit log. Under Canary the fallback's Deployment is
+            # created in the same batch too; the bad one goes only once the fallback's pods are ready.
+            "rollout": {"strategy": "Replace"},
         },
     }
 
@@ -139,10 +145,11 @@ def window_close(scrapes: list[float], reported_end: float, window: int) -> floa
 def _measure(
     name: str, *, interval: int, status: dict[str, Any], scrapes: list[float], records: list[AuditRecord], window: int
 ) -> Trip | None:
+    own = re.compile(rf"{re.escape(name)}-[0-9a-f]{{10}}")  # the bad revision's Deployment (one per revision)
     patches = sorted(
         _ts(r.received)
         for r in records
-        if r.from_operator and r.verb == "PATCH" and r.resource == "deployments" and r.name == name
+        if r.from_operator and r.verb == "DELETE" and r.resource == "deployments" and own.fullmatch(r.name)
     )
     acceptance = status.get("acceptance") or {}
     if not patches or "windowEnd" not in acceptance:

@@ -5,7 +5,7 @@ on one machine, with the machine's load recorded, since every ratio is against a
 The parse and validator benchmarks (other modules' files) run as subprocesses and are read from their output;
 the others are imported. Results go to bench-results/bench-<UTC time>.json (git-ignored).
 
-Run: .venv/bin/python -m bench.run_all [--only create,rollback,scrape,parse,validate] [--quick]
+Run: .venv/bin/python -m bench.run_all [--only create,rollback,exposure,scrape,parse,validate] [--quick]
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench-results"
-ALL = ("parse", "validate", "scrape", "rollback", "create")
+ALL = ("parse", "validate", "scrape", "rollback", "exposure", "create")
 
 
 @dataclass(frozen=True)
@@ -156,6 +156,31 @@ def rollback_bench(quick: bool) -> tuple[dict[str, Any], list[Row]]:
     ]
 
 
+def exposure_bench(quick: bool) -> tuple[dict[str, Any], list[Row]]:
+    from bench import bench_exposure
+
+    setup = bench_exposure.Setup()
+    r = bench_exposure.report(setup, repeat=10 if quick else 25)
+    fleet = f"{setup.replicas}+{setup.canary}"
+    return r, [
+        Row(
+            f"canary: bad-draft tokens served, Canary / Replace ({fleet} pods)",
+            f"{r['bad_tokens_ratio']:.3f} ({r['canary_bad_tokens']:.0f} vs {r['replace_bad_tokens']:.0f}; "
+            f"share {r['canary_share']:.1%} vs {r['replace_share']:.1%})",
+            "< 1",
+            _verdict(r["bad_tokens_ratio"] < 1),
+        ),
+        Row(
+            "canary: first qualifying window -> verdict",
+            f"abort {r['canary_first_window_to_abort_s']:.0f} s, promotion "
+            f"{r['canary_first_window_to_promotion_s']:.0f} s (Replace rollback "
+            f"{r['replace_first_window_to_verdict_s']:.0f} s)",
+            "(informational)",
+            "INFO",
+        ),
+    ]
+
+
 def create_bench(quick: bool) -> tuple[dict[str, Any], list[Row]]:
     from bench import bench_create
 
@@ -222,6 +247,7 @@ BENCHES: dict[str, Callable[[bool], tuple[dict[str, Any], list[Row]]]] = {
     "validate": validate_bench,
     "scrape": scrape_bench,
     "rollback": rollback_bench,
+    "exposure": exposure_bench,
     "create": create_bench,
 }
 

@@ -10,8 +10,9 @@
      depends on the draft it was given.
    `--vllm auto` (the default) picks real when vLLM and the tiny models are already cached (`make e2e` caches
    them), scripted otherwise, and says which.
-4. A good draft is validated, rolled out and shows its live acceptance rate; then a bad draft is applied, its
-   acceptance stays low, and the operator rolls back to the last good revision by itself.
+4. A good draft is validated, rolled out and shows its live acceptance rate; then a bad draft is applied: under
+   the Canary strategy (the default) one pod of it starts beside the serving pod, is judged beside it, and is
+   aborted on its low acceptance, while the serving pod goes on serving (same pod UID, never restarted).
 
 Ctrl-C stops everything it started. `--no-wait` ends after the story (used by the test of the demo).
 """
@@ -36,6 +37,8 @@ sys.path.insert(0, str(REPO))
 from tests.harness import zoo  # noqa: E402
 from tests.harness.fakevllm import Behaviour, Fleet  # noqa: E402
 from tests.harness.kubectl import Kubectl, wait_for  # noqa: E402
+from tests.harness.kubelet import ANNOTATION as KUBELET_ANNOTATION  # noqa: E402
+from tests.harness.kubelet import VALUE as KUBELET_HARNESS  # noqa: E402
 from tests.harness.localcluster import LocalCluster, control_plane_bin, stop_dir  # noqa: E402
 from tests.harness.operator import OperatorProcess  # noqa: E402
 from tests.harness.podrunner import PodRunner  # noqa: E402
@@ -98,8 +101,36 @@ def manifest(target: str, draft: str, *, real: bool) -> dict[str, Any]:
                 "stableAfterSeconds": 5,
             },
             "metrics": {"scrapeIntervalSeconds": 2},
+            # The story told here is a canary abort (issue 13): one window of the canary beside the serving pod.
+            "rollout": {"strategy": "Canary", "canary": {"replicas": 1, "analysisWindows": 1}},
+            # Real vLLM: pods Ready only once vLLM answers, deleted ones drained (tests/harness/kubelet.py).
+            **({"serving": {"podAnnotations": {KUBELET_ANNOTATION: KUBELET_HARNESS}}} if real else {}),
         },
     }
+
+
+WATCH_COLUMNS = (
+    ("NAME", ".metadata.name"),
+    ("ACCEPT", ".status.acceptance.rateText"),
+    ("READY", ".status.ready"),
+    ("STATUS", ".status.phase"),
+    ("SERVING", ".status.revision.serving"),
+    ("CANARY", ".status.canary.revision"),
+    ("CANARY-PHASE", ".status.canary.phase"),
+    ("CANARY-ACCEPT", ".status.canary.acceptance.canary"),
+)
+
+
+def server_pods(k: Kubectl) -> dict[str, tuple[str, str, int]]:
+    """The object's vLLM pods: uid -> (name, revision, restarts)."""
+    found = {}
+    for pod in k.items("pods", NS, f"specdeploy.io/name={NAME},app.kubernetes.io/component=server"):
+        restarts = sum(
+            int(c.get("restartCount") or 0) for c in (pod.get("status") or {}).get("containerStatuses") or []
+        )
+        revision = (pod["metadata"].get("labels") or {}).get("specdeploy.io/revision", "")
+        found[pod["metadata"]["uid"]] = (pod["metadata"]["name"], revision, restarts)
+    return found
 
 
 def cached_vllm() -> tuple[Path | None, Path | None, str]:
@@ -265,11 +296,23 @@ def main() -> int:  # noqa: PLR0915 - a script that tells a story step by step
             assert fleet is not None
             return fleet.serving(NS, draft)
 
+        # The printer columns that tell the canary story (`kubectl get sd -o wide` has them all, and long model paths).
         watcher = subprocess.Popen(
-            [str(tools / "kubectl"), f"--kubeconfig={cluster.kubeconfig}", "get", "sd", "-n", NS, "-w"],
+            [
+                str(tools / "kubectl"),
+                f"--kubeconfig={cluster.kubeconfig}",
+                "get",
+                "sd",
+                "-n",
+                NS,
+                "-w",
+                "-o",
+                "custom-columns=" + ",".join(f"{name}:{path}" for name, path in WATCH_COLUMNS),
+            ],
             stdout=subprocess.PIPE,
             text=True,
         )
+        note("watching: kubectl get sd -w -o custom-columns=" + ",".join(name for name, _ in WATCH_COLUMNS))
         started.append(lambda: (watcher.terminate(), watcher.wait(5)))
         import threading
 
@@ -283,12 +326,11 @@ def main() -> int:  # noqa: PLR0915 - a script that tells a story step by step
         tp = 1 if real else 4
         say("4. A good draft", f"target {short(target)} (TP {tp}), draft {short(good)}, k=4, validation Enforce")
         k.apply(manifest(target, good, real=real))
-        st = watch("Ready", lambda: (s := status(k)).get("phase") == "Ready" and s, timeout=120)
+        st = watch("Ready", lambda: (s := status(k)).get("phase") == "Ready" and s, timeout=600 if real else 120)
         note(f"validation: {st['validation']['summary']}")
         if real:
-            note("the pod is Ready (kwok); real vLLM is loading the target and the draft (about a minute on 2 cores)")
             server = watch("real vLLM serving the good draft", lambda: serving(good), timeout=600)
-            note(f"vLLM answers on {server.ip}:{server.port} after {server.startup_seconds:.0f} s; traffic flowing")
+            note(f"Ready once vLLM answered on {server.ip}:{server.port} ({server.startup_seconds:.0f} s of loading)")
         st = watch(
             "stable", lambda: (s := status(k)).get("revision", {}).get("stable") and s, timeout=300 if real else 120
         )
@@ -301,27 +343,39 @@ def main() -> int:  # noqa: PLR0915 - a script that tells a story step by step
             note(f"({acc['acceptedTokens']:,} of {acc['draftTokens']:,} draft tokens accepted in the last window,")
             note(" read from vLLM's own /metrics: the draft is the target's own weights)")
 
-        say("5. A bad draft", f"the same target, draft {short(bad)}: same tokenizer, so validation passes")
+        say(
+            "5. A bad draft, as a canary",
+            f"the same target, draft {short(bad)}: same tokenizer, so validation passes. Strategy Canary (the "
+            "default): one pod of it starts beside the serving pod and is judged beside it",
+        )
+        before = server_pods(k)
+        for name, revision, restarts in before.values():
+            note(f"serving pod {name} (revision {revision}, {restarts} restarts)")
         k.apply(manifest(target, bad, real=real))
         t_bad = time.monotonic()
         if real:
-            server = watch("real vLLM restarted with the bad draft", lambda: serving(bad), timeout=600)
-            note(f"real vLLM restarted with {bad} in {server.startup_seconds:.0f} s; traffic flowing")
+            assert fleet is not None
+            server = watch(
+                "real vLLM serving the bad draft beside the good one",
+                lambda: next((ps for ps in fleet.ready(NS) if ps.draft == bad), None),
+                timeout=600,
+            )
+            note(f"the canary's vLLM loaded {bad} in {server.startup_seconds:.0f} s; the Service splits traffic")
 
-        def rolled_back() -> dict[str, Any] | None:
+        def aborted() -> dict[str, Any] | None:
             s = status(k)
-            done = condition(s, "RolledBack").get("status") == "True"
-            return s if done else None
+            return s if (s.get("canary") or {}).get("phase") == "Aborted" else None
 
-        st = watch("rollback", rolled_back, timeout=300 if real else 180)
-        note(f"rolled back {time.monotonic() - t_bad:.0f} s after the bad draft was applied:")
-        rb = next(c for c in st["conditions"] if c["type"] == "RolledBack")
-        note(rb["message"])
-        note(f"serving {st['revision']['serving']} again; failed: {[f['id'] for f in st['revision']['failed']]}")
+        st = watch("canary aborted", aborted, timeout=300 if real else 180)
+        canary = st["canary"]
+        note(f"canary {canary['revision']} aborted {time.monotonic() - t_bad:.0f} s after the bad draft was applied:")
+        note(canary.get("message", ""))
+        rb = condition(st, "RolledBack")
+        note(f"RolledBack={rb.get('status')} ({rb.get('reason')}); serving {st['revision']['serving']}")
+        after = watch("the canary pod gone", lambda: (p := server_pods(k)) == before and p, timeout=120)
+        for name, revision, restarts in after.values():
+            note(f"serving pod {name} never restarted: same UID, revision {revision}, {restarts} restarts")
         note("spec still names the bad draft (the operator never edits spec); it is not retried until spec changes")
-        if real:
-            server = watch("real vLLM serving the good draft again", lambda: serving(good), timeout=600)
-            note(f"real vLLM serves {good} again (loaded in {server.startup_seconds:.0f} s)")
         events = [
             e for e in k.items("events", NS) if e.get("involvedObject", {}).get("kind") == "SpeculativeDeployment"
         ]
@@ -330,7 +384,13 @@ def main() -> int:  # noqa: PLR0915 - a script that tells a story step by step
             note(f"{e['type']:<8} {e['reason']:<20} {e['message'][:160]}")
         print(
             json.dumps(
-                {"demo": "ok", "vllm": "real" if real else "scripted", "rolled_back_to": st["revision"]["serving"]}
+                {
+                    "demo": "ok",
+                    "vllm": "real" if real else "scripted",
+                    "canary": canary["phase"],
+                    "serving": st["revision"]["serving"],
+                    "serving_pods_unchanged": after == before,
+                }
             ),
             flush=True,
         )

@@ -37,8 +37,9 @@ OPERATOR_RULES: dict[tuple[str, str], set[str]] = {
     # Children carry ownerReferences with blockOwnerDeletion=true (render/meta.py); where the
     # OwnerReferencesPermissionEnforcement admission plugin runs (OpenShift), setting that needs this.
     ("specdeploy.io", "speculativedeployments/finalizers"): {"update"},
-    # kopf index (list+watch); kube.create, and get after a 409; kube.patch when the serving revision changes.
-    ("apps", "deployments"): {"get", "list", "watch", "create", "patch"},
+    # kopf index (list+watch); kube.create, and get after a 409; kube.patch of replicas or a hand-edited template;
+    # delete: the Deployment of a revision no longer serving (one Deployment per revision, issue 13).
+    ("apps", "deployments"): {"get", "list", "watch", "create", "patch", "delete"},
     # kopf index; kube._create_revision reads, then server-side applies: a PATCH that creates, for which the
     # API server checks create as well as patch; verdict annotations are merge patches; the plan prunes
     # revisions beyond the history limit.
@@ -76,6 +77,11 @@ MAY_GO_UNSEEN: dict[tuple[str, str, str], str] = {
 # inferencePool.enabled adds these (handlers.apply_optional; the pool is not watched).
 INFERENCE_POOL_RULES: dict[tuple[str, str], set[str]] = {
     ("inference.networking.k8s.io", "inferencepools"): {"get", "create", "patch", "delete"},
+}
+# leaderWorkerSet.enabled adds these (issue 16: the leaderworkersets index, kube.create, patches of replicas and
+# template, and the deletion of a revision's LeaderWorkerSet as of a Deployment: rollout.canary).
+LEADER_WORKER_SET_RULES: dict[tuple[str, str], set[str]] = {
+    ("leaderworkerset.x-k8s.io", "leaderworkersets"): {"get", "list", "watch", "create", "patch", "delete"},
 }
 # Peering (operator.peering.enabled): kopf keeps its keep-alive in the peering object's status (patch) and
 # watches the other operators' (list+watch); it never reads one object alone. The resource is kopfpeerings per

@@ -16,6 +16,7 @@ from tests.chart.conftest import (
     CHART,
     INFERENCE_POOL_RULES,
     KUBE_VERSION,
+    LEADER_WORKER_SET_RULES,
     OPERATOR_RULES,
     PEERING_VERBS,
     RELEASE,
@@ -128,6 +129,19 @@ def test_inference_pool_verbs_are_granted_only_when_enabled(render: Render) -> N
     role = one(render(sets=("inferencePool.enabled=true",)), "ClusterRole")
     assert flatten_rules(role["rules"]) == {**OPERATOR_RULES, **INFERENCE_POOL_RULES}
     assert_least_privilege(role["rules"])
+
+
+def test_leaderworkerset_verbs_and_flag_come_only_when_enabled(render: Render) -> None:
+    """Issue 16: the operator gets --leaderworkerset and the leaderworkersets verbs with leaderWorkerSet.enabled,
+    and neither without it."""
+    off = render()
+    assert ("leaderworkerset.x-k8s.io", "leaderworkersets") not in flatten_rules(one(off, "ClusterRole")["rules"])
+    assert "--leaderworkerset" not in container(one(off, "Deployment"))["args"]
+    on = render(sets=("leaderWorkerSet.enabled=true",))
+    role = one(on, "ClusterRole")
+    assert flatten_rules(role["rules"]) == {**OPERATOR_RULES, **LEADER_WORKER_SET_RULES}
+    assert_least_privilege(role["rules"])
+    assert "--leaderworkerset" in container(one(on, "Deployment"))["args"]
 
 
 def test_rbac_create_false_renders_no_rbac(render: Render) -> None:
@@ -325,6 +339,10 @@ def test_grafana_dashboard_shows_acceptance_length_rollbacks_and_errors(render: 
     assert "increase(specdeploy_rollbacks_total{" in exprs["Rollbacks"]
     assert "specdeploy_scrape_errors_total{" in exprs["Metric scrape errors"]
     assert "by (namespace, name)" in exprs["Rollbacks"]
+    # issue 14: speed per revision, from the operator's per-revision gauges
+    assert "specdeploy_time_per_output_token_seconds{" in exprs["Time per output token per revision (operator)"]
+    assert "specdeploy_generation_tokens_per_second{" in exprs["Output tokens per second per revision"]
+    assert "specdeploy_running_requests{" in exprs["Running requests per pod per revision"]
     # Panels must not overlap on Grafana's 24-column grid.
     cells: set[tuple[int, int]] = set()
     for p in dashboard["panels"]:

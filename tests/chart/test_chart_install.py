@@ -238,6 +238,9 @@ def sd(name: str, policy: str, target: str, draft: str, k: int = 4) -> dict[str,
             "draft": {"model": draft},
             "speculation": {"method": "draft_model", "numSpeculativeTokens": k},
             "validation": {"policy": policy},
+            # a change replaces the pods at once (a canary would wait for the monitor's verdict): this run also
+            # exercises deleting the old revision's Deployment
+            "rollout": {"strategy": "Replace"},
         },
     )
 
@@ -315,7 +318,7 @@ def reconciled(
                 live=live,
                 status=status,
                 jobs={n: admin.items("jobs", ns, f"{label}={n}") for n in names},
-                deployments={n: admin.get("deployment", n, ns) for n in names},
+                deployments={n: admin.deployment(n, ns) for n in names},
                 services={n: admin.get("service", n, ns) for n in names},
                 revisions={n: admin.items("controllerrevisions", ns, f"{label}={n}") for n in names},
                 # The Ready Event follows the status write that the wait above saw.
@@ -324,10 +327,10 @@ def reconciled(
                 changed_args=[],
                 calls_during_delete={},
             )
-            # A spec change: a new revision, and the live Deployment patched to it.
+            # A spec change: a new revision in its own Deployment, the old one deleted (strategy Replace).
             admin.apply(sd("skipped", "Skip", models["target"], models["draft"], k=6), "-n", ns)
             result.changed_status = ready(admin, "skipped", ns, generation=2)
-            deployment = admin.get("deployment", "skipped", ns)
+            deployment = admin.deployment("skipped", ns, result.changed_status["revision"]["serving"])
             result.changed_args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
             # Deletion: only the operator can take its finalizer off.
             for name in names:
@@ -437,7 +440,6 @@ NAMESPACED_ACCESS: list[tuple[str, str, str, str, bool]] = [
     ],
     ("list", "speculativedeployments.specdeploy.io", "", "all", False),
     # What the operator never does, even where it watches.
-    ("delete", "deployments.apps", "", "watched", False),
     ("delete", "services", "", "watched", False),
     ("update", "speculativedeployments.specdeploy.io", "", "watched", False),
     ("delete", "speculativedeployments.specdeploy.io", "", "watched", False),

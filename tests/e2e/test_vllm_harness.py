@@ -1,5 +1,6 @@
 """The harness runs the operator's own rendered vLLM command line on a pod-like loopback IP, and the monitor's
-parser reads the real server's counters: the path the operator-level e2e tests build on.
+parser reads the real server's counters: the path the operator-level e2e tests build on. The command line carries
+a ``numSpeculativeTokensPerBatchSize`` schedule (issue 14), so the same server shows vLLM following it.
 """
 
 from __future__ import annotations
@@ -27,7 +28,16 @@ def test_rendered_pod_argv_serves_with_speculation_and_exposes_real_counters(
         {
             "target": {"model": "tiny/target", "maxModelLen": 512},
             "draft": {"model": "tiny/copy"},
-            "speculation": {"method": "draft_model", "numSpeculativeTokens": 3},
+            # Issue 14: depth shaped by load, vLLM 0.32's num_speculative_tokens_per_batch_size: 3 tokens per step
+            # at batch 1, none from batch 2 up (checked below from vLLM's own draft-token counter).
+            "speculation": {
+                "method": "draft_model",
+                "numSpeculativeTokens": 3,
+                "numSpeculativeTokensPerBatchSize": [
+                    {"start": 1, "end": 1, "tokens": 3},
+                    {"start": 2, "end": 256, "tokens": 0},
+                ],
+            },
         }
     )
     argv = [*VLLM_COMMAND, *vllm_args(spec)]
@@ -39,12 +49,26 @@ def test_rendered_pod_argv_serves_with_speculation_and_exposes_real_counters(
         assert ready.base_url.startswith(f"http://{POD_IP}:")
         assert ready.model_id == "tiny/target"  # the rendered --served-model-name
         before = parse_spec_decode(ready.metrics())
-        replies = ready.complete_many(["count 3 4 5 6", "echo red fox =>", "name alice age 31"], 24)
+        prompts = ["count 3 4 5 6", "echo red fox =>", "name alice age 31"]
+        replies = ready.complete_many(prompts, 24, concurrency=1)  # batch 1: the schedule drafts 3 per step
         assert all(len(r["choices"][0]["text"]) > 0 for r in replies)
         after = parse_spec_decode(ready.metrics())
-    assert after is not None, "no spec-decode counters on the real /metrics page"
+        eight = [f"count {n} {n + 1} {n + 2}" for n in range(8)]
+        ready.complete_many(eight, 24, concurrency=8)  # batch 8: the schedule drafts nothing
+        loaded = parse_spec_decode(ready.metrics())
+    assert after is not None and loaded is not None, "no spec-decode counters on the real /metrics page"
     acceptance = summarize(delta(before, after))
-    (e2e_out / "harness-result.txt").write_text(f"startup {startup:.0f} s\n{acceptance.to_json()}\n")
+    one_per_request = acceptance.draft_tokens / len(prompts) if acceptance.draft_tokens else 0.0
+    eight_per_request = (loaded.draft_tokens - after.draft_tokens) / len(eight)
+    (e2e_out / "harness-result.txt").write_text(
+        f"startup {startup:.0f} s\n{acceptance.to_json()}\nschedule [[1,1,3],[2,256,0]]: draft tokens per request "
+        f"(vllm:spec_decode_num_draft_tokens_total) {one_per_request:.1f} one at a time, "
+        f"{eight_per_request:.1f} eight at a time\n"
+    )
+    # The schedule as vLLM applies it: one at a time drafts (about 24 / 4 steps of 3), eight at a time does not;
+    # only the ramp and the tail of the burst (batch 1 again as the last request finishes) may draft a little.
+    assert one_per_request >= 12, one_per_request
+    assert eight_per_request <= 0.25 * one_per_request, (one_per_request, eight_per_request)
     # The draft is the target itself: every drafted token is accepted, at every position.
     assert acceptance.draft_tokens is not None and acceptance.draft_tokens > 0
     assert acceptance.rate == pytest.approx(1.0)

@@ -9,6 +9,13 @@ The acceptance behaviour is chosen per draft model (read from the pod's ``--spec
 "this draft accepts 80%" and the counters advance with simulated traffic between scrapes. A pod with no
 ``--speculative-config`` exposes no spec-decode series, as vLLM does.
 
+Speed (issue 13's latency comparison, issue 14's speed per revision): every pod, with or without speculation,
+also serves vLLM's ``vllm:generation_tokens_total`` counter, the ``vllm:request_time_per_output_token_seconds`` and
+``vllm:inter_token_latency_seconds`` histograms and the ``vllm:num_requests_running``/``_waiting`` gauges. By default
+the output tokens follow the simulated drafts (one target step of 40 ms yields ``1 + accepted/drafts`` tokens); a
+test can script them instead: ``tpot_seconds`` (time per output token of the request that finishes at each scrape),
+``output_tokens_per_second`` and ``running_requests``.
+
 For fault injection a ``Behaviour`` can also answer with another HTTP status, answer late, leave out
 Content-Length (so only the reader's own cap stops a huge body), restart its simulated vLLM process before every
 scrape (counters back to zero, new ``_created`` start times), or serve a fixed page from a callable.
@@ -27,7 +34,9 @@ from pathlib import Path
 from typing import Any
 
 from kubernetes import client, config
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from tests.harness import kubelet
 
 SERVER_SELECTOR = "app.kubernetes.io/component=server,app.kubernetes.io/managed-by=specdeploy"
 # vLLM 0.32's buckets for vllm:request_time_per_output_token_seconds.
@@ -59,12 +68,17 @@ class Behaviour:
     delay_seconds: float = 0.0  # wait this long before answering /metrics
     content_length: bool = True  # False: no Content-Length header, the body ends when the connection closes
     restart_every_scrape: bool = False  # a new vLLM process (counters from zero) before each scrape
+    completion_seconds: float = 0.05  # how long a POST /v1/completions takes to answer
+    tpot_seconds: float | None = None  # time per output token; None: a 40 ms step over the tokens it yields
+    output_tokens_per_second: float | None = None  # None: what the drafts yield (speculation off: one per step)
+    running_requests: float = 1.0  # vllm:num_requests_running
 
 
 class FakeVllm:
     def __init__(self, host: str, port: int, model: str, behaviour: Behaviour) -> None:
         self.host, self.port, self.model, self.behaviour = host, port, model, behaviour
         self.scrapes = 0
+        self.completions = 0
         self._new_process()
         self.lock = threading.Lock()
         fake = self
@@ -82,6 +96,25 @@ class FakeVllm:
                     self._send(b.status, body, ctype, length=b.content_length)
                 else:
                     self._send(404, b"not found", "text/plain")
+
+            def do_POST(self) -> None:
+                # A completion as vLLM's OpenAI server answers it: max_tokens tokens after completion_seconds.
+                if self.path != "/v1/completions":
+                    self._send(404, b"not found", "text/plain")
+                    return
+                length = min(int(self.headers.get("Content-Length") or 0), 1 << 16)
+                request = json.loads(self.rfile.read(length) or b"{}")
+                tokens = int(request.get("max_tokens") or 16)
+                time.sleep(fake.behaviour.completion_seconds)
+                with fake.lock:
+                    fake.completions += 1
+                reply = {
+                    "object": "text_completion",
+                    "model": fake.model,
+                    "choices": [{"index": 0, "text": " x" * tokens, "finish_reason": "length"}],
+                    "usage": {"completion_tokens": tokens},
+                }
+                self._send(200, json.dumps(reply).encode(), "application/json")
 
             def _send(self, code: int, body: bytes, ctype: str, length: bool = True) -> None:
                 self.send_response(code)
@@ -133,27 +166,61 @@ class FakeVllm:
         Counter("vllm:prompt_tokens", "Number of prefill tokens processed.", labels, registry=self.registry).labels(
             model, "0"
         ).inc(0)
+        self.generation = Counter(
+            "vllm:generation_tokens", "Number of generation tokens processed.", labels, registry=self.registry
+        )
+        self.generation.labels(model, "0").inc(0)
+        self.itl = Histogram(
+            "vllm:inter_token_latency_seconds",
+            "Histogram of inter-token latency in seconds.",
+            labels,
+            buckets=TPOT_BUCKETS,
+            registry=self.registry,
+        )
+        self.running = Gauge(
+            "vllm:num_requests_running",
+            "Number of requests in model execution batches.",
+            labels,
+            registry=self.registry,
+        )
+        self.waiting = Gauge(
+            "vllm:num_requests_waiting", "Number of requests waiting to be processed.", labels, registry=self.registry
+        )
+        self.running.labels(model, "0").set(behaviour.running_requests)
+        self.waiting.labels(model, "0").set(0)
 
     def advance(self) -> None:
         b = self.behaviour
         now = time.monotonic()
         elapsed, self.last = now - self.last, now
-        if b.rate is None or elapsed <= 0:
+        if elapsed <= 0:
             return
-        draft_tokens = b.draft_tokens_per_second * elapsed
-        drafts = draft_tokens / b.k
-        alpha = alpha_for_rate(b.rate, b.k)
         m, e = self.model, "0"
-        self.drafts.labels(m, e).inc(drafts)
-        self.draft_tokens.labels(m, e).inc(draft_tokens)
-        accepted = 0.0
-        for i in range(b.k):
-            n = drafts * alpha ** (i + 1)
-            accepted += n
-            self.per_pos.labels(m, e, str(i)).inc(n)
-        self.accepted.labels(m, e).inc(accepted)
-        # One finished request per scrape: a target step costs 40 ms and yields 1 + accepted/drafts tokens.
-        self.tpot.labels(m, e).observe(TARGET_STEP_SECONDS / (1 + accepted / drafts) if drafts else TARGET_STEP_SECONDS)
+        tokens_per_step = 1.0
+        if b.rate is not None:
+            draft_tokens = b.draft_tokens_per_second * elapsed
+            drafts = draft_tokens / b.k
+            alpha = alpha_for_rate(b.rate, b.k)
+            self.drafts.labels(m, e).inc(drafts)
+            self.draft_tokens.labels(m, e).inc(draft_tokens)
+            accepted = 0.0
+            for i in range(b.k):
+                n = drafts * alpha ** (i + 1)
+                accepted += n
+                self.per_pos.labels(m, e, str(i)).inc(n)
+            self.accepted.labels(m, e).inc(accepted)
+            tokens_per_step = 1 + accepted / drafts if drafts else 1.0
+            produced = drafts + accepted
+        else:
+            produced = b.draft_tokens_per_second / b.k * elapsed
+        if b.output_tokens_per_second is not None:
+            produced = b.output_tokens_per_second * elapsed
+        # One finished request per scrape: a target step costs 40 ms and yields ``tokens_per_step`` tokens.
+        tpot = b.tpot_seconds if b.tpot_seconds is not None else TARGET_STEP_SECONDS / tokens_per_step
+        self.tpot.labels(m, e).observe(tpot)
+        self.itl.labels(m, e).observe(tpot * tokens_per_step)
+        self.generation.labels(m, e).inc(produced)
+        self.running.labels(m, e).set(b.running_requests)
 
     def render(self) -> bytes:
         with self.lock:
@@ -196,7 +263,10 @@ def pod_endpoint(pod: Any) -> tuple[str, int, str, str | None]:
 
 
 class Fleet:
-    """Start a FakeVllm for every Ready vLLM pod, and stop it when the pod goes away."""
+    """Start a FakeVllm for every Ready vLLM pod, and stop it when the pod goes away.
+
+    A pod annotated for the harness kubelet (:mod:`tests.harness.kubelet`) gets its server once Running, is marked
+    Ready when the server listens, and on deletion has its preStop pause honoured before the server stops."""
 
     def __init__(
         self, kubeconfig: Path, behaviour_for: Callable[[str | None], Behaviour], interval: float = 0.3
@@ -206,6 +276,7 @@ class Fleet:
         self.interval = interval
         self.servers: dict[str, FakeVllm] = {}
         self.errors: list[str] = []
+        self.terminating: set[str] = set()  # uids of harness-kubelet pods being terminated (preStop, stop, remove)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="fleet", daemon=True)
 
@@ -216,7 +287,7 @@ class Fleet:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=10)
-        for s in self.servers.values():
+        for s in list(self.servers.values()):
             s.stop()
         self.servers.clear()
 
@@ -229,10 +300,20 @@ class Fleet:
                 continue
             live = set()
             for pod in pods:
-                ready = any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
-                if not ready or not pod.status.pod_ip or pod.metadata.deletion_timestamp:
-                    continue
                 uid = pod.metadata.uid
+                ready = any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
+                if kubelet.managed(pod):  # the harness plays this pod's kubelet: readiness and termination
+                    if pod.metadata.deletion_timestamp:
+                        if uid in self.servers and uid not in self.terminating:
+                            live.add(uid)
+                            self._terminate(pod)
+                        elif uid in self.terminating:
+                            live.add(uid)
+                        continue
+                    if pod.status.phase != "Running" or not pod.status.pod_ip:
+                        continue
+                elif not ready or not pod.status.pod_ip or pod.metadata.deletion_timestamp:
+                    continue
                 live.add(uid)
                 if uid not in self.servers:
                     ip, port, model, draft = pod_endpoint(pod)
@@ -241,7 +322,30 @@ class Fleet:
                     except OSError as e:  # address taken: say so and try again on the next pass
                         self.errors.append(f"{ip}:{port}: {e}")
                         live.discard(uid)
+                        continue
+                if kubelet.managed(pod) and not ready:  # the server answers at once: its readiness probe passes
+                    try:
+                        kubelet.set_ready(self.api, pod, True)
+                    except Exception as e:  # the pod went away meanwhile: the next pass sees it
+                        self.errors.append(f"{pod.metadata.name}: could not mark Ready: {e}")
             for uid in list(self.servers):
-                if uid not in live:
-                    self.servers.pop(uid).stop()
+                if uid not in live and (gone := self.servers.pop(uid, None)) is not None:
+                    gone.stop()
             self._stop.wait(self.interval)
+
+    def _terminate(self, pod: Any) -> None:
+        """A deleted harness-kubelet pod: preStop pause, stop the server, remove the pod (in the background)."""
+        uid = pod.metadata.uid
+        self.terminating.add(uid)
+        server = self.servers[uid]
+
+        def run() -> None:
+            try:
+                kubelet.terminate(self.api, pod, lambda _grace: server.stop())
+            except Exception as e:
+                self.errors.append(f"{pod.metadata.name}: termination failed: {e}")
+            finally:
+                self.servers.pop(uid, None)
+                self.terminating.discard(uid)
+
+        threading.Thread(target=run, name=f"terminate-{pod.metadata.name}", daemon=True).start()

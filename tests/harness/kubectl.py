@@ -90,6 +90,21 @@ class Kubectl:
         got = self.get(kind, namespace=namespace, selector=selector)
         return list(got["items"]) if got else []
 
+    def deployments(self, name: str, namespace: str) -> list[dict[str, Any]]:
+        """The vLLM Deployments of SpeculativeDeployment ``name``: one per revision (issue 13)."""
+        return self.items("deployments", namespace, f"specdeploy.io/name={name},app.kubernetes.io/component=server")
+
+    def deployment(self, name: str, namespace: str, revision: str | None = None) -> Any:
+        """The Deployment of ``name`` that runs ``revision`` (any: the one with the most ready pods), or None."""
+        found = [
+            d
+            for d in self.deployments(name, namespace)
+            if revision is None or d["spec"]["template"]["metadata"]["labels"].get("specdeploy.io/revision") == revision
+        ]
+        if not found:
+            return None
+        return max(found, key=lambda d: (int((d.get("status") or {}).get("readyReplicas") or 0), d["metadata"]["name"]))
+
 
 def wait_for(what: str, fn: Callable[[], T | None], timeout: float = 60, interval: float = 0.25) -> T:
     """Poll ``fn`` until it returns something truthy; fail with ``what`` and the last value otherwise."""

@@ -13,6 +13,10 @@ read a pre-fetched cache in an air-gapped cluster.
 
 Stand-in, said plainly: kwok marks a pod Ready at once, while real vLLM needs a minute to load. Until it answers,
 the operator's scrapes fail (connection refused) and its windows hold, which is the behaviour under test anyway.
+A pod annotated for the harness kubelet (``tests.harness.kubelet``; a spec sets it with
+``serving.podAnnotations``) is different: kwok leaves it Running but not Ready, the fleet marks it Ready when its
+vLLM answers (as the readiness probe would), and on deletion keeps its vLLM through the pod's preStop pause before
+stopping it and removing the pod, so a Service's endpoints follow real readiness and real draining.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from typing import Any
 from kubernetes import client, config
 
 from specdeploy.render.names import VLLM_CONTAINER
+from tests.harness import kubelet
 from tests.harness.fakevllm import SERVER_SELECTOR
 from tests.harness.podrunner import expand
 from tests.harness.tinymodels import CANDIDATES
@@ -117,6 +122,7 @@ class PodServer:
     request_errors: list[str] = field(default_factory=list)
     stopping: threading.Event = field(default_factory=threading.Event)
     process_lock: threading.Lock = field(default_factory=threading.Lock)  # start vs stop of the vLLM process
+    obj: Any = None  # the pod as read when its server started (the harness kubelet marks it Ready)
 
     @property
     def startup_seconds(self) -> float | None:
@@ -197,6 +203,7 @@ class VllmFleet:
         self.servers: dict[str, PodServer] = {}  # live ones, by pod uid
         self.history: list[PodServer] = []  # every server ever started, oldest first
         self.failures: list[str] = []
+        self.terminating: set[str] = set()  # uids of harness-kubelet pods in their termination (preStop, stop)
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="vllm-fleet", daemon=True)
@@ -251,16 +258,52 @@ class VllmFleet:
             wanted = {}
             for pod in pods:
                 ready = any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
+                if kubelet.managed(pod):  # the harness plays its kubelet: a server once Running, Ready when it answers
+                    if pod.metadata.deletion_timestamp:
+                        self._terminate(pod)
+                        continue
+                    ready = pod.status.phase == "Running"
                 if ready and pod.status.pod_ip and not pod.metadata.deletion_timestamp:
                     wanted[pod.metadata.uid] = pod
             with self._lock:
-                gone = [self.servers.pop(uid) for uid in list(self.servers) if uid not in wanted]
+                gone = [
+                    self.servers.pop(uid)
+                    for uid in list(self.servers)
+                    if uid not in wanted and uid not in self.terminating
+                ]
             for ps in gone:  # before starting new ones: a new pod may get the IP of one that went away
                 self._stop_server(ps)
             for uid, pod in wanted.items():
                 if uid not in self.servers:
                     self._start_server(pod)
             self._stop.wait(self.interval)
+
+    def _terminate(self, pod: Any) -> None:
+        """A deleted pod whose kubelet the harness plays: its endpoint is already not ready (terminating); keep the
+        server through the pod's preStop pause, then stop it (SIGTERM, SIGKILL after the grace period) and remove
+        the pod, in the background, as a kubelet does."""
+        uid = pod.metadata.uid
+        with self._lock:
+            if uid in self.terminating:
+                return
+            self.terminating.add(uid)
+            ps = self.servers.get(uid)
+
+        def run() -> None:
+            try:
+                kubelet.terminate(
+                    self.api,
+                    pod,
+                    lambda grace: self._stop_server(ps, grace) if ps is not None else None,
+                    vllm_container(pod),
+                )
+            except Exception as err:  # the API server answering badly must not kill the fleet
+                self.failures.append(f"{pod.metadata.namespace}/{pod.metadata.name}: termination failed: {err}")
+            finally:
+                with self._lock:
+                    self.servers.pop(uid, None)
+
+        threading.Thread(target=run, name=f"terminate-{pod.metadata.name}", daemon=True).start()
 
     def _start_server(self, pod: Any) -> None:
         argv = pod_argv(pod)
@@ -281,7 +324,7 @@ class VllmFleet:
                     name, ns, pod.metadata.uid, pod.status.pod_ip, 0, None, None, state="failed"
                 )
             return
-        ps = PodServer(name, ns, pod.metadata.uid, pod.status.pod_ip, server.port, pod_draft(argv), server)
+        ps = PodServer(name, ns, pod.metadata.uid, pod.status.pod_ip, server.port, pod_draft(argv), server, obj=pod)
         with self._lock:
             self.servers[ps.uid] = ps
             self.history.append(ps)
@@ -304,19 +347,25 @@ class VllmFleet:
             return
         ps.ready_at = time.monotonic()
         ps.state = "ready"
+        if ps.obj is not None and kubelet.managed(ps.obj):  # the readiness probe passes: the kubelet marks it Ready
+            try:
+                kubelet.set_ready(self.api, ps.obj, True)
+            except Exception as err:  # deleted meanwhile: its termination takes over
+                if not ps.stopping.is_set():
+                    self.failures.append(f"{ps.namespace}/{ps.pod}: could not mark Ready: {err}")
         if self.traffic is not None:
             for i in range(max(1, self.traffic.concurrency)):
                 threading.Thread(
                     target=self._send, args=(ps, self.traffic), name=f"traffic-{ps.pod}-{i}", daemon=True
                 ).start()
 
-    def _stop_server(self, ps: PodServer) -> None:
+    def _stop_server(self, ps: PodServer, grace_s: float = 15.0) -> None:
         ps.stopping.set()
         if ps.state != "failed":
             ps.state = "stopped"
         if ps.server is not None:
             with ps.process_lock:
-                ps.server.stop(grace_s=15)
+                ps.server.stop(grace_s=grace_s)
 
     # ------------------------------------------------------------------ traffic
     def _send(self, ps: PodServer, traffic: Traffic) -> None:

@@ -81,7 +81,7 @@ def test_a_disallowed_image_gets_the_condition_one_event_and_no_deployment(
     [event] = wait_for("the Warning Event", lambda: policy_events(kubectl, "evil", namespace) or None, timeout=20)
     assert event["type"] == "Warning" and "spec.serving.image" in event["message"]
     label = "specdeploy.io/name=evil"
-    assert kubectl.get("deployment", "evil", namespace) is None
+    assert kubectl.deployment("evil", namespace) is None
     assert kubectl.items("controllerrevisions", namespace, label) == []
     assert kubectl.items("jobs", namespace, label) == []
     # The next loops (a resync, a no-op change of metadata) say nothing more.
@@ -102,14 +102,14 @@ def test_an_edit_to_a_disallowed_image_leaves_the_serving_deployment_alone(
         return st if st.get("phase") == "Ready" else None
 
     before = wait_for("good Ready", serving, timeout=60)
-    deployment = kubectl.get("deployment", "good", namespace)
+    deployment = kubectl.deployment("good", namespace)
     bad = copy.deepcopy(obj)
     bad["spec"]["serving"]["image"] = REFUSED_IMAGE
     kubectl.apply(bad, "-n", namespace)
     st = wait_for("the PolicyViolation condition", lambda: refused(kubectl, "good", namespace, 2), timeout=60)
     assert st["revision"]["serving"] == before["revision"]["serving"]
     assert f"revision {before['revision']['serving']} keeps serving" in condition(st, "Degraded")["message"]
-    after = kubectl.get("deployment", "good", namespace)
+    after = kubectl.deployment("good", namespace)
     assert after["metadata"]["generation"] == deployment["metadata"]["generation"]
     assert after["spec"]["template"] == deployment["spec"]["template"]
     assert after["status"].get("readyReplicas") == 1
@@ -162,7 +162,7 @@ def test_a_prometheus_url_outside_the_allow_list_is_refused_never_queried_and_no
             f"spec refused by the operator's policy: spec.metrics.prometheus.url: '{server.url}' is not one of the "
             "Prometheus URLs the operator's policy allows"
         )
-        assert kubectl.get("deployment", "ssrf", namespace) is None
+        assert kubectl.deployment("ssrf", namespace) is None
         before = reconciles(policed)
         time.sleep(6)
         # Nothing changes: the daemon wakes on its scrape interval (2 s) at most, never in a tight retry loop.

@@ -1,4 +1,5 @@
-"""`make demo` tells its story end to end: a good draft becomes Ready and stable, a bad one is rolled back."""
+"""`make demo` tells its story end to end: a good draft becomes Ready and stable, a bad one is aborted as a canary
+while the serving pod goes on (issue 13)."""
 
 from __future__ import annotations
 
@@ -33,10 +34,12 @@ def test_demo_runs_the_whole_story(tmp_path: Path) -> None:
     assert proc.returncode == 0, out[-4000:] + proc.stderr[-4000:]
     result = json.loads(out.strip().splitlines()[-1])
     assert result["demo"] == "ok"
+    assert result["canary"] == "Aborted" and result["serving_pods_unchanged"] is True, result
     assert "is stable" in out
-    assert "rolled back" in out and "below the threshold 0.500" in out
-    rollbacks = [line for line in out.splitlines() if line.strip().startswith("Warning") and "RolledBack" in line]
-    assert len(rollbacks) == 1
+    assert "aborted" in out and "never restarted: same UID" in out
+    aborts = [line for line in out.splitlines() if line.strip().startswith("Warning") and "CanaryAborted" in line]
+    assert len(aborts) == 1
+    assert not [line for line in out.splitlines() if "RolledBack " in line and line.strip().startswith("Warning")]
     validated = [line for line in out.splitlines() if "ValidationSucceeded" in line]
     assert len(validated) == 2  # one per revision, no duplicates
     assert not (tmp_path / "cluster" / "state.json").exists()  # everything it started is stopped

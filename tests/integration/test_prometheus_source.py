@@ -174,6 +174,26 @@ def test_prometheus_source_decides_as_the_pods_source_on_the_same_traffic(kubect
     ours = [q for q in logged if f'namespace="{namespace}"' in q and pod in q]
     assert any(q.startswith("sum(increase(vllm:spec_decode_num_draft_tokens_total{") for q in ours), logged[-5:]
     assert any(q.startswith("sum by (position) (increase(") for q in ours), logged[-5:]
+    # Speed (issue 14): both sources publish the time per output token from vLLM's histogram (sum and count
+    # increases) and the output tokens per second; the same traffic gives the same numbers.
+    perf = {
+        name: wait_for(
+            f"{name} status.performance",
+            lambda name=name: (
+                sd_status(kubectl, name, namespace).get("performance", {}).get("timePerOutputTokenSeconds")
+                and sd_status(kubectl, name, namespace)["performance"]
+            ),
+            timeout=60,
+        )
+        for name in ("pods-good", "prom-good")
+    }
+    for name, p in perf.items():
+        assert p["revision"] == good[name]["revision"]["serving"], name
+        assert "control group" in p["message"] and "speedup" not in p, name
+    pods_perf, prom_perf = perf["pods-good"], perf["prom-good"]
+    assert prom_perf["timePerOutputTokenSeconds"] == pytest.approx(pods_perf["timePerOutputTokenSeconds"], rel=0.05)
+    assert prom_perf["generationTokensPerSecond"] == pytest.approx(pods_perf["generationTokensPerSecond"], rel=0.25)
+    assert any(q.startswith("sum(increase(vllm:request_time_per_output_token_seconds_sum{") for q in ours)
 
 
 def test_a_prometheus_outage_holds_and_never_rolls_back(kubectl: Kubectl, run: Run) -> None:

@@ -31,6 +31,7 @@ def manifest(
             "speculation": {"method": "draft_model", "numSpeculativeTokens": k},
             "replicas": replicas,
             "validation": {"policy": policy},
+            "rollout": {"strategy": "Replace"},  # a change of k rolls out at once (test_canary: Canary)
         },
     )
     body["spec"].update(spec)
@@ -66,7 +67,7 @@ def test_apply_creates_rendered_children_and_reaches_ready(
     kubectl.apply(obj, "-n", namespace)
     status = wait_ready(kubectl, "llama", namespace)
 
-    dep = kubectl.get("deployment", "llama", namespace)
+    dep = kubectl.deployment("llama", namespace)
     svc = kubectl.get("service", "llama", namespace)
     expected = rendered(obj, namespace)
     want_c = expected["Deployment"]["spec"]["template"]["spec"]["containers"][0]
@@ -102,7 +103,7 @@ def test_changing_k_rolls_the_deployment_and_advances_observed_generation(
     kubectl.apply(manifest("roll", k=6), "-n", namespace)
 
     def rolled() -> dict[str, Any] | None:
-        dep = kubectl.get("deployment", "roll", namespace)
+        dep = kubectl.deployment("roll", namespace)
         args = dep["spec"]["template"]["spec"]["containers"][0]["args"]
         cfg = json.loads(args[args.index("--speculative-config") + 1])
         st = sd_status(kubectl, "roll", namespace)
@@ -136,7 +137,7 @@ def test_replicas_zero_scales_down_and_reports_zero(
     kubectl.apply(manifest("idle", replicas=0), "-n", namespace)
     status = wait_ready(kubectl, "idle", namespace)
     assert status["replicas"] == 0
-    assert kubectl.get("deployment", "idle", namespace)["spec"]["replicas"] == 0
+    assert kubectl.deployment("idle", namespace)["spec"]["replicas"] == 0
 
 
 def test_operator_restart_mid_reconcile_creates_no_duplicates(
@@ -151,7 +152,7 @@ def test_operator_restart_mid_reconcile_creates_no_duplicates(
     deps = kubectl.items("deployments", namespace)
     svcs = kubectl.items("services", namespace)
     revs = kubectl.items("controllerrevisions", namespace)
-    assert sorted(d["metadata"]["name"] for d in deps) == names
+    assert sorted(d["metadata"]["labels"]["specdeploy.io/name"] for d in deps) == names  # one each, no duplicate
     assert sorted(s["metadata"]["name"] for s in svcs) == names
     assert len(revs) == len(names)
     for n in names:
@@ -167,15 +168,15 @@ def test_steady_state_makes_no_writes(kubectl: Kubectl, namespace: str, operator
         "the warm-up verdict in status",
         lambda: sd_status(kubectl, "quiet", namespace).get("acceptance", {}).get("reason") == "WarmingUp",
     )
-    before = {
-        kind: kubectl.get(kind, "quiet", namespace)["metadata"]["resourceVersion"]
-        for kind in ("sd", "deployment", "service")
-    }
+
+    def versions() -> dict[str, str]:
+        objs = [kubectl.get(kind, "quiet", namespace) for kind in ("sd", "service")]
+        objs += kubectl.deployments("quiet", namespace)  # one per revision
+        return {f"{o['kind']}/{o['metadata']['name']}": o["metadata"]["resourceVersion"] for o in objs}
+
+    before = versions()
     import time
 
     time.sleep(8)  # several wake-ups and resyncs
-    after = {
-        kind: kubectl.get(kind, "quiet", namespace)["metadata"]["resourceVersion"]
-        for kind in ("sd", "deployment", "service")
-    }
+    after = versions()
     assert before == after

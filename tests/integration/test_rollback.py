@@ -57,12 +57,13 @@ def sd(name: str, draft: str, **rollback: Any) -> dict[str, Any]:
             "validation": {"policy": "Skip"},
             "rollback": {**FAST_ROLLBACK, **rollback},
             "metrics": {"scrapeIntervalSeconds": 1, "timeoutSeconds": 2},
+            "rollout": {"strategy": "Replace"},  # rollbacks as they were (test_canary: Canary)
         },
     )
 
 
 def deployment_args(kubectl: Kubectl, name: str, ns: str) -> list[str]:
-    dep = kubectl.get("deployment", name, ns)
+    dep = kubectl.deployment(name, ns)
     return list(dep["spec"]["template"]["spec"]["containers"][0]["args"]) if dep else []
 
 

@@ -93,5 +93,5 @@ def test_a_pod_with_the_jobs_label_that_the_job_does_not_own_supplies_no_report(
     assert st["validation"]["compatible"] is False, st["validation"]
     assert not any("FORGED" in c["message"] for c in st["validation"]["checks"])
     assert condition(st, "Validated")["reason"] == "ValidationFailed"
-    assert kubectl.get("deployment", "forged", namespace) is None
+    assert kubectl.deployment("forged", namespace) is None
     assert pod["metadata"]["name"] in {run["pod"] for run in runner.runs}  # the forgery did run

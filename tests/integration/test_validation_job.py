@@ -41,7 +41,7 @@ def sd(name: str, target: str, draft: str, policy: str = "Enforce") -> dict[str,
 
 
 def draft_of(kubectl: Kubectl, name: str, ns: str) -> str | None:
-    dep = kubectl.get("deployment", name, ns)
+    dep = kubectl.deployment(name, ns)
     if not dep:
         return None
     args = dep["spec"]["template"]["spec"]["containers"][0]["args"]
@@ -84,7 +84,7 @@ def test_incompatible_first_revision_deploys_nothing(
     assert condition(st, "Degraded")["status"] == "True"
     assert "vocabulary" in condition(st, "Validated")["message"]
     assert st["validation"]["compatible"] is False
-    assert kubectl.get("deployment", "mismatch", namespace) is None
+    assert kubectl.deployment("mismatch", namespace) is None
     assert [f["reason"] for f in st["revision"]["failed"]] == ["ValidationFailed"]
     warnings = [e for e in kubectl.items("events", namespace) if e["reason"] == "ValidationFailed"]
     assert len(warnings) == 1 and warnings[0]["type"] == "Warning"

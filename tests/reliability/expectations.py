@@ -50,6 +50,7 @@ def sd(
         "speculation": {"method": "draft_model", "numSpeculativeTokens": k},
         "replicas": replicas,
         "validation": {"policy": policy},
+        "rollout": {"strategy": "Replace"},  # these trials are about Replace; Canary: tests/integration/test_canary
     }
     if fast:
         spec["rollback"] = FAST_ROLLBACK
@@ -102,12 +103,13 @@ class Expectations:
         template), not for the pods to be Ready, which also needs the controller-manager, scheduler and kwok.
         """
         sds = self.custom.list_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL)["items"]
-        deps = {
-            d["metadata"]["name"]: d
-            for d in json.loads(self.apps.list_namespaced_deployment(self.namespace, _preload_content=False).data)[
-                "items"
-            ]
-        }
+        deps: dict[str, dict[str, Any]] = {}  # by owner: its Deployment (one per revision; the newest is judged)
+        for d in json.loads(self.apps.list_namespaced_deployment(self.namespace, _preload_content=False).data)["items"]:
+            owner = (d["metadata"].get("labels") or {}).get(lbl.SD_NAME)
+            if owner and (
+                owner not in deps or d["metadata"]["creationTimestamp"] >= deps[owner]["metadata"]["creationTimestamp"]
+            ):
+                deps[owner] = d
         by_name = {o["metadata"]["name"]: o for o in sds}
         wrong = {}
         for name, outcome in self.expected.items():
@@ -152,6 +154,17 @@ class Expectations:
             and [f["id"] for f in revs.get("failed") or []] == [rev]
         )
         return "" if ok else f"not rolled back (serving {serving}, template {template_revision(dep)})"
+
+
+def sd_deployment(apps: client.AppsV1Api, namespace: str, name: str) -> Any:
+    """The vLLM Deployment of SpeculativeDeployment ``name`` (one per revision, issue 13): the one with the most
+    ready pods."""
+    found = apps.list_namespaced_deployment(
+        namespace, label_selector=f"specdeploy.io/name={name},app.kubernetes.io/component=server"
+    ).items
+    if not found:
+        raise AssertionError(f"no Deployment of {namespace}/{name}")
+    return max(found, key=lambda d: ((d.status.ready_replicas or 0), d.metadata.name))
 
 
 def deployments_settled(world: Expectations) -> bool:

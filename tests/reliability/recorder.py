@@ -288,7 +288,8 @@ class Recorder:
             refs = meta.owner_references or []
             if owner in sds and [r.uid for r in refs if r.controller] != [sds[owner]]:
                 problems.append(f"{kind} {meta.name} is not controlled by {owner} ({[r.uid for r in refs]})")
-            key = (kind, owner) if kind in ("Deployment", "Service") else (kind, owner, meta.labels[REVISION_LABEL])
+            # one Service per object; one Deployment, Job, ControllerRevision per revision (issue 13)
+            key = (kind, owner) if kind == "Service" else (kind, owner, meta.labels[REVISION_LABEL])
             per_object.setdefault(key, []).append(meta.name)  # type: ignore[arg-type]
 
         for d in self.apps.list_namespaced_deployment(self.namespace, label_selector=MANAGED).items:

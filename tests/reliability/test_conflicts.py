@@ -6,7 +6,8 @@ controller or a person with kubectl would be) keeps writing, as fast as the API 
 - the SpeculativeDeployment's status, read-modify-write with the resourceVersion (optimistic concurrency, the way
   a well-behaved controller writes): a condition type of its own, ``example.com/Audited``, whose message counts
   up, and ``status.phase``, a field the operator owns;
-- labels and annotations of its own on the Deployment and the Service (merge patches);
+- labels and annotations of its own on the Deployment and the Service (merge patches; a revision's Deployment
+  goes with its revision, so the writer also marks the last revision's Deployment before it stops);
 - the Deployment's ``spec.replicas`` (a scale), another field the operator owns.
 
 Afterwards the operator's fields must be right again (phase, replicas, revision, Ready) and the other writer's
@@ -27,7 +28,7 @@ from kubernetes.client.exceptions import ApiException
 from tests.harness.localcluster import LocalCluster
 from tests.harness.operator import OperatorProcess
 from tests.harness.specs import condition
-from tests.reliability.expectations import Expectations, deployments_settled, sd
+from tests.reliability.expectations import Expectations, deployments_settled, sd, sd_deployment
 from tests.reliability.recorder import GROUP, PLURAL, VERSION, api_client, wait_until
 
 pytestmark = pytest.mark.integration
@@ -79,10 +80,15 @@ class SecondWriter:
         for name in OBJECTS:
             self._status(name, f"round {n}", phase="Degraded" if n % 2 else "Pending")
             marks = {"metadata": {"labels": {LABEL: "ml-platform"}, "annotations": {ANNOTATION: str(n)}}}
-            self.apps.patch_namespaced_deployment(name, self.namespace, marks)
+            dep_name = sd_deployment(self.apps, self.namespace, name).metadata.name
+            try:
+                self.apps.patch_namespaced_deployment(dep_name, self.namespace, marks)
+                if n % 3 == 0:
+                    self.apps.patch_namespaced_deployment_scale(dep_name, self.namespace, {"spec": {"replicas": 3}})
+            except ApiException as e:
+                if e.status != 404:
+                    raise  # 404: that revision's Deployment went away with it (one Deployment per revision)
             self.core.patch_namespaced_service(name, self.namespace, marks)
-            if n % 3 == 0:
-                self.apps.patch_namespaced_deployment_scale(name, self.namespace, {"spec": {"replicas": 3}})
 
     def _status(self, name: str, message: str, phase: str | None) -> None:
         """Read-modify-write of the status with the resourceVersion; retried on 409 Conflict."""
@@ -124,7 +130,7 @@ def foreign_marks_kept(world: Expectations, writer: SecondWriter) -> dict[str, s
             lost[name] = f"condition {FOREIGN} is {mine or 'gone'}, last written {writer.last_message[name]!r}"
             continue
         for kind, meta in (
-            ("Deployment", world.apps.read_namespaced_deployment(name, world.namespace).metadata),
+            ("Deployment", sd_deployment(world.apps, world.namespace, name).metadata),
             (
                 "Service",
                 client.CoreV1Api(world.apps.api_client).read_namespaced_service(name, world.namespace).metadata,
@@ -153,7 +159,7 @@ def snapshot(world: Expectations) -> dict[str, Any]:
     for name in OBJECTS:
         obj = world.custom.get_namespaced_custom_object(GROUP, VERSION, world.namespace, PLURAL, name)
         out[f"sd/{name}"] = (obj["metadata"]["resourceVersion"], obj.get("status"))
-        dep = world.apps.read_namespaced_deployment(name, world.namespace)
+        dep = sd_deployment(world.apps, world.namespace, name)
         out[f"deployment/{name}"] = (dep.metadata.resource_version, dep.status.to_dict())
         svc = core.read_namespaced_service(name, world.namespace)
         out[f"service/{name}"] = (svc.metadata.resource_version, None)
@@ -178,6 +184,9 @@ def test_a_second_writer_loses_nothing_and_is_not_fought(
         for name in OBJECTS:
             world.apply(sd(name, k=k, replicas=1, scrape_seconds=1), "serve")
         time.sleep(3)
+    # Each revision has its own Deployment: let the writer mark the last revision's too before it stops.
+    wait_until("the last revision's Deployments", lambda: not world.not_converged(ready=False), timeout=60)
+    time.sleep(3)
     writer.stop()
     during = operator.logs_since(mark)
 
@@ -193,7 +202,7 @@ def test_a_second_writer_loses_nothing_and_is_not_fought(
         st = world.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)["status"]
         assert st["phase"] == "Ready", f"{name}: phase {st['phase']} (the second writer's value stuck)"
         assert condition(st, "Ready")["status"] == "True"
-        assert world.apps.read_namespaced_deployment(name, namespace).spec.replicas == 1
+        assert sd_deployment(world.apps, namespace, name).spec.replicas == 1
     lost = foreign_marks_kept(world, writer)
     assert not lost, f"the operator removed the second writer's own writes: {lost}"
 

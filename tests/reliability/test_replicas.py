@@ -32,7 +32,7 @@ from tests.harness.fakevllm import Behaviour, Fleet
 from tests.harness.kubectl import Kubectl
 from tests.harness.localcluster import LocalCluster
 from tests.harness.operator import OperatorProcess
-from tests.reliability.expectations import BAD, Expectations, k_of, sd, verdict
+from tests.reliability.expectations import BAD, Expectations, k_of, sd, sd_deployment, verdict
 from tests.reliability.recorder import GROUP, PLURAL, VERSION, Recorder, api_client, wait_until
 
 pytestmark = pytest.mark.integration
@@ -185,7 +185,7 @@ def test_one_replica_acts_and_a_handover_mid_rollback_completes_it_once(
         )
         world.apply(sd("good", k=5), "serve")
         time.sleep(6)
-        dep = world.apps.read_namespaced_deployment("good", namespace)
+        dep = sd_deployment(world.apps, namespace, "good")
         frozen_k = k_of(client.ApiClient().sanitize_for_serialization(dep))
         assert frozen_k == 4, "a replica acted while two had the same priority"
         assert log_times(c.logs(), DAEMON_STARTED) == []

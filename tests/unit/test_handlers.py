@@ -56,7 +56,7 @@ def plan_from_index(obs: Observed, world: World) -> Plan:
     return plan(
         dataclasses.replace(
             obs,
-            deployment=packed(obs.deployment) if obs.deployment else None,
+            deployments=tuple(packed(d) for d in obs.deployments),
             service=packed(obs.service) if obs.service else None,
             history=from_controller_revisions([packed(cr) for cr in world.revisions.values()]),
         )

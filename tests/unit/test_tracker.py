@@ -222,10 +222,9 @@ def test_the_recommended_depth_prices_a_draft_step_with_the_validators_parameter
     from specdeploy.monitor.speedup import recommend_depth
     from specdeploy.tracker import DEFAULT_COST_RATIO
 
-    tracker = tracker_serving()
-    judge(tracker, [0.9, 0.9, 0.9])  # per position 1, 1, 1, 0.6
-
     def recommended(validation: dict[str, Any] | None) -> int:
+        tracker = tracker_serving()
+        judge(tracker, [0.9, 0.9, 0.9])  # per position 1, 1, 1, 0.6
         v = tracker.finding(SPEC, validation=validation)
         assert v is not None and v.acceptance is not None
         return int(v.acceptance["recommendedNumSpeculativeTokens"])
@@ -237,6 +236,33 @@ def test_the_recommended_depth_prices_a_draft_step_with_the_validators_parameter
     # a ratio validated for another revision (another draft) or not a usable number is not used
     assert recommended({"revision": OTHER.id, "parameterRatio": 1.0}) == unknown
     assert recommended({"revision": REV.id, "parameterRatio": float("nan")}) == unknown
+
+
+def test_the_recommendation_for_a_revision_does_not_jump_when_status_validation_moves_to_another() -> None:
+    """Issue 14: after a rollback status.validation describes the failed revision; the revision serving again keeps
+    the cost its own validation gave (it jumped from 1 to the 0.1 default's k before)."""
+    tracker = tracker_serving()
+    judge(tracker, [0.9, 0.9, 0.9])
+
+    def recommended(validation: dict[str, Any] | None) -> int:
+        v = tracker.finding(SPEC, validation=validation)
+        assert v is not None and v.acceptance is not None
+        return int(v.acceptance["recommendedNumSpeculativeTokens"])
+
+    assert recommended({"revision": REV.id, "parameterRatio": 1.0}) == 1
+    assert recommended({"revision": OTHER.id, "parameterRatio": 0.01}) == 1, "the failed revision's validation"
+    assert recommended(None) == 1
+
+
+def test_the_recommendation_reads_the_revisions_own_validation_record() -> None:
+    """After an operator restart the tracker remembers nothing, and status.validation may describe another
+    revision: the serving revision's own ControllerRevision carries its validation summary."""
+    record = RevisionRecord(id=REV.id, number=1, spec={}, validation={"revision": REV.id, "parameterRatio": 1.0})
+    tracker = tracker_serving(ServingChoice(record, speculation=True))
+    judge(tracker, [0.9, 0.9, 0.9])
+    v = tracker.finding(SPEC, validation={"revision": OTHER.id, "parameterRatio": 0.01})
+    assert v is not None and v.acceptance is not None
+    assert v.acceptance["recommendedNumSpeculativeTokens"] == 1
 
 
 def test_while_warming_up_the_countdown_does_not_change_the_published_status() -> None:
@@ -314,3 +340,57 @@ def test_a_v0_engine_publishes_its_rate_but_no_token_counts() -> None:
     assert acc is not None and acc["rate"] == 0.62
     assert not {"draftTokens", "acceptedTokens", "drafts"} & set(acc), "unknown, not zero"
     AcceptanceStatus.model_validate(acc, by_alias=True)
+
+
+# ----------------------------------------------------------------------------------------- status.performance
+def speed_windows(tpots: list[float], start: float) -> list[Window]:
+    from specdeploy.monitor.speed import Speed
+
+    return [
+        Window(
+            start=start + 60 * i,
+            end=start + 60 * (i + 1),
+            counters=None,
+            acceptance=None,
+            speed=Speed(output_tokens=1200, tokens_per_second=20.0, request_tpot_seconds=t, requests=6, pods=2),
+        )
+        for i, t in enumerate(tpots)
+    ]
+
+
+def test_the_serving_revisions_speed_is_published_and_noise_is_not_rewritten() -> None:
+    from specdeploy.api.status import PerformanceStatus
+
+    tracker = tracker_serving()
+    judge(tracker, [0.7, 0.7, 0.7])
+    tracker.windows += speed_windows([0.020], T0 + 1000)
+    perf = verdict(tracker).performance
+    assert perf is not None and perf["revision"] == REV.id and perf["timePerOutputTokenSeconds"] == 0.02
+    assert "speedup" not in perf and "control group" in perf["message"]
+    PerformanceStatus.model_validate(perf)
+    tracker.windows += speed_windows([0.0202], T0 + 1060)
+    assert verdict(tracker).performance == perf, "a 1% move is not worth a status write"
+    tracker.windows += speed_windows([0.030], T0 + 1120)
+    moved = verdict(tracker).performance
+    assert moved is not None and moved["timePerOutputTokenSeconds"] == 0.03
+
+
+def test_a_revision_without_speculation_still_reports_its_speed_and_nothing_else() -> None:
+    nospec = ServingChoice(REV, speculation=False)
+    tracker = AcceptanceTracker()
+    tracker.set_serving(nospec, deployment(nospec.id), now=T0)
+    assert tracker.finding(SPEC) is None, "nothing measured yet"
+    tracker.windows = speed_windows([0.015], T0 + 200)
+    v = tracker.finding(SPEC)
+    assert v is not None and v.revision == REV.id + "-nospec"
+    assert not v.trip and not v.healthy and v.acceptance is None
+    assert v.performance is not None and v.performance["timePerOutputTokenSeconds"] == 0.015
+
+
+def test_speed_during_warm_up_is_not_published() -> None:
+    tracker = tracker_serving()  # Ready at T0, warm-up 120 s
+    tracker.windows = speed_windows([0.050], T0 + 30)
+    assert tracker.finding(SPEC) is None or tracker.finding(SPEC).performance is None  # type: ignore[union-attr]
+    tracker.windows += speed_windows([0.020], T0 + 120)
+    v = tracker.finding(SPEC)
+    assert v is not None and v.performance is not None and v.performance["timePerOutputTokenSeconds"] == 0.02

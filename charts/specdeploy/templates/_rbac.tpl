@@ -20,11 +20,12 @@ which the kubelet resolves. Call with (dict "root" . "peeringResource" "kopfpeer
 - apiGroups: ["specdeploy.io"]
   resources: ["speculativedeployments/finalizers"]
   verbs: ["update"]
-# The vLLM Deployment: watched, created, patched when the serving revision changes (get: re-read after a
-# create that met an existing one). Never deleted: the garbage collector follows the owner reference.
+# The vLLM Deployments, one per revision: watched, created, patched (replicas, a hand-edited template), and the
+# Deployment of a revision no longer serving deleted (an aborted canary, the old revision after a promotion;
+# get: re-read after a create that met an existing one). The rest goes with the owner reference.
 - apiGroups: ["apps"]
   resources: ["deployments"]
-  verbs: ["get", "list", "watch", "create", "patch"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 # Revision history (which revision served, which failed): watched, read, then created by server-side apply
 # (a patch that creates, so the API server checks both verbs); verdicts merge-patched; the oldest pruned
 # beyond the history limit.
@@ -51,6 +52,13 @@ which the kubelet resolves. Call with (dict "root" . "peeringResource" "kopfpeer
 - apiGroups: ["inference.networking.k8s.io"]
   resources: ["inferencepools"]
   verbs: ["get", "create", "patch", "delete"]
+{{- end }}
+{{- if .root.Values.leaderWorkerSet.enabled }}
+# LeaderWorkerSets (leaderworkerset.x-k8s.io) of multi-node revisions, one per revision like the Deployments:
+# watched, created (get after a 409), patched (replicas, template), deleted when their revision no longer runs.
+- apiGroups: ["leaderworkerset.x-k8s.io"]
+  resources: ["leaderworkersets"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 {{- end }}
 # The validation Job: watched, created; an errored one is deleted to retry it.
 - apiGroups: ["batch"]

@@ -58,6 +58,20 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
         "jsonPath": ".status.revision.serving",
         "description": "Revision the pods run.",
     },
+    {
+        "name": "Canary",
+        "type": "string",
+        "priority": 1,
+        "jsonPath": ".status.canary.phase",
+        "description": "The canary's phase: Starting, Analyzing, Promoting, Promoted or Aborted (issue 13).",
+    },
+    {
+        "name": "Canary-Accept",
+        "type": "number",
+        "priority": 1,
+        "jsonPath": ".status.canary.acceptance.canary",
+        "description": "The canary's acceptance rate over its windows (beside Accept, the serving revision's).",
+    },
 ]
 
 

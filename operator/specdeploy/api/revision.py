@@ -1,6 +1,7 @@
 """The revision id: a short, stable name for "what the pods serve", computed from the spec alone.
 
-Only the serving-relevant part of the spec goes in (target, draft, speculation, serving), so scaling
+Only the serving-relevant part of the spec goes in (target, draft, speculation less its control group and adaptive
+settings, serving), so scaling
 (``replicas``) or tuning the rollback, metrics or validation settings never creates a new revision, re-runs
 the compatibility check or restarts GPU pods. The hash is taken over the *defaulted* model, dumped as
 canonical JSON (sorted keys, no whitespace, unset optional fields left out), so writing a default explicitly,
@@ -18,11 +19,17 @@ from specdeploy.api.constants import REVISION_LENGTH
 from specdeploy.api.spec import SpeculativeDeploymentSpec
 
 SERVING_FIELDS: Final = frozenset({"target", "draft", "speculation", "serving"})
+# Parts of the serving sections that do not change the speculative pods (issue 14, api/payoff.py): the control group
+# is other pods, and the adaptive loop's settings only decide when the operator proposes a schedule (the schedule
+# itself, speculation.numSpeculativeTokensPerBatchSize, is hashed).
+NOT_HASHED: Final = {"speculation": {"control", "adaptive"}}
 
 
 def canonical_serving_spec(spec: SpeculativeDeploymentSpec) -> str:
     """The exact text that is hashed: canonical JSON of the serving-relevant part of the defaulted spec."""
-    data = spec.model_dump(mode="json", by_alias=True, exclude_none=True, include=set(SERVING_FIELDS))
+    data = spec.model_dump(
+        mode="json", by_alias=True, exclude_none=True, include=set(SERVING_FIELDS), exclude=NOT_HASHED
+    )
     return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 
 

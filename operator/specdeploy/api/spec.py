@@ -21,6 +21,15 @@ from pydantic import (
 from specdeploy.api.base import SpecModel, unset_if_default
 from specdeploy.api.constants import DEFAULT_VALIDATOR_IMAGE
 from specdeploy.api.ecosystem import Disruption, Routing
+from specdeploy.api.payoff import (
+    MAX_SCHEDULE_RANGES,
+    SCHEDULE_DEPTH_MESSAGE,
+    SCHEDULE_RULES,
+    Adaptive,
+    BatchSizeRange,
+    Control,
+    check_schedule,
+)
 from specdeploy.api.rollout import Rollout
 from specdeploy.api.serving import DEFAULT_GPUS_PER_NODE, Serving
 from specdeploy.api.types import URL_PATTERN, Image, ModelId, ModelRevision, QuantizationName
@@ -241,6 +250,13 @@ class Speculation(SpecModel):
                     "self.method == 'draft_model'",
                     "message": HETEROGENEOUS_VOCAB_MESSAGE,
                 },
+                {
+                    "rule": "!has(self.numSpeculativeTokensPerBatchSize) || "
+                    "self.numSpeculativeTokensPerBatchSize.all(e, e.tokens <= (has(self.numSpeculativeTokens) ? "
+                    f"self.numSpeculativeTokens : (has(self.method) && self.method == 'mtp' ? "
+                    f"{MTP_DEFAULT_NUM_SPECULATIVE_TOKENS} : {DEFAULT_NUM_SPECULATIVE_TOKENS})))",
+                    "message": SCHEDULE_DEPTH_MESSAGE,
+                },
             ]
         }
     )
@@ -324,6 +340,39 @@ class Speculation(SpecModel):
         ),
     )
 
+    # Issue 14 (api/payoff.py). The schedule is part of the revision (it changes vLLM's arguments); control and
+    # adaptive are not (api/revision.py leaves them out of the hash), so they never restart the speculative pods.
+    num_speculative_tokens_per_batch_size: list[BatchSizeRange] | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_SCHEDULE_RANGES,
+        description=(
+            "vLLM's num_speculative_tokens_per_batch_size (dynamic speculative decoding): inclusive ranges of the "
+            "engine's batch size (running requests) and the tokens proposed per step in each, 0 = no speculation "
+            "there, e.g. [{start: 1, end: 4, tokens: 4}, {start: 5, end: 256, tokens: 0}]. Sorted, non-overlapping, "
+            "the first starting at 1 (a gap or the tail keeps the previous range's depth, as in vLLM); tokens at "
+            "most numSpeculativeTokens. With adaptive.enabled the operator's schedule replaces this one. "
+            "Default: numSpeculativeTokens at every batch size."
+        ),
+        json_schema_extra={"x-kubernetes-validations": SCHEDULE_RULES},
+    )
+    control: Control | None = Field(
+        None,
+        description=(
+            "A control group: pods of the same target and serving settings with speculation off, behind the same "
+            "Service, against which the operator measures the speedup of the speculative pods per load "
+            "(status.performance.speedup, speedupByLoad; spec.rollback.minSpeedup acts on it). Not part of the "
+            "revision. Default: none."
+        ),
+    )
+    adaptive: Adaptive | None = Field(
+        None,
+        description=(
+            "Depth shaped by load: the operator computes numSpeculativeTokensPerBatchSize from live measurements "
+            "and rolls it out as a new revision through spec.rollout. Not part of the revision. Default: off."
+        ),
+    )
+
     # An explicit false is stored as unset: specs that do not use it dump (and hash to a revision id) exactly as
     # before the field existed (see api/base.py).
     _heterogeneous_default = field_validator("heterogeneous_vocab")(unset_if_default(False))
@@ -361,6 +410,8 @@ class Speculation(SpecModel):
             raise ValueError("spec.speculation.promptLookupMin must not exceed spec.speculation.promptLookupMax")
         if self.heterogeneous_vocab and self.method != Method.DRAFT_MODEL:
             raise ValueError(HETEROGENEOUS_VOCAB_MESSAGE)
+        if self.num_speculative_tokens_per_batch_size is not None:
+            check_schedule(self.num_speculative_tokens_per_batch_size, self.k)
         return self
 
 
@@ -433,6 +484,23 @@ class Rollback(SpecModel):
         le=604_800,
         description="A revision healthy for this long becomes stable: the target of later rollbacks. Default: 300.",
     )
+    min_speedup: float | None = Field(
+        None,
+        ge=0.01,
+        le=10,
+        description=(
+            "Needs spec.speculation.control. The speculative pods' measured speedup over the control pods (their "
+            "time per output token divided by ours, at the same load) below this in consecutiveWindows qualifying "
+            "windows in a row takes the action, with reason SlowerThanControl. 1.0: speculation must be at least "
+            "as fast as none; 0.9 tolerates 10% slower. Default: unset (speed is only reported)."
+        ),
+        # The API server lets an integer 0 through `minimum: 0.01` on a number field (seen on 1.36): CEL refuses it.
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {"rule": "self >= 0.01", "message": "spec.rollback.minSpeedup must be at least 0.01"}
+            ]
+        },
+    )
 
 
 class Prometheus(SpecModel):
@@ -494,6 +562,9 @@ GPUS_PER_NODE_MESSAGE = (
     "spec.target.tensorParallelSize x spec.target.pipelineParallelSize must be a multiple of "
     "spec.serving.gpusPerNode when it exceeds it (a multi-node replica is a group of whole nodes)"
 )
+MIN_SPEEDUP_MESSAGE = (
+    "spec.rollback.minSpeedup needs spec.speculation.control (the speedup is measured against the control pods)"
+)
 WINDOW_MESSAGE = (
     "spec.rollback.windowSeconds must be at least spec.metrics.scrapeIntervalSeconds (a window needs a scrape)"
 )
@@ -549,6 +620,11 @@ class SpeculativeDeploymentSpec(SpecModel):
                     "!has(self.metrics.scrapeIntervalSeconds) || "
                     "self.rollback.windowSeconds >= self.metrics.scrapeIntervalSeconds",
                     "message": WINDOW_MESSAGE,
+                },
+                {
+                    "rule": "!has(self.rollback) || !has(self.rollback.minSpeedup) || "
+                    "(has(self.speculation) && has(self.speculation.control))",
+                    "message": MIN_SPEEDUP_MESSAGE,
                 },
             ]
         }
@@ -622,4 +698,6 @@ class SpeculativeDeploymentSpec(SpecModel):
             raise ValueError(GPUS_PER_NODE_MESSAGE)
         if self.rollback.window_seconds < self.metrics.scrape_interval_seconds:
             raise ValueError(WINDOW_MESSAGE)
+        if self.rollback.min_speedup is not None and self.speculation.control is None:
+            raise ValueError(MIN_SPEEDUP_MESSAGE)
         return self

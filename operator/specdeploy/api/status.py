@@ -141,7 +141,8 @@ class AcceptanceStatus(StatusModel):
         ge=1,
         le=16,
         description="The k that the measured per-position rates suggest (advice only), assuming a draft step costs "
-        "validation.parameterRatio of a target step (0.1 when the validator did not estimate it).",
+        "the serving revision's own validation parameterRatio of a target step (0.1 when its validator did not "
+        "estimate it).",
     )
     rate_text: str | None = Field(None, max_length=16, description="The rate with two decimals, for display.")
     revision: str | None = Field(None, max_length=63, description="Serving revision these numbers belong to.")
@@ -151,6 +152,77 @@ class AcceptanceStatus(StatusModel):
     reason: str | None = Field(None, max_length=64, description="Why the decision is what it is (CamelCase code).")
     message: str | None = Field(
         None, max_length=1024, description="The decision in words, with the rates and token counts it used."
+    )
+
+
+class SpeedupByLoad(StatusModel):
+    """The measured speedup for one range of running requests per pod (issue 14)."""
+
+    running_min: int = Field(ge=0, le=1_000_000, description="Fewest requests running per pod in this range.")
+    running_max: int | None = Field(
+        None, ge=0, le=1_000_000, description="Most requests running per pod in this range (unset: no upper end)."
+    )
+    speedup: float = Field(
+        ge=0, le=1000, description="Control time per output token / speculative time per output token."
+    )
+    tokens: int = Field(ge=0, description="Output tokens of the speculative pods measured in this range.")
+
+
+class PerformanceStatus(StatusModel):
+    """Speed of the serving revision from vLLM's own latency and token series, over the last window with tokens."""
+
+    revision: str | None = Field(None, max_length=63, description="Serving revision these numbers belong to.")
+    time_per_output_token_seconds: float | None = Field(
+        None,
+        ge=0,
+        le=3600,
+        description="Mean time per output token: vllm:request_time_per_output_token_seconds (sum/count increase "
+        "over the window), or vllm:inter_token_latency_seconds when no request finished in it.",
+    )
+    generation_tokens_per_second: float | None = Field(
+        None, ge=0, le=1e9, description="Output tokens per second, all serving pods together (vllm:generation_tokens)."
+    )
+    running_requests: float | None = Field(
+        None, ge=0, le=1e6, description="Mean requests running per pod over the window (vllm:num_requests_running)."
+    )
+    speedup: float | None = Field(
+        None,
+        ge=0,
+        le=1000,
+        description="Measured speedup against a control group with speculation off (null until one exists).",
+    )
+    speedup_by_load: list[SpeedupByLoad] = Field(
+        default_factory=list, max_length=16, description="Measured speedup per range of running requests."
+    )
+    window_end: Timestamp | None = Field(None, description="End of the window.")
+    message: str | None = Field(None, max_length=1024, description="What was measured, in words.")
+
+
+class CanaryPair(StatusModel):
+    """One measure of the canary beside the same measure of the serving revision, over the same windows."""
+
+    canary: float | None = Field(None, ge=0, le=1e6, description="The canary's value.")
+    serving: float | None = Field(None, ge=0, le=1e6, description="The serving revision's value.")
+
+
+class CanaryStatus(StatusModel):
+    """The canary under analysis, or the last one (issue 13)."""
+
+    revision: str | None = Field(None, max_length=63, description="The revision under analysis (its serving id).")
+    phase: Literal["Starting", "Analyzing", "Promoting", "Promoted", "Aborted"] | None = Field(
+        None,
+        description="Starting (its pods are not all ready), Analyzing (compared with the serving revision), "
+        "Promoting (replacing the old pods step by step), Promoted, or Aborted (its pods deleted).",
+    )
+    replicas: int | None = Field(None, ge=0, description="Pods of the canary's revision wanted now.")
+    ready_replicas: int | None = Field(None, ge=0, description="Pods of the canary's revision that are ready.")
+    windows_passed: int | None = Field(None, ge=0, description="Qualifying windows the canary passed so far.")
+    acceptance: CanaryPair | None = Field(None, description="Draft acceptance rate, canary and serving.")
+    time_per_output_token_seconds: CanaryPair | None = Field(
+        None, description="Mean time per output token in seconds, canary and serving."
+    )
+    message: str | None = Field(
+        None, max_length=1024, description="In words: what was compared, over how many tokens, and the decision."
     )
 
 
@@ -184,6 +256,11 @@ class SpeculativeDeploymentStatus(StatusModel):
     revision: RevisionStatus | None = Field(None, description="Current, serving, stable and failed revisions.")
     validation: ValidationStatus | None = Field(None, description="Result of the last compatibility check.")
     acceptance: AcceptanceStatus | None = Field(None, description="Measured draft acceptance.")
+    performance: PerformanceStatus | None = Field(
+        None, description="Measured speed of the serving revision (time per output token, tokens per second, load)."
+    )
+
+    canary: CanaryStatus | None = Field(None, description="The canary under analysis, or the last one (issue 13).")
     endpoint: str | None = Field(
         None,
         max_length=512,

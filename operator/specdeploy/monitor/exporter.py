@@ -21,6 +21,7 @@ from prometheus_client.process_collector import ProcessCollector
 
 from specdeploy.monitor.acceptance import Acceptance
 from specdeploy.monitor.scrape import REASONS
+from specdeploy.monitor.speed import Speed
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 ProcessCollector(registry=REGISTRY)
@@ -74,6 +75,30 @@ SCRAPE_DURATION = Histogram(
     registry=REGISTRY,
 )
 
+_REVISION = (*_OBJECT, "revision")
+TIME_PER_OUTPUT_TOKEN = Gauge(
+    "specdeploy_time_per_output_token_seconds",
+    "Mean time per output token of a revision's pods over its last window with output tokens (vLLM's "
+    "request_time_per_output_token histogram, or its inter-token latency when no request finished).",
+    _REVISION,
+    registry=REGISTRY,
+)
+GENERATION_TOKENS_PER_SECOND = Gauge(
+    "specdeploy_generation_tokens_per_second",
+    "Output tokens per second of a revision's pods together over its last window with output tokens.",
+    _REVISION,
+    registry=REGISTRY,
+)
+RUNNING_REQUESTS = Gauge(
+    "specdeploy_running_requests",
+    "Mean requests running per pod of a revision over its last window with output tokens.",
+    _REVISION,
+    registry=REGISTRY,
+)
+_PER_REVISION: tuple[Gauge, ...] = (TIME_PER_OUTPUT_TOKEN, GENERATION_TOKENS_PER_SECOND, RUNNING_REQUESTS)
+# The revisions each object has per-revision series for (the serving one and a canary: a few per object).
+_revisions: dict[tuple[str, str], set[str]] = {}
+
 _PER_OBJECT: tuple[Any, ...] = (ACCEPTANCE_RATE, MEAN_ACCEPTED_LENGTH, RECOMMENDED_NUM_SPECULATIVE_TOKENS, ROLLBACKS)
 
 
@@ -82,6 +107,30 @@ def record_acceptance(namespace: str, name: str, acceptance: Acceptance, recomme
     _set_or_drop(ACCEPTANCE_RATE, namespace, name, acceptance.rate)
     _set_or_drop(MEAN_ACCEPTED_LENGTH, namespace, name, acceptance.mean_accepted_length)
     _set_or_drop(RECOMMENDED_NUM_SPECULATIVE_TOKENS, namespace, name, recommended_k)
+
+
+def record_speed(namespace: str, name: str, speeds: dict[str, Speed | None]) -> None:
+    """Publish each revision's speed (serving, canary); drop the series of the object's other revisions, and a
+    number that is unknown, so no stale revision lingers on the dashboard."""
+    key = (namespace, name)
+    for gone in _revisions.get(key, set()) - speeds.keys():
+        for gauge in _PER_REVISION:
+            _remove(gauge, namespace, name, gone)
+    for revision, speed in speeds.items():
+        values = (
+            (None, None, None)
+            if speed is None
+            else (speed.time_per_output_token, speed.tokens_per_second, speed.running_requests)
+        )
+        for gauge, value in zip(_PER_REVISION, values, strict=True):
+            if value is None:
+                _remove(gauge, namespace, name, revision)
+            else:
+                gauge.labels(namespace, name, revision).set(value)
+    if speeds:
+        _revisions[key] = set(speeds)
+    else:
+        _revisions.pop(key, None)
 
 
 def count_scrape_error(namespace: str, name: str, reason: str) -> None:
@@ -98,6 +147,9 @@ def forget(namespace: str, name: str) -> None:
     """Drop every series of one SpeculativeDeployment (call on deletion)."""
     for metric in _PER_OBJECT:
         _remove(metric, namespace, name)
+    for revision in _revisions.pop((namespace, name), set()):
+        for gauge in _PER_REVISION:
+            _remove(gauge, namespace, name, revision)
     for reason in ERROR_REASONS:
         _remove(SCRAPE_ERRORS, namespace, name, reason)
 

@@ -50,3 +50,5 @@ class MonitorFinding:
     acceptance: Mapping[str, Any] | None = None  # status.acceptance to publish, when it changed meaningfully
     canary: CanaryFinding | None = None  # issue 13: the canary under analysis beside ``revision``, if any
     performance: Mapping[str, Any] | None = None  # issue 14: status.performance to publish, when it changed
+    # issue 14 (payoff): why ``trip`` is set when it is not the acceptance rate: "SlowerThanControl" (monitor/payoff.py)
+    trip_reason: str | None = None

@@ -1,53 +1,96 @@
-"""Keep only the spec-decode lines of a ``/metrics`` page while it streams in, with caps on what is kept.
+"""Keep only the lines of a ``/metrics`` page the monitor reads while it streams in, with caps on what is kept.
 
 Why: a vLLM page is mostly series the monitor never reads, and a hostile page can be megabytes of them, or a
 hundred thousand spec-decode series. Holding the whole page (bytes, then text, then one Python object per sample)
 cost the operator about 90 MiB and seconds of event-loop time per scrape of an 8 MiB page. This filter is fed the
-page chunk by chunk (as it comes off the socket), looks for line starts with ``bytes.find`` (C speed), and keeps
-only the lines that start with ``vllm:spec_decode``, with their line numbers for error messages. Everything else is
-dropped as soon as it has been scanned, so memory per scrape is one chunk plus the kept lines.
+page chunk by chunk (as it comes off the socket), looks for ``vllm:`` line starts with ``bytes.find`` (C speed),
+and keeps only the lines whose name starts with ``vllm:spec_decode`` or is one of :data:`SPEED_NAMES` (the latency,
+token and load series of ``monitor.speed``: histogram ``_sum``/``_count``, never the buckets), with their line
+numbers for error messages. Everything else is dropped as soon as it has been scanned, so memory per scrape is one
+chunk plus the kept lines.
 
 Caps on what is kept (a page over a cap is rejected with :class:`PageRejectedError`, whose message names the cap; the
 caller holds, as for any page it cannot trust):
 
-* :data:`MAX_SERIES` spec-decode lines per page (samples and ``_created`` lines, every engine and label set).
-  A real vLLM 0.32 page has 14 for one engine at k=4 (``tests/fixtures/vllm/``: drafts, draft tokens, accepted
-  tokens and k per-position counters, each with its ``_created`` line), so 8 engines at k=4 have 112 and 8 engines
-  at the API's largest k (16) have 304. 1,024 is over three times the largest real page.
-* :data:`MAX_SERIES_BYTES` of spec-decode text per page (names, labels and values): the real 8-engine page at
-  k=16 has about 25 KiB.
-* :data:`MAX_LINE_BYTES` per spec-decode line (a real one is under 120 bytes; model names are at most a few
-  hundred).
+* :data:`MAX_SERIES` kept lines per page (samples and ``_created`` lines, every engine and label set).
+  A real vLLM 0.32 page has 14 spec-decode lines for one engine at k=4 (``tests/fixtures/vllm/``: drafts, draft
+  tokens, accepted tokens and k per-position counters, each with its ``_created`` line) and 13 speed lines, so
+  8 engines at k=4 have 216 and 8 engines at the API's largest k (16) have 408. 1,024 is over twice the largest
+  real page.
+* :data:`MAX_SERIES_BYTES` of kept text per page (names, labels and values): the real page has 1,455 bytes of
+  spec-decode lines at k=4 and 1,111 of speed lines per engine; 8 engines at k=16 have about 34 KiB.
+* :data:`MAX_LINE_BYTES` per kept line (a real one is under 120 bytes; model names are at most a few hundred).
 
-The reading of the kept lines (numbers, labels, completeness) is :mod:`specdeploy.monitor.parse`'s job.
+The reading of the kept lines (numbers, labels, completeness) is :mod:`specdeploy.monitor.parse`'s and
+:mod:`specdeploy.monitor.speed`'s job.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
-#: Most spec-decode lines kept from one page (see the module docstring for real pages' counts).
+#: Most lines kept from one page (see the module docstring for real pages' counts).
 MAX_SERIES = 1024
-#: Most bytes of spec-decode lines kept from one page (label text included).
+#: Most bytes of kept lines kept from one page (label text included).
 MAX_SERIES_BYTES = 128 * 1024
-#: Longest spec-decode line accepted, in bytes.
+#: Longest kept line accepted, in bytes.
 MAX_LINE_BYTES = 2048
 
 PREFIX_BYTES = b"vllm:spec_decode"
-_LINE_PREFIX = b"\n" + PREFIX_BYTES
+#: The latency, token and load series kept besides the spec-decode ones (``monitor.speed`` reads them): histogram
+#: ``_sum``/``_count`` (never buckets), counters and their ``_created`` start times, and two gauges.
+SPEED_NAMES = frozenset(
+    {
+        "vllm:request_time_per_output_token_seconds_sum",
+        "vllm:request_time_per_output_token_seconds_count",
+        "vllm:request_time_per_output_token_seconds_created",
+        "vllm:inter_token_latency_seconds_sum",
+        "vllm:inter_token_latency_seconds_count",
+        "vllm:inter_token_latency_seconds_created",
+        "vllm:generation_tokens_total",
+        "vllm:generation_tokens_created",
+        "vllm:iteration_tokens_total_sum",
+        "vllm:iteration_tokens_total_count",
+        "vllm:iteration_tokens_total_created",
+        "vllm:num_requests_running",
+        "vllm:num_requests_waiting",
+    }
+)
+_SPEED_BYTES = frozenset(name.encode() for name in SPEED_NAMES)
+_VLLM = b"vllm:"
+_LINE_START = b"\n" + _VLLM
+_NAME_AT = re.compile(rb"vllm:[a-zA-Z0-9_:]*")
+_SPEC, _SPEED, _UNDECIDED = 1, 2, 3
 
 
 class PageRejectedError(ValueError):
-    """The page exceeds a cap on its spec-decode part; the message names the cap."""
+    """The page exceeds a cap on its kept part; the message names the cap."""
 
 
 @dataclass(frozen=True)
 class SpecDecodeLines:
-    """The kept lines as ``(line number, text)``; ``truncated`` when the last one was cut off by the page's end."""
+    """The kept lines as ``(line number, text)``: ``lines`` the spec-decode ones, ``speed`` the
+    :data:`SPEED_NAMES` ones; ``truncated`` when the last spec-decode line was cut off by the page's end
+    (``speed_truncated`` likewise for a speed line)."""
 
     lines: tuple[tuple[int, str], ...]
     truncated: bool
     page_bytes: int
+    speed: tuple[tuple[int, str], ...] = ()
+    speed_truncated: bool = False
+
+
+def _kind(buf: bytes, pos: int, stop: int, complete: bool) -> int | None:
+    """What the line starting at ``pos`` (a ``vllm:`` name) is: spec-decode, speed, not kept (None), or, when the
+    name runs to ``stop`` on an incomplete line, not decided yet."""
+    match = _NAME_AT.match(buf, pos, stop)
+    name = match.group() if match is not None else b""
+    if name.startswith(PREFIX_BYTES):
+        return _SPEC
+    if not complete and pos + len(name) >= stop:
+        return _UNDECIDED
+    return _SPEED if name in _SPEED_BYTES else None
 
 
 class SpecDecodeFilter:
@@ -64,6 +107,7 @@ class SpecDecodeFilter:
         self.max_series_bytes = max_series_bytes
         self.max_line_bytes = max_line_bytes
         self._lines: list[tuple[int, str]] = []
+        self._speed: list[tuple[int, str]] = []
         self._kept_bytes = 0
         self._tail = b""  # the start of a line that may be a spec-decode line, not yet ended
         self._skipping = False  # inside a line that is not a spec-decode line, until its newline
@@ -90,55 +134,71 @@ class SpecDecodeFilter:
         find = buf.find
         size = len(buf)
         counted_to, line_no = 0, self._newlines + 1  # line number of the line containing buf[counted_to]
-        pos = 0 if buf.startswith(PREFIX_BYTES) else _after_newline(find(_LINE_PREFIX))
+        pos = 0 if buf.startswith(_VLLM) else _after_newline(find(_LINE_START))
         while pos != -1:
             line_no += buf.count(b"\n", counted_to, pos)
             counted_to = pos
             end = find(b"\n", pos)
             if end == -1:
-                if size - pos > self.max_line_bytes:
-                    self._too_long(line_no)
-                self._tail = buf[pos:]
+                kind = _kind(buf, pos, size, complete=False)
                 self._newlines += buf.count(b"\n")
+                if kind is None:
+                    self._skipping = True
+                    return
+                if size - pos > self.max_line_bytes:
+                    self._too_long(line_no, kind)
+                self._tail = buf[pos:]
                 return
-            self._keep(line_no, buf[pos:end])
-            pos = _after_newline(find(_LINE_PREFIX, end))
+            kind = _kind(buf, pos, end, complete=True)
+            if kind is not None:
+                self._keep(kind, line_no, buf[pos:end])
+            pos = _after_newline(find(_LINE_START, end))
         self._newlines += buf.count(b"\n")
         start = buf.rfind(b"\n") + 1
         partial = buf[start:]
         if not partial:
             return
-        if PREFIX_BYTES.startswith(partial):  # may still become a spec-decode line with the next chunk
+        if _VLLM.startswith(partial):  # may still become a kept line with the next chunk
             self._tail = partial
         else:
             self._skipping = True
 
-    def _keep(self, line_no: int, raw: bytes) -> None:
+    def _keep(self, kind: int, line_no: int, raw: bytes) -> None:
         if len(raw) > self.max_line_bytes:
-            self._too_long(line_no)
-        if len(self._lines) >= self.max_series:
+            self._too_long(line_no, kind)
+        if len(self._lines) + len(self._speed) >= self.max_series:
             raise PageRejectedError(
-                f"more than {self.max_series} spec-decode series on the page (limit {self.max_series})"
+                f"more than {self.max_series} spec-decode series on the page (limit {self.max_series}, "
+                "the speed series included)"
             )
         self._kept_bytes += len(raw)
         if self._kept_bytes > self.max_series_bytes:
             raise PageRejectedError(
                 f"spec-decode series take more than {self.max_series_bytes} bytes on the page "
-                f"(limit {self.max_series_bytes})"
+                f"(limit {self.max_series_bytes}, the speed series included)"
             )
         # Invalid UTF-8 can only land in a label value (harmless) or a number (which then fails to parse).
-        self._lines.append((line_no, raw.decode("utf-8", errors="replace")))
+        (self._lines if kind == _SPEC else self._speed).append((line_no, raw.decode("utf-8", errors="replace")))
 
-    def _too_long(self, line_no: int) -> None:
-        raise PageRejectedError(f"line {line_no}: spec-decode line longer than {self.max_line_bytes} bytes")
+    def _too_long(self, line_no: int, kind: int = _SPEC) -> None:
+        what = "speed" if kind == _SPEED else "spec-decode"
+        raise PageRejectedError(f"line {line_no}: {what} line longer than {self.max_line_bytes} bytes")
 
     def finish(self) -> SpecDecodeLines:
-        truncated = False
-        if self._tail.startswith(PREFIX_BYTES):
-            self._keep(self._newlines + 1, self._tail)
-            truncated = True
-        self._tail = b""
-        return SpecDecodeLines(lines=tuple(self._lines), truncated=truncated, page_bytes=self.page_bytes)
+        truncated = speed_truncated = False
+        tail, self._tail = self._tail, b""
+        if tail.startswith(_VLLM):
+            kind = _kind(tail, 0, len(tail), complete=True)
+            if kind is not None:
+                self._keep(kind, self._newlines + 1, tail)
+                truncated, speed_truncated = kind == _SPEC, kind == _SPEED
+        return SpecDecodeLines(
+            lines=tuple(self._lines),
+            truncated=truncated,
+            page_bytes=self.page_bytes,
+            speed=tuple(self._speed),
+            speed_truncated=speed_truncated,
+        )
 
 
 def _after_newline(found: int) -> int:

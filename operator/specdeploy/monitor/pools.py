@@ -29,8 +29,10 @@ from dataclasses import dataclass
 
 import aiohttp
 
+from specdeploy.monitor.pagefilter import SpecDecodeLines
 from specdeploy.monitor.parse import MetricsParseError, SpecDecodeCounters, parse_lines
 from specdeploy.monitor.scrape import ScrapeError, new_session, scrape_spec_decode
+from specdeploy.monitor.speed import SpeedCounters, parse_speed_lines
 
 #: Longest a single scrape or query may take, whatever the spec asks (the API allows up to 300 s).
 MAX_TIMEOUT_SECONDS = 30.0
@@ -128,12 +130,26 @@ class Pools:
 
 @dataclass(frozen=True)
 class PodScrape:
-    """One pod's page: its counters (None: no spec-decode series), or why there are none, and the time it took."""
+    """One pod's page: its counters (None: no spec-decode series), or why there are none, and the time it took;
+    ``speed``: its latency, token and load series (None: none on the page, or they could not be read)."""
 
     url: str
     counters: SpecDecodeCounters | None
     error: ScrapeError | None
     seconds: float
+    speed: SpeedCounters | None = None
+
+
+def read_speed(kept: SpecDecodeLines) -> SpeedCounters | None:
+    """The speed series of a kept page, or None when it has none or they cannot be trusted (a cut-off or unreadable
+    line): speed only ever makes a canary verdict or status.performance hold, so a bad speed line costs the pod its
+    speed, not its acceptance."""
+    if kept.speed_truncated or not kept.speed:
+        return None
+    try:
+        return parse_speed_lines(kept.speed)
+    except MetricsParseError:
+        return None
 
 
 async def scrape_object(
@@ -151,13 +167,13 @@ async def scrape_object(
         if isinstance(got, ScrapeError):
             return PodScrape(url, None, got, seconds)
         try:
-            if len(got.lines) <= INLINE_PARSE_LINES:
-                counters = parse_lines(got)
+            if len(got.lines) + len(got.speed) <= INLINE_PARSE_LINES:
+                counters, speed = parse_lines(got), read_speed(got)
             else:
-                counters = await asyncio.to_thread(parse_lines, got)
+                counters, speed = await asyncio.to_thread(lambda: (parse_lines(got), read_speed(got)))
         except MetricsParseError as err:
             return PodScrape(url, None, ScrapeError("parse", str(err)), seconds)
-        return PodScrape(url, counters, None, seconds)
+        return PodScrape(url, counters, None, seconds, speed)
 
     results = await asyncio.gather(*(one(url) for url in dict.fromkeys(urls)))
     return {r.url: r for r in results}

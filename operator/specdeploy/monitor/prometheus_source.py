@@ -11,6 +11,12 @@ Queries (one per number, run concurrently; ``{sel}`` is the pod selector, ``w`` 
 ``sum by (position) (increase(vllm:spec_decode_num_accepted_tokens_per_pos_total{sel}[w]))``, and the V0 fallback
 ``avg(vllm:spec_decode_draft_acceptance_rate{sel})``. An empty answer means no data (the caller holds).
 
+Speed (``monitor.speed``), six more queries per window (:func:`build_speed_queries`):
+``sum(increase(X{sel}[w]))`` for the ``_sum`` and ``_count`` of ``vllm:request_time_per_output_token_seconds`` and
+``vllm:inter_token_latency_seconds`` and for ``vllm:generation_tokens_total``, and
+``avg(sum by (pod) (avg_over_time(vllm:num_requests_running{sel}[w])))``, the mean running requests per pod, as the
+pod source computes them. A failed speed query costs the window its speed, never its acceptance.
+
 Bounded: redirects are refused (a 3xx is an error, so the object holds), an answer's body is read with
 :func:`specdeploy.monitor.body.read_body` under :data:`MAX_ANSWER_BYTES` on the wire and after decompression
 (a summed query answers in a few hundred bytes), and an answer with more than :data:`MAX_RESULT_SAMPLES` samples
@@ -39,6 +45,16 @@ from specdeploy.monitor.parse import (
     DRAFTS,
     V0_ACCEPTANCE_RATE,
     SpecDecodeCounters,
+)
+from specdeploy.monitor.speed import (
+    GENERATION_TOKENS,
+    ITL_COUNT,
+    ITL_SUM,
+    RUNNING,
+    TPOT_COUNT,
+    TPOT_SUM,
+    Speed,
+    speed_from_totals,
 )
 
 #: Largest Prometheus answer read, in bytes (on the wire and decompressed).
@@ -76,12 +92,38 @@ class PodSelector:
         return "{" + ",".join(parts) + "}"
 
 
-def build_queries(selector: PodSelector, window_seconds: float) -> dict[str, str]:
-    """The PromQL per number: keys ``drafts``, ``draft_tokens``, ``accepted_tokens``, ``per_position``, ``v0_rate``."""
+def _span(window_seconds: float) -> str:
     if not (math.isfinite(window_seconds) and window_seconds > 0):
         raise ValueError(f"window_seconds must be > 0, got {window_seconds!r}")
+    return f"{round(window_seconds)}s" if float(window_seconds).is_integer() else f"{round(window_seconds * 1000)}ms"
+
+
+def build_speed_queries(selector: PodSelector, window_seconds: float) -> dict[str, str]:
+    """The PromQL per speed number, keyed by the series name ``monitor.speed`` sums (see the module docstring)."""
+    span, sel = _span(window_seconds), selector.matchers()
+    queries = {name: f"sum(increase({name}{sel}[{span}]))" for name in (TPOT_SUM, TPOT_COUNT, ITL_SUM, ITL_COUNT)}
+    queries[GENERATION_TOKENS] = f"sum(increase({GENERATION_TOKENS}{sel}[{span}]))"
+    queries[RUNNING] = f"avg(sum by ({selector.pod_label}) (avg_over_time({RUNNING}{sel}[{span}])))"
+    return queries
+
+
+def speed_from_results(results: Mapping[str, Sequence[Sample]], window_seconds: float, pods: int) -> Speed | None:
+    """Combine the answers to :func:`build_speed_queries`; None when Prometheus has none of the speed series."""
+    totals: dict[str, float | None] = {}
+    for key, rows in results.items():
+        if len(rows) > 1:
+            raise PrometheusQueryError(f"{key}: expected one summed sample, got {len(rows)}")
+        totals[key] = _finite(rows[0][1], key) if rows else None
+    totals["pods"] = float(pods)
+    if all(v is None for k, v in totals.items() if k != "pods"):
+        return None
+    return speed_from_totals(totals, window_seconds)
+
+
+def build_queries(selector: PodSelector, window_seconds: float) -> dict[str, str]:
+    """The PromQL per number: keys ``drafts``, ``draft_tokens``, ``accepted_tokens``, ``per_position``, ``v0_rate``."""
+    span = _span(window_seconds)
     sel = selector.matchers()
-    span = f"{round(window_seconds)}s" if float(window_seconds).is_integer() else f"{round(window_seconds * 1000)}ms"
     return {
         "drafts": f"sum(increase({DRAFTS}{sel}[{span}]))",
         "draft_tokens": f"sum(increase({DRAFT_TOKENS}{sel}[{span}]))",
@@ -163,7 +205,37 @@ async def query_window(
 
     ``turn``, if given, is entered around each query (the object's connection budget, see ``monitor.pools``).
     """
-    queries = build_queries(selector, window_seconds)
+    answers = await _ask_all(
+        session, base_url, build_queries(selector, window_seconds), at=at, timeout=timeout, turn=turn
+    )
+    return counters_from_results(answers)
+
+
+async def query_speed(
+    session: aiohttp.ClientSession,
+    base_url: str,
+    selector: PodSelector,
+    window_seconds: float,
+    *,
+    at: float | None = None,
+    timeout: float = 10.0,
+    turn: Callable[[], AbstractAsyncContextManager[None]] | None = None,
+) -> Speed | None:
+    """Ask Prometheus for the speed of the selected pods over the window ending at ``at``."""
+    queries = build_speed_queries(selector, window_seconds)
+    answers = await _ask_all(session, base_url, queries, at=at, timeout=timeout, turn=turn)
+    return speed_from_results(answers, window_seconds, len(selector.pods))
+
+
+async def _ask_all(
+    session: aiohttp.ClientSession,
+    base_url: str,
+    queries: Mapping[str, str],
+    *,
+    at: float | None,
+    timeout: float,
+    turn: Callable[[], AbstractAsyncContextManager[None]] | None,
+) -> dict[str, list[Sample]]:
     endpoint = base_url.rstrip("/") + "/api/v1/query"
 
     async def ask(key: str, query: str) -> tuple[str, list[Sample]]:
@@ -174,8 +246,7 @@ async def query_window(
             payload = await _get_json(session, endpoint, params, timeout)
         return key, parse_vector(payload, query)
 
-    answers = await asyncio.gather(*(ask(key, query) for key, query in queries.items()))
-    return counters_from_results(dict(answers))
+    return dict(await asyncio.gather(*(ask(key, query) for key, query in queries.items())))
 
 
 async def _get_json(session: aiohttp.ClientSession, endpoint: str, params: Mapping[str, str], timeout: float) -> Any:

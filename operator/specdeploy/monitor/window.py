@@ -27,16 +27,19 @@ from dataclasses import dataclass, field
 
 from specdeploy.monitor.acceptance import Acceptance, combine, delta, inconsistency, summarize
 from specdeploy.monitor.parse import SpecDecodeCounters
+from specdeploy.monitor.speed import PodSpeed, Speed, SpeedCounters, speed_delta, summarize_speed
 
 
 @dataclass(frozen=True)
 class PodSample:
-    """One scrape of one pod: counters, or ``counters=None`` (no spec-decode series), or an ``error`` reason."""
+    """One scrape of one pod: counters, or ``counters=None`` (no spec-decode series), or an ``error`` reason;
+    ``speed``: its latency, token and load series (``monitor.speed``), None when the page has none."""
 
     timestamp: float
     pod: str
     counters: SpecDecodeCounters | None = None
     error: str | None = None
+    speed: SpeedCounters | None = None
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,7 @@ class Window:
     errors: tuple[PodError, ...] = ()
     incomplete_pods: tuple[str, ...] = ()
     pods_without_data: tuple[str, ...] = field(default=())
+    speed: Speed | None = None  # time per output token, tokens/s, load (monitor.speed); None: no speed series
 
     @property
     def rate(self) -> float | None:
@@ -73,7 +77,12 @@ class Window:
 
     @classmethod
     def from_counters(
-        cls, start: float, end: float, counters: SpecDecodeCounters | None, pods_counted: Sequence[str] = ()
+        cls,
+        start: float,
+        end: float,
+        counters: SpecDecodeCounters | None,
+        pods_counted: Sequence[str] = (),
+        speed: Speed | None = None,
     ) -> Window:
         """A window whose summed increase is already known (e.g. from PromQL ``increase()``)."""
         return cls(
@@ -82,6 +91,7 @@ class Window:
             counters=counters,
             acceptance=None if counters is None else summarize(counters),
             pods_counted=tuple(pods_counted),
+            speed=speed,
         )
 
 
@@ -95,6 +105,7 @@ class WindowAccumulator:
         self.start = float(start)
         self.late_events = 0
         self._baseline: dict[str, PodSample] = {}
+        self._speed_baseline: dict[str, PodSample] = {}
         self._pods: dict[str, _PodReadings] = {}
 
     @property
@@ -129,7 +140,14 @@ class WindowAccumulator:
         incomplete: list[str] = []
         without_data: list[str] = []
         baseline: dict[str, PodSample] = {}
+        speeds: list[PodSpeed] = []
+        speed_baseline: dict[str, PodSample] = {}
         for pod, readings in sorted(by_pod.items()):
+            part, keep_speed = self._speed_of(pod, readings)
+            if part is not None:
+                speeds.append(part)
+            if keep_speed is not None:
+                speed_baseline[pod] = keep_speed
             if readings.failed:
                 assert readings.last_failed is not None
                 errors.append(PodError(pod=pod, reason=str(readings.last_failed.error), count=readings.failed))
@@ -151,6 +169,7 @@ class WindowAccumulator:
             if keep is not None:
                 baseline[pod] = keep
         self._baseline = baseline
+        self._speed_baseline = speed_baseline
         deltas, mixed = _one_engine(deltas)
         for pod in mixed:
             errors.append(PodError(pod=pod, reason="engine_mismatch", count=1))
@@ -165,6 +184,28 @@ class WindowAccumulator:
             errors=tuple(errors),
             incomplete_pods=tuple(sorted(incomplete)),
             pods_without_data=tuple(without_data),
+            speed=summarize_speed(speeds),
+        )
+
+    def _speed_of(self, pod: str, readings: _PodReadings) -> tuple[PodSpeed | None, PodSample | None]:
+        """One pod's speed increase in the closing window (same tiling as the counters), and its next baseline."""
+        first, last = readings.first_speed, readings.last_speed
+        base = self._speed_baseline.get(pod) or first
+        keep = last or base
+        if base is None or last is None or last is base:
+            return None, keep
+        assert base.speed is not None and last.speed is not None
+        increase = speed_delta(base.speed, last.speed)
+        if increase is None:
+            return None, keep
+        return (
+            PodSpeed(
+                increase=increase,
+                seconds=last.timestamp - base.timestamp,
+                running=readings.running_sum / readings.gauges_running if readings.gauges_running else None,
+                waiting=readings.waiting_sum / readings.gauges_waiting if readings.gauges_waiting else None,
+            ),
+            keep,
         )
 
 
@@ -176,13 +217,31 @@ class _PodReadings:
     Ties in time keep the order of arrival (the first of equal times is first, the last is last).
     """
 
-    __slots__ = ("failed", "first_good", "last_failed", "last_good")
+    __slots__ = (
+        "failed",
+        "first_good",
+        "first_speed",
+        "gauges_running",
+        "gauges_waiting",
+        "last_failed",
+        "last_good",
+        "last_speed",
+        "running_sum",
+        "waiting_sum",
+    )
 
     def __init__(self) -> None:
         self.first_good: PodSample | None = None
         self.last_good: PodSample | None = None
         self.last_failed: PodSample | None = None
         self.failed = 0
+        # Speed series: first and last reading, and the load gauges' running sums (their mean over the window).
+        self.first_speed: PodSample | None = None
+        self.last_speed: PodSample | None = None
+        self.gauges_running = 0
+        self.gauges_waiting = 0
+        self.running_sum = 0.0
+        self.waiting_sum = 0.0
 
     def add(self, sample: PodSample) -> None:
         if sample.error is not None:
@@ -194,6 +253,17 @@ class _PodReadings:
                 self.first_good = sample
             if self.last_good is None or sample.timestamp >= self.last_good.timestamp:
                 self.last_good = sample
+        if sample.error is None and sample.speed is not None:
+            if self.first_speed is None or sample.timestamp < self.first_speed.timestamp:
+                self.first_speed = sample
+            if self.last_speed is None or sample.timestamp >= self.last_speed.timestamp:
+                self.last_speed = sample
+            if sample.speed.running is not None:
+                self.gauges_running += 1
+                self.running_sum += sample.speed.running
+            if sample.speed.waiting is not None:
+                self.gauges_waiting += 1
+                self.waiting_sum += sample.speed.waiting
 
 
 def _one_engine(deltas: dict[str, SpecDecodeCounters]) -> tuple[dict[str, SpecDecodeCounters], list[str]]:

@@ -4,8 +4,11 @@ Choices a reader may question, and why:
 - Rollout strategy is RollingUpdate with maxSurge 0 and maxUnavailable 1: a surge pod would need spare GPUs,
   which GPU clusters rarely have, so a rollout would hang Pending. The cost: with one replica, a rollout is a
   restart (the old pod stops before the new one loads).
-- The selector holds only the object name and component, never the revision: a selector is immutable, and
-  every revision rolls this same Deployment.
+- One Deployment per revision (issue 13), named ``<name>-<serving id>``, so a canary runs beside the serving
+  revision. Its selector holds the revision too (a selector is immutable, and a revision's Deployment never
+  runs another revision), so Deployments of two revisions never claim each other's pods. The Deployment that
+  earlier versions named ``<name>`` (selector: name and component) is kept under its name and selector for the
+  revision it runs (``name``/``selector`` arguments), so an operator upgrade restarts no pod.
 - Model loading takes minutes (downloads, weights, CUDA graphs) and longer with a draft, so the startup probe
   allows 15 minutes, +50% when a draft model is loaded, before liveness starts to count; the Deployment's
   progress deadline is longer still.
@@ -25,9 +28,10 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from specdeploy.api.spec import SpeculativeDeploymentSpec
+from specdeploy.render import drain
 from specdeploy.render import labels as lbl
 from specdeploy.render.meta import OwnerRef, object_meta
-from specdeploy.render.names import HTTP_PORT_NAME, VLLM_CONTAINER, deployment_name
+from specdeploy.render.names import HTTP_PORT_NAME, VLLM_CONTAINER, revision_deployment_name
 from specdeploy.render.pod import (
     cache_mount,
     cache_volume,
@@ -106,6 +110,8 @@ def _container(spec: SpeculativeDeploymentSpec, *, speculation_enabled: bool) ->
         "resources": _resources(spec),
         "volumeMounts": mounts,
         **_probes(startup_allowance(spec, speculation_enabled=speculation_enabled)),
+        # Issue 13 (canary e2e): a deleted pod keeps serving until proxies stop routing to it (render/drain.py).
+        "lifecycle": drain.lifecycle(),
         "securityContext": {
             "allowPrivilegeEscalation": False,
             "capabilities": {"drop": ["ALL"]},
@@ -132,8 +138,14 @@ def render_deployment(
     *,
     owner: OwnerRef | None,
     speculation_enabled: bool = True,
+    replicas: int | None = None,
+    existing: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The apps/v1 Deployment that serves ``revision`` of ``spec`` (without a draft if speculation is off)."""
+    """The apps/v1 Deployment that serves ``revision`` of ``spec`` (without a draft if speculation is off).
+
+    ``replicas``: its pod count when not ``spec.replicas`` (a canary, a step of a promotion). ``existing``: the live
+    Deployment that runs this revision already, whose name and (immutable) selector are kept.
+    """
     serving = spec.serving
     labels = lbl.common_labels(name, revision, "server")
     pod_labels = lbl.merged(serving.pod_labels, labels)
@@ -159,17 +171,18 @@ def render_deployment(
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": object_meta(
-            deployment_name(name),
+            str(existing["metadata"]["name"]) if existing else revision_deployment_name(name, revision),
             namespace,
             labels,
             owner=owner,
             annotations={lbl.ANNOTATION_REVISION: revision, lbl.ANNOTATION_TEMPLATE_HASH: template_hash(template)},
         ),
         "spec": {
-            "replicas": spec.replicas,
+            "replicas": spec.replicas if replicas is None else replicas,
             "revisionHistoryLimit": 3,
             "progressDeadlineSeconds": allowance + PROGRESS_MARGIN_SECONDS,
-            "selector": {"matchLabels": lbl.selector_labels(name)},
+            "selector": dict((existing or {}).get("spec", {}).get("selector") or {})
+            or {"matchLabels": lbl.revision_selector_labels(name, revision)},
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}},
             "template": template,
         },

@@ -1,8 +1,9 @@
-"""Labels and annotations on every child object, and the immutable Deployment selector.
+"""Labels and annotations on every child object, and the selectors.
 
 The ``app.kubernetes.io/*`` labels let generic tools (kubectl, Helm, dashboards) group the children; the
-``specdeploy.io/*`` labels let the operator find them. The selector deliberately excludes the revision: a
-Deployment's selector cannot change, and each new revision must roll the same Deployment.
+``specdeploy.io/*`` labels let the operator find them. The Service, PodDisruptionBudget, InferencePool and
+status.selector select by name and component only, so they cover the pods of every revision (a canary takes its
+share of requests); each revision's Deployment selects its own revision's pods (``revision_selector_labels``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,11 @@ _APP_NAME: Final[dict[str, str]] = {"server": "vllm", "validator": "specdeploy-v
 def selector_labels(name: str) -> dict[str, str]:
     """Labels that select the vLLM pods of one SpeculativeDeployment (Deployment selector, Service selector)."""
     return {SD_NAME: name, COMPONENT: "server"}
+
+
+def revision_selector_labels(name: str, revision: str) -> dict[str, str]:
+    """The selector of one revision's Deployment: its pods only (issue 13: one Deployment per revision)."""
+    return {**selector_labels(name), SD_REVISION: revision}
 
 
 def selector_string(name: str) -> str:

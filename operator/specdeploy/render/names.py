@@ -14,8 +14,19 @@ HTTP_PORT_NAME = "http"
 
 
 def deployment_name(name: str) -> str:
-    """The vLLM Deployment has the SpeculativeDeployment's name."""
+    """The name earlier operator versions gave the one vLLM Deployment of every revision (kept on upgrade)."""
     return name
+
+
+def revision_deployment_name(name: str, serving_id: str) -> str:
+    """``<name>-<serving id>``: one Deployment per revision (issue 13), so a canary runs beside the serving one.
+
+    The serving id is a short hash, perhaps with ``-nospec``; with metadata.name at most 43 characters the
+    Deployment name, and its pods' ``<deployment>-<10>-<5>`` names, stay far inside the 253 of a DNS subdomain.
+    """
+    if len(name) > MAX_NAME_LENGTH:
+        raise ValueError(f"metadata.name {name!r} is longer than {MAX_NAME_LENGTH} characters")
+    return f"{name}-{serving_id}"
 
 
 def service_name(name: str) -> str:

@@ -55,6 +55,10 @@ def speculative_config(spec: SpeculativeDeploymentSpec) -> dict[str, Any]:
             config["prompt_lookup_max"] = speculation.prompt_lookup_max
         if speculation.prompt_lookup_min is not None:
             config["prompt_lookup_min"] = speculation.prompt_lookup_min
+    if speculation.num_speculative_tokens_per_batch_size is not None:
+        # vLLM 0.32 dynamic speculative decoding: [[start, end, tokens], ...] (validated by api/payoff.py).
+        schedule = speculation.num_speculative_tokens_per_batch_size
+        config["num_speculative_tokens_per_batch_size"] = [entry.as_vllm() for entry in schedule]
     if speculation.method == Method.SUFFIX:
         for name in SUFFIX_FIELDS:  # vLLM's own key names; unset knobs keep vLLM's defaults
             value = getattr(speculation, name)

@@ -15,7 +15,7 @@ from specdeploy import conditions as cond
 from specdeploy.api import RollbackAction
 from specdeploy.rollout.events import Event, condition_facts, event_name
 from specdeploy.rollout.history import History, RevisionRecord, ServingChoice
-from specdeploy.rollout.serve import ACCEPTANCE_LOW
+from specdeploy.rollout.serve import CANARY_ABORTED, LIVE_FAILURES
 from specdeploy.rollout.validation import VALIDATION_ERROR, VALIDATION_FAILED
 
 
@@ -92,7 +92,7 @@ def _rollback_events(subject: Subject, t: Transitions) -> list[Event]:
     events = []
     for entry in t.failed_listed:
         rev = t.history.get(str(entry["id"]))
-        if rev is None or rev.reason != ACCEPTANCE_LOW:
+        if rev is None or rev.reason not in LIVE_FAILURES:
             continue
         if rev.id in listed and (listed[rev.id] == rev.at or not rev.at):
             continue  # recorded, and so said, before
@@ -156,10 +156,12 @@ def _said_otherwise(
         return before is None or before.get("status") != cond.TRUE  # "Recovered" only after a real degradation
     if key == (cond.VALIDATED, cond.TRUE):
         return c["reason"] in ("ValidationSkipped", "NothingToValidate")
+    if c["reason"] == CANARY_ABORTED:
+        return True  # the CanaryAborted Event (rollout.canary) says it, once
     if key == (cond.DEGRADED, cond.TRUE):
         # the ValidationFailed / ValidationError / RolledBack event already says it
         return c["reason"] in (VALIDATION_FAILED, VALIDATION_ERROR) or (
-            c["reason"] == ACCEPTANCE_LOW and (rolled_back or rollback_said)
+            c["reason"] in LIVE_FAILURES and (rolled_back or rollback_said)
         )
     if key == (cond.ROLLED_BACK, cond.TRUE):
         return rollback_said  # said by the rollback's own Event

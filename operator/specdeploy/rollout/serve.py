@@ -23,6 +23,11 @@ from specdeploy.rollout.history import (
 from specdeploy.rollout.validation import with_verdict
 
 ACCEPTANCE_LOW = "AcceptanceRateLow"
+CANARY_ABORTED = "CanaryAborted"  # rollout.canary's verdict reason: the incumbent serves on
+# Issue 14: spec.rollback.minSpeedup tripped (monitor/payoff.py): slower than the control group. Rolled back exactly
+# like a low acceptance rate; LIVE_FAILURES are the monitor's reasons for failing a serving revision.
+SLOWER_THAN_CONTROL = "SlowerThanControl"
+LIVE_FAILURES = frozenset({ACCEPTANCE_LOW, SLOWER_THAN_CONTROL})
 HEALTHY = "Healthy"
 
 
@@ -39,11 +44,16 @@ def select(
 ) -> Selection:
     """Step 3: what serves.
 
+    A canary aborted (``CanaryAborted``) leaves what served beside it serving (``live_id``), not the fallback.
     Held (the current revision is not cleared by validation): what the Deployment runs keeps running, unless it
     failed on acceptance itself; then it falls back as a failed current revision would, never to the held one.
     That fallback is news (an Event) but not a rollback of the current spec, so it names no replaced revision.
     """
     if not held:
+        if current.state is RevisionState.FAILED and current.reason == CANARY_ABORTED:
+            kept = keep_live(history, live_id)  # issue 13: an aborted canary leaves the incumbent serving
+            if kept is not None and kept.revision.id != current.id:
+                return Selection(kept, replaced=current)
         serving = choose_serving(history, current, action)
         replaced = current if current.state is RevisionState.FAILED and action is not RollbackAction.NONE else None
         return Selection(serving, replaced)
@@ -98,10 +108,11 @@ def apply_finding(
         return unchanged
     rev = serving.revision
     if finding.trip and rev.state is not RevisionState.FAILED:
-        failed = with_verdict(rev, RevisionState.FAILED, ACCEPTANCE_LOW, finding.message, now_iso)
+        reason = finding.trip_reason if finding.trip_reason in LIVE_FAILURES else ACCEPTANCE_LOW  # issue 14
+        failed = with_verdict(rev, RevisionState.FAILED, reason, finding.message, now_iso)
         history = history.replaced(failed)
         current = failed if failed.id == current.id else current
-        verdict = verdict_annotations(RevisionState.FAILED, ACCEPTANCE_LOW, finding.message, now_iso)
+        verdict = verdict_annotations(RevisionState.FAILED, reason, finding.message, now_iso)
         action = rollback.action
         return MonitorStep(
             history,

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from specdeploy import conditions as cond
+from specdeploy.render.leaderworkerset import WORKER_COMPONENT
+from specdeploy.rollout import progress
 from specdeploy.rollout.events import Event, condition_facts, event_name
 from specdeploy.rollout.plan import Observed, Plan
 
@@ -50,6 +52,9 @@ WAITING_PROBLEMS = frozenset(
         "PostStartHookError",
     }
 )
+# Pods whose problem stalls a rollout: a Deployment's pods and a LeaderWorkerSet's leaders ("server"), and its
+# workers (issue 16: a group with an unschedulable or crash-looping worker never gets ready either).
+SERVING_COMPONENTS = frozenset({"server", WORKER_COMPONENT})
 # The plan's reason while a rollout is under way: only that state is refined (a serving or invalid object is not).
 ROLLING_OUT = "RollingOut"
 
@@ -128,7 +133,8 @@ def diagnose(
     Most specific first: no pods can be created at all (``ReplicaFailure``); then a pod of the revision that cannot
     be scheduled or started (the first by name, so the choice is stable); then the Deployment's own verdict that
     the deadline passed, which names no cause of its own. ``pods`` are the index's entries (``pod_problem`` kept
-    under "problem"); validator pods and other revisions' pods are not looked at.
+    under "problem"); a LeaderWorkerSet's workers count like its leaders; validator pods and other revisions' pods
+    are not looked at.
     """
     if not deployment:
         return None
@@ -140,7 +146,9 @@ def diagnose(
         (
             p
             for p in pods
-            if p.get("component") == "server" and p.get("problem") and (not revision or p.get("revision") == revision)
+            if p.get("component") in SERVING_COMPONENTS
+            and p.get("problem")
+            and (not revision or p.get("revision") == revision)
         ),
         key=lambda p: str(p.get("name")),
     )
@@ -194,7 +202,8 @@ def report(p: Plan, obs: Observed, pods: Sequence[Mapping[str, Any]]) -> Plan:
     """The plan, with the cause of a stuck rollout on its status and its Event added (``p`` is changed in place
     and returned); unchanged when nothing is stuck or the plan does not say RollingOut."""
     serving = p.serving.id if p.serving is not None else None
-    stall = diagnose(obs.deployment, pods, serving)
+    canary_stall(p, obs, pods)
+    stall = diagnose(progress.for_revision(obs.deployments, serving), pods, serving)
     if stall is None:
         return p
     owner = obs.owner
@@ -210,3 +219,15 @@ def report(p: Plan, obs: Observed, pods: Sequence[Mapping[str, Any]]) -> Plan:
     if event is not None and all(e.name != event.name for e in p.events):
         p.events.append(event)
     return p
+
+
+def canary_stall(p: Plan, obs: Observed, pods: Sequence[Mapping[str, Any]]) -> None:
+    """A canary that cannot start says why in status.canary.message (the scheduler's words), while the serving
+    revision keeps serving and Ready stays as it is (issue 13)."""
+    if p.canary is None or (p.status.get("canary") or {}).get("phase") != "Starting":
+        return
+    stall = diagnose(progress.for_revision(obs.deployments, p.canary.id), pods, p.canary.id)
+    if stall is not None:
+        canary = dict(p.status["canary"])
+        canary["message"] = f"canary cannot start ({stall.reason}): {stall.message}"[:1024]
+        p.status["canary"] = canary

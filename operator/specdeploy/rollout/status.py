@@ -20,6 +20,7 @@ from specdeploy.api.status import (
     MAX_FAILED_REVISIONS,
     AcceptanceStatus,
     FailedRevision,
+    PerformanceStatus,
     RevisionStatus,
     SpeculativeDeploymentStatus,
     ValidationStatus,
@@ -28,7 +29,7 @@ from specdeploy.monitor.finding import MonitorFinding
 from specdeploy.render import endpoint
 from specdeploy.render.labels import selector_string  # issue 15
 from specdeploy.rollout.history import History, RevisionRecord, RevisionState, ServingChoice
-from specdeploy.rollout.serve import ACCEPTANCE_LOW
+from specdeploy.rollout.serve import ACCEPTANCE_LOW, CANARY_ABORTED, LIVE_FAILURES, SLOWER_THAN_CONTROL
 from specdeploy.rollout.validation import VALIDATION_ERROR, VALIDATION_FAILED, ValidationState
 
 
@@ -43,6 +44,8 @@ class Rollout:
     rolled_out: bool
     ready: int
     replicas: int
+    canary: str | None = None  # issue 13: a canary in progress, in words (Progressing says it)
+    moving: bool = False  # issue 13: pods move to ``serving`` step by step with ``replicas`` ready pods throughout
 
 
 def rollout_conditions(r: Rollout) -> list[cond.Condition]:
@@ -56,6 +59,13 @@ def _ready(r: Rollout) -> cond.Condition:
     if r.rolled_out:
         what = f"revision {r.serving.id}" + ("" if r.serving.speculation else " (speculation disabled)")
         return cond.Condition(cond.READY, cond.TRUE, "Serving", f"{r.ready}/{r.replicas} replicas ready, {what}")
+    if r.moving:
+        return cond.Condition(
+            cond.READY,
+            cond.TRUE,
+            "Serving",
+            f"{r.ready}/{r.replicas} replicas ready while revision {r.serving.id} replaces the others step by step",
+        )
     return cond.Condition(
         cond.READY, cond.FALSE, "RollingOut", f"{r.ready}/{r.replicas} replicas ready for revision {r.serving.id}"
     )
@@ -66,6 +76,8 @@ def _progressing(r: Rollout) -> cond.Condition:
         return cond.Condition(cond.PROGRESSING, cond.TRUE, "Validating", "validation Job running")
     if r.serving is not None and not r.rolled_out:
         return cond.Condition(cond.PROGRESSING, cond.TRUE, "RollingOut", f"rolling out revision {r.serving.id}")
+    if r.canary:
+        return cond.Condition(cond.PROGRESSING, cond.TRUE, "Canary", r.canary)
     return cond.Condition(cond.PROGRESSING, cond.FALSE, "Complete", "nothing in progress")
 
 
@@ -74,9 +86,27 @@ def _rolled_back(r: Rollout) -> cond.Condition:
         return cond.Condition(cond.ROLLED_BACK, cond.FALSE, "NotRolledBack", "no rollback is in effect")
     target = r.serving.id if r.serving else "nothing"
     why = r.replaced.message or "acceptance rate below threshold"
+    if r.replaced.reason == CANARY_ABORTED:  # issue 13: the canary was stopped, what served before serves on
+        return cond.Condition(
+            cond.ROLLED_BACK, cond.TRUE, CANARY_ABORTED, f"canary {r.replaced.id} aborted, {target} serves: {why}"
+        )
     return cond.Condition(
-        cond.ROLLED_BACK, cond.TRUE, ACCEPTANCE_LOW, f"revision {r.replaced.id} rolled back to {target}: {why}"
+        cond.ROLLED_BACK,
+        cond.TRUE,
+        _live_reason(r.replaced.reason),
+        f"revision {r.replaced.id} rolled back to {target}: {why}",
     )
+
+
+def _live_reason(reason: str | None) -> str:
+    """The condition reason of a live failure: the verdict's own (issue 14: SlowerThanControl), else acceptance."""
+    return reason if reason in LIVE_FAILURES else ACCEPTANCE_LOW
+
+
+def _live_words(reason: str | None) -> str:
+    if reason == SLOWER_THAN_CONTROL:
+        return "speculation stayed slower than the control group"
+    return "draft acceptance rate stayed below the threshold"
 
 
 def _degraded(r: Rollout) -> cond.Condition:
@@ -86,22 +116,26 @@ def _degraded(r: Rollout) -> cond.Condition:
         return cond.Condition(cond.DEGRADED, cond.TRUE, VALIDATION_FAILED, f"draft rejected by validation{keep}")
     if r.validation is ValidationState.ERROR:
         return cond.Condition(cond.DEGRADED, cond.TRUE, VALIDATION_ERROR, "validation could not run; see Validated")
-    if r.replaced is not None:
+    if r.replaced is not None and r.replaced.reason == CANARY_ABORTED:
         return cond.Condition(
-            cond.DEGRADED, cond.TRUE, ACCEPTANCE_LOW, "draft acceptance rate stayed below the threshold"
+            cond.DEGRADED, cond.TRUE, CANARY_ABORTED, f"canary revision {r.replaced.id} was aborted; see RolledBack"
         )
+    if r.replaced is not None:
+        reason = r.replaced.reason
+        return cond.Condition(cond.DEGRADED, cond.TRUE, _live_reason(reason), _live_words(reason))
     if (
         r.action is RollbackAction.NONE
         and serving is not None
         and serving.revision.state is RevisionState.FAILED
-        and serving.revision.reason == ACCEPTANCE_LOW
+        and serving.revision.reason in LIVE_FAILURES
     ):
         return cond.Condition(
             cond.DEGRADED,
             cond.TRUE,
-            ACCEPTANCE_LOW,
-            f"revision {serving.revision.id} keeps serving (rollback action None) although its draft acceptance "
-            f"rate stayed below the threshold: {serving.revision.message or 'see status.acceptance'}",
+            _live_reason(serving.revision.reason),
+            f"revision {serving.revision.id} keeps serving (rollback action None) although its "
+            f"{_live_words(serving.revision.reason).removeprefix('speculation ')}: "
+            f"{serving.revision.message or 'see status.acceptance'}",
         )
     return cond.Condition(cond.DEGRADED, cond.FALSE, "AsExpected", "no problem detected")
 
@@ -118,6 +152,7 @@ class StatusInput:
     serving: ServingChoice | None
     history: History
     ready: int
+    control: tuple[int, int] = (0, 0)  # issue 14: the control group's ready and wanted pods (READY counts them)
 
 
 def build_status(
@@ -142,7 +177,7 @@ def build_status(
             "phase": cond.phase(conditions),
             "replicas": replicas,
             "readyReplicas": s.ready,
-            "ready": f"{s.ready}/{replicas}",
+            "ready": f"{s.ready + s.control[0]}/{replicas + s.control[1]}",
             "numSpeculativeTokens": serving_depth(s.spec, s.serving),
             "selector": selector_string(s.name),  # issue 15: the scale subresource's labelSelectorPath
             "revision": RevisionStatus(
@@ -162,6 +197,10 @@ def build_status(
     acceptance = (finding.acceptance if finding and finding.acceptance else None) or old.get("acceptance")
     if acceptance:
         status.acceptance = AcceptanceStatus.model_validate(acceptance)
+    # issue 14: the serving revision's measured speed (monitor.performance decides when it is worth a write)
+    performance = (finding.performance if finding and finding.performance else None) or old.get("performance")
+    if performance:
+        status.performance = PerformanceStatus.model_validate(performance)
     out: dict[str, Any] = status.model_dump(mode="json", by_alias=True, exclude_unset=True)
     return out
 

@@ -7,8 +7,10 @@ The order is what makes a crash safe, so it is decided here, as a plain function
 1. ``decisions``, one after another: the revision record, then the verdicts on it. A decision is durable on its
    ControllerRevision before anything acts on it, so a restarted loop finds it instead of taking it again. When
    there is no verdict, nothing acts on a decision and the record goes along with step 2.
-2. ``acts``, all at once: the Job, the Service, the Deployment (each created, or merge-patched only where the live
-   object lacks something), and the Events. The Deployment, the slow part of getting Ready, starts at the first
+2. ``acts``, all at once: the Job, the Service, the Deployments or LeaderWorkerSets (each created, or merge-patched
+   only where the live object lacks something; those of revisions no longer wanted deleted: ``rollout.canary``
+   only deletes what the ready pods of the others make safe, and an abort's verdict is a decision, written
+   first), and the Events. The Deployment, the slow part of getting Ready, starts at the first
    round trip instead of the fourth.
 3. ``status``, only after every write of steps 1 and 2 succeeded, and only when it changed. Events are created
    before the status write that records their transitions, each under its transition's name (``rollout.events``):
@@ -129,10 +131,24 @@ def writes_for(p: Plan, observed: Observed) -> Writes:
         job.append(Delete(Ref("Job", ns, p.delete_job)))
     if p.create_job is not None:
         job.append(Create(p.create_job))
-    children = (child_write(observed.service, p.service), child_write(observed.deployment, p.deployment))
+    live = {str(d["metadata"]["name"]): d for d in observed.deployments}
+    children = (
+        child_write(observed.service, p.service),
+        *(child_write(live.get(d["metadata"]["name"]), d) for d in p.deployments),
+    )
+    # Issue 16: a revision's workload may be a LeaderWorkerSet (render.workload); names are unique across kinds.
+    gone = tuple(
+        Delete(Ref(str(live[dep].get("kind") or "Deployment"), ns, dep)) for dep in p.delete_deployments if dep in live
+    )
     return Writes(
         decisions=(*record, *marks) if marks else (),
-        acts=(*(() if marks else record), *job, *(w for w in children if w is not None), *map(Say, p.events)),
+        acts=(
+            *(() if marks else record),
+            *job,
+            *(w for w in children if w is not None),
+            *gone,
+            *map(Say, p.events),
+        ),
         status=None if is_subset(p.status, dict(observed.status)) else p.status,
         prune=tuple(Delete(Ref("ControllerRevision", ns, cr_name)) for cr_name in p.prune),
     )

@@ -214,6 +214,95 @@ INVALID: list[Case] = [
     Case("extra-args-nnodes", spec(serving={"extraArgs": ["--nnodes", "2"]}), "spec.serving.extraArgs"),
     Case("extra-args-headless", spec(serving={"extraArgs": ["--headless"]}), "spec.serving.extraArgs"),
     Case("extra-args-master", spec(serving={"extraArgs": ["--master-addr=x"]}), "spec.serving.extraArgs"),
+    # Issue 14: vLLM 0.32's own num_speculative_tokens_per_batch_size rules, the control group, minSpeedup.
+    Case(
+        "schedule-not-from-one",
+        spec(speculation={"numSpeculativeTokensPerBatchSize": [{"start": 2, "end": 8, "tokens": 2}]}),
+        "the first range must start at 1",
+    ),
+    Case(
+        "schedule-overlap",
+        spec(
+            speculation={
+                "numSpeculativeTokensPerBatchSize": [
+                    {"start": 1, "end": 4, "tokens": 4},
+                    {"start": 4, "end": 16, "tokens": 2},
+                ]
+            }
+        ),
+        "ranges must be sorted by start and must not overlap",
+    ),
+    Case(
+        "schedule-unsorted",
+        spec(
+            speculation={
+                "numSpeculativeTokensPerBatchSize": [
+                    {"start": 1, "end": 4, "tokens": 4},
+                    {"start": 17, "end": 32, "tokens": 0},
+                    {"start": 5, "end": 16, "tokens": 2},
+                ]
+            }
+        ),
+        "ranges must be sorted by start and must not overlap",
+    ),
+    Case(
+        "schedule-start-after-end",
+        spec(
+            speculation={
+                "numSpeculativeTokensPerBatchSize": [
+                    {"start": 1, "end": 1, "tokens": 4},
+                    {"start": 9, "end": 5, "tokens": 0},
+                ]
+            }
+        ),
+        "each range's start must not exceed its end",
+    ),
+    Case(
+        "schedule-negative-depth",
+        spec(speculation={"numSpeculativeTokensPerBatchSize": [{"start": 1, "end": 8, "tokens": -1}]}),
+        "spec.speculation.numSpeculativeTokensPerBatchSize[0].tokens",
+    ),
+    Case(
+        "schedule-deeper-than-k",
+        spec(
+            speculation={
+                "numSpeculativeTokens": 3,
+                "numSpeculativeTokensPerBatchSize": [{"start": 1, "end": 8, "tokens": 4}],
+            }
+        ),
+        "a range's tokens must not exceed spec.speculation.numSpeculativeTokens",
+    ),
+    Case(
+        "schedule-deeper-than-default-k",
+        spec(speculation={"numSpeculativeTokensPerBatchSize": [{"start": 1, "end": 8, "tokens": 5}]}),
+        "a range's tokens must not exceed spec.speculation.numSpeculativeTokens",
+    ),
+    Case(
+        "schedule-empty",
+        spec(speculation={"numSpeculativeTokensPerBatchSize": []}),
+        "spec.speculation.numSpeculativeTokensPerBatchSize",
+    ),
+    Case(
+        "control-replicas-too-many",
+        spec(speculation={"control": {"replicas": 101}}),
+        "spec.speculation.control.replicas",
+    ),
+    Case("control-without-replicas", spec(speculation={"control": {}}), "spec.speculation.control.replicas"),
+    Case(
+        "min-speedup-without-control",
+        spec(rollback={"minSpeedup": 1.0}),
+        "spec.rollback.minSpeedup needs spec.speculation.control",
+    ),
+    Case(
+        "min-speedup-zero",
+        spec(rollback={"minSpeedup": 0}, speculation={"control": {"replicas": 1}}),
+        "spec.rollback.minSpeedup",
+    ),
+    Case(
+        "adaptive-interval-too-short",
+        spec(speculation={"adaptive": {"enabled": True, "minIntervalSeconds": 5}}),
+        "spec.speculation.adaptive.minIntervalSeconds",
+    ),
 ]
 
 VALID: list[Case] = [
@@ -275,4 +364,38 @@ VALID: list[Case] = [
     Case(
         "quantities", spec(serving={"shmSize": 2147483648, "resources": {"requests": {"cpu": 8, "memory": "64Gi"}}}), ""
     ),
+    Case(
+        "schedule-with-gap-and-zero",
+        spec(
+            speculation={
+                "numSpeculativeTokens": 5,
+                "numSpeculativeTokensPerBatchSize": [
+                    {"start": 1, "end": 4, "tokens": 5},
+                    {"start": 8, "end": 16, "tokens": 2},
+                    {"start": 17, "end": 256, "tokens": 0},
+                ],
+            }
+        ),
+        "",
+    ),
+    Case(
+        "schedule-mtp-default-k",
+        spec(
+            draft=None,
+            speculation={"method": "mtp", "numSpeculativeTokensPerBatchSize": [{"start": 1, "end": 2, "tokens": 1}]},
+        ),
+        "",
+    ),
+    Case(
+        "control-min-speedup-adaptive",
+        spec(
+            speculation={
+                "control": {"replicas": 1, "minOutputTokens": 200},
+                "adaptive": {"enabled": True, "minIntervalSeconds": 60},
+            },
+            rollback={"minSpeedup": 1.0},
+        ),
+        "",
+    ),
+    Case("control-zero-replicas", spec(speculation={"control": {"replicas": 0}}), ""),
 ]

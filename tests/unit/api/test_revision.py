@@ -79,3 +79,24 @@ def test_heterogeneous_vocab_off_keeps_the_ids_from_before_the_field_existed() -
     assert "heterogeneous" not in canonical_serving_spec(SpeculativeDeploymentSpec.model_validate(BASE))
     on = canonical_serving_spec(SpeculativeDeploymentSpec.model_validate(with_("speculation", heterogeneousVocab=True)))
     assert '"heterogeneousVocab":true' in on
+
+
+def test_control_group_and_adaptive_settings_never_change_the_id() -> None:
+    # Issue 14: adding control pods or turning the adaptive loop on must not restart the speculative pods.
+    base = rid(BASE)
+    assert base == "37d734cf5e"  # main's id for BASE, before these fields existed
+    assert rid(with_("speculation", control={"replicas": 3, "minOutputTokens": 50})) == base
+    assert rid(with_("speculation", adaptive={"enabled": True, "minIntervalSeconds": 60})) == base
+    assert rid({**with_("speculation", control={"replicas": 1}), "rollback": {"minSpeedup": 1.1}}) == base
+    text = canonical_serving_spec(
+        SpeculativeDeploymentSpec.model_validate(with_("speculation", control={"replicas": 3}, adaptive={}))
+    )
+    assert "control" not in text and "adaptive" not in text
+
+
+def test_a_batch_size_schedule_is_a_new_revision() -> None:
+    schedule = [{"start": 1, "end": 1, "tokens": 4}, {"start": 2, "end": 256, "tokens": 0}]
+    first = rid(with_("speculation", numSpeculativeTokensPerBatchSize=schedule))
+    assert first != rid(BASE)
+    other = [{"start": 1, "end": 2, "tokens": 4}, {"start": 3, "end": 256, "tokens": 0}]
+    assert rid(with_("speculation", numSpeculativeTokensPerBatchSize=other)) not in (first, rid(BASE))

@@ -93,3 +93,25 @@ def test_exporter_serves_metrics_over_http() -> None:
         server.server_close()
         thread.join(timeout=5)
         exporter.forget("llm", "served")
+
+
+def test_speed_per_revision_follows_the_serving_and_canary_revisions() -> None:
+    from specdeploy.monitor.speed import Speed
+
+    fast = Speed(output_tokens=600, tokens_per_second=10.0, request_tpot_seconds=0.02, requests=3, running_requests=2)
+    slow = Speed(output_tokens=600, tokens_per_second=6.0, inter_token_seconds=0.03, steps=600)
+    exporter.record_speed("llm", "speedy", {"rev-a": fast, "rev-b": slow})
+    seen = samples()
+    a = (("name", "speedy"), ("namespace", "llm"), ("revision", "rev-a"))
+    b = (("name", "speedy"), ("namespace", "llm"), ("revision", "rev-b"))
+    assert seen[("specdeploy_time_per_output_token_seconds", a)] == 0.02
+    assert seen[("specdeploy_time_per_output_token_seconds", b)] == 0.03, "the inter-token latency stands in"
+    assert seen[("specdeploy_generation_tokens_per_second", a)] == 10.0
+    assert seen[("specdeploy_running_requests", a)] == 2
+    assert ("specdeploy_running_requests", b) not in seen, "unknown: no series rather than a stale one"
+    exporter.record_speed("llm", "speedy", {"rev-b": slow})  # the canary took over, rev-a is gone
+    seen = samples()
+    assert ("specdeploy_time_per_output_token_seconds", a) not in seen
+    assert ("specdeploy_time_per_output_token_seconds", b) in seen
+    exporter.forget("llm", "speedy")
+    assert not [k for k in samples() if ("name", "speedy") in k[1]]

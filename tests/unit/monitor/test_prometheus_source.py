@@ -220,3 +220,41 @@ async def test_hostile_prometheus_answers_are_refused_with_a_reason(
         with pytest.raises(PrometheusQueryError, match=words):
             await query_window(session, f"{hostile.base}/{prefix}/", SELECTOR, 300)
     assert hostile.followed == 0
+
+
+# ----------------------------------------------------------------------------------------- speed (issue 14)
+def test_speed_queries_take_sums_and_counts_never_buckets() -> None:
+    from specdeploy.monitor.prometheus_source import build_speed_queries
+
+    queries = build_speed_queries(SELECTOR, 60)
+    sel = '{namespace="llm",pod=~"codellama-70b-7f9c-abcde|codellama-70b-7f9c-fghij"}'
+    assert queries["vllm:request_time_per_output_token_seconds_sum"] == (
+        f"sum(increase(vllm:request_time_per_output_token_seconds_sum{sel}[60s]))"
+    )
+    assert queries["vllm:generation_tokens_total"] == f"sum(increase(vllm:generation_tokens_total{sel}[60s]))"
+    assert queries["vllm:num_requests_running"] == (
+        f"avg(sum by (pod) (avg_over_time(vllm:num_requests_running{sel}[60s])))"
+    )
+    assert not any("_bucket" in q for q in queries.values())
+
+
+async def test_query_speed_against_a_prometheus_shaped_server(prometheus: FakePrometheus) -> None:
+    from specdeploy.monitor.prometheus_source import build_speed_queries, query_speed
+
+    queries = build_speed_queries(SELECTOR, 60)
+    prometheus.answers = {q: vector() for q in queries.values()}
+    prometheus.answers |= {
+        queries["vllm:request_time_per_output_token_seconds_sum"]: vector(({}, "0.3")),
+        queries["vllm:request_time_per_output_token_seconds_count"]: vector(({}, "12")),
+        queries["vllm:generation_tokens_total"]: vector(({}, "3000")),
+        queries["vllm:num_requests_running"]: vector(({}, "2.5")),
+    }
+    async with aiohttp.ClientSession() as session:
+        speed = await query_speed(session, prometheus.base, SELECTOR, 60, at=1_800_000_000.0)
+        assert speed is not None
+        assert speed.request_tpot_seconds == pytest.approx(0.025) and speed.requests == 12
+        assert speed.inter_token_seconds is None
+        assert speed.tokens_per_second == pytest.approx(50.0) and speed.output_tokens == 3000
+        assert speed.running_requests == 2.5 and speed.pods == 2
+        prometheus.answers = {q: vector() for q in queries.values()}
+        assert await query_speed(session, prometheus.base, SELECTOR, 60) is None, "no speed series: no speed"

@@ -23,6 +23,7 @@ SPEC: dict[str, Any] = {
     "draft": {"model": "org/draft-7b"},
     "validation": {"policy": "Skip"},
     "serving": {"image": "vllm/vllm-openai:v0.32.0"},
+    "rollout": {"strategy": "Replace"},  # a fix rolls out at once (a canary would wait for the monitor)
 }
 POLICY = AdminPolicy(images=("vllm/vllm-openai:*",))
 

@@ -85,7 +85,8 @@ def test_several_documents_render_in_order_and_other_kinds_are_skipped(
     code, out, err = render(capsys, "-f", str(file))
     assert code == 0
     names = [(o["kind"], o["metadata"]["name"]) for o in yaml.safe_load_all(out)]
-    assert names[:2] == [("Deployment", "qwen-7b-ngram"), ("Service", "qwen-7b-ngram")]
+    assert names[0][0] == "Deployment" and names[0][1].startswith("qwen-7b-ngram-")  # <name>-<revision>
+    assert names[1] == ("Service", "qwen-7b-ngram")
     assert names[2][0] == "Job" and names[2][1].startswith("tiny-validate-")
     assert "skipping kind 'Secret'" in err
 

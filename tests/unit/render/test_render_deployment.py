@@ -112,17 +112,29 @@ def test_labels_selector_and_revision() -> None:
         "specdeploy.io/revision": "0123456789",
     }
     selector = dep["spec"]["selector"]["matchLabels"]
-    assert selector == {"specdeploy.io/name": "coder", "app.kubernetes.io/component": "server"}
+    # one Deployment per revision (issue 13): it selects its own revision's pods only
+    assert selector == {
+        "specdeploy.io/name": "coder",
+        "app.kubernetes.io/component": "server",
+        "specdeploy.io/revision": "0123456789",
+    }
+    assert dep["metadata"]["name"] == "coder-0123456789"
     template = dep["spec"]["template"]["metadata"]
     assert selector.items() <= template["labels"].items()
     assert template["annotations"]["specdeploy.io/revision"] == "0123456789"
 
 
-def test_a_new_revision_keeps_the_selector_and_changes_the_template() -> None:
+def test_a_new_revision_gets_its_own_deployment_and_the_legacy_one_keeps_name_and_selector() -> None:
     a = render_deployment("coder", "llm", make_spec(), "aaaaaaaaaa", owner=None)
     b = render_deployment("coder", "llm", make_spec(speculation={"numSpeculativeTokens": 8}), "bbbbbbbbbb", owner=None)
-    assert a["spec"]["selector"] == b["spec"]["selector"]
+    assert (a["metadata"]["name"], b["metadata"]["name"]) == ("coder-aaaaaaaaaa", "coder-bbbbbbbbbb")
+    assert a["spec"]["selector"] != b["spec"]["selector"]  # neither claims the other's pods
     assert a["spec"]["template"] != b["spec"]["template"]
+    # the Deployment an earlier version named <name>, with the selector it was created with (immutable), is kept
+    legacy = {"metadata": {"name": "coder"}, "spec": {"selector": {"matchLabels": selector_labels("coder")}}}
+    kept = render_deployment("coder", "llm", make_spec(), "aaaaaaaaaa", owner=None, existing=legacy)
+    assert kept["metadata"]["name"] == "coder"
+    assert kept["spec"]["selector"] == {"matchLabels": selector_labels("coder")}
 
 
 def test_user_pod_labels_and_annotations_cannot_override_ours() -> None:
@@ -200,9 +212,11 @@ def test_service_selects_the_deployments_pods_on_the_named_port() -> None:
     spec = make_spec(serving={"port": 9000})
     svc = render_service("coder", "llm", spec, "0123456789", owner=OWNER)
     dep = render_deployment("coder", "llm", spec, "0123456789", owner=OWNER)
-    assert svc["metadata"]["name"] == dep["metadata"]["name"] == "coder"
+    assert svc["metadata"]["name"] == "coder" and dep["metadata"]["name"] == "coder-0123456789"
     assert svc["spec"]["type"] == "ClusterIP"
-    assert svc["spec"]["selector"] == dep["spec"]["selector"]["matchLabels"] == selector_labels("coder")
+    # the Service selects the pods of every revision: the Deployment's selector narrows it by revision
+    assert svc["spec"]["selector"] == selector_labels("coder")
+    assert svc["spec"]["selector"].items() <= dep["spec"]["selector"]["matchLabels"].items()
     assert svc["spec"]["ports"] == [
         {"name": "http", "port": 9000, "targetPort": "http", "protocol": "TCP", "appProtocol": "http"}
     ]

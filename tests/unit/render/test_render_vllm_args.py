@@ -125,6 +125,53 @@ def test_heterogeneous_vocab_asks_vllm_to_map_the_vocabularies() -> None:
     assert "use_heterogeneous_vocab" not in spec_config()
 
 
+def test_batch_size_schedule_is_rendered_in_vllms_own_spelling() -> None:
+    schedule = [{"start": 1, "end": 1, "tokens": 4}, {"start": 2, "end": 256, "tokens": 0}]
+    config = spec_config(speculation={"numSpeculativeTokensPerBatchSize": schedule})
+    assert config["num_speculative_tokens_per_batch_size"] == [[1, 1, 4], [2, 256, 0]]
+    assert config["num_speculative_tokens"] == 4  # vLLM's maximum depth stays the spec's k
+    # The control group and the adaptive settings are not vLLM's business.
+    plain = spec_config(speculation={"control": {"replicas": 2}, "adaptive": {"enabled": True}})
+    assert plain == spec_config()
+
+
+def test_every_schedule_the_api_accepts_vllm_accepts_and_the_lookup_matches() -> None:
+    """The API's rules against vLLM 0.32's own validator (copied verbatim below from vllm/v1/spec_decode/dynamic)."""
+    from specdeploy.api.payoff import BatchSizeRange, check_schedule, depth_at
+
+    cases = [
+        [(1, 1, 4), (2, 256, 0)],
+        [(1, 4, 5), (5, 16, 2), (17, 256, 0)],
+        [(1, 16, 3), (32, 128, 2)],  # a gap carries 3 forward
+        [(1, 8, 2)],  # the tail carries 2 forward
+    ]
+    for entries in cases:
+        schedule = [BatchSizeRange(start=s, end=e, tokens=t) for s, e, t in entries]
+        check_schedule(schedule, k=5)
+        dense = _vllm_dense_lookup([list(e) for e in entries], max_batch=300, k=5)
+        assert [depth_at(schedule, b, 5) for b in range(1, 301)] == dense[1:], entries
+
+
+def _vllm_dense_lookup(schedule: list[list[int]], max_batch: int, k: int) -> list[int]:
+    """vLLM 0.32 build_dynamic_sd_schedule_lookup, reduced to the valid-input path (same carry-forward rules)."""
+    parsed = sorted((int(s), int(e), int(t)) for s, e, t in schedule)
+    dense = [0] * (max_batch + 1)
+    next_batch, last = 1, None
+    for start, end, tokens in parsed:
+        if start > next_batch and last is not None:
+            for b in range(next_batch, min(start, max_batch + 1)):
+                dense[b] = min(k, last)
+        for b in range(max(start, next_batch), min(end, max_batch) + 1):
+            dense[b] = min(k, tokens)
+        next_batch, last = max(next_batch, end + 1), tokens
+        if next_batch > max_batch:
+            break
+    assert last is not None
+    for b in range(next_batch, max_batch + 1):
+        dense[b] = min(k, last)
+    return dense
+
+
 @pytest.mark.parametrize("method", ["eagle", "eagle3", "medusa", "mlp_speculator"])
 def test_speculative_config_for_head_methods_names_method_and_heads(method: str) -> None:
     assert spec_config(speculation={"method": method, "numSpeculativeTokens": 3}) == {

@@ -43,6 +43,8 @@ BASE: dict[str, Any] = {
     "draft": {"model": "org/draft-7b"},
     "speculation": {"method": "draft_model", "numSpeculativeTokens": 4},
     "rollback": {"stableAfterSeconds": 0},
+    # These scenarios are about what replaces what: strategy Replace, every pod at once (test_canary: Canary).
+    "rollout": {"strategy": "Replace"},
 }
 
 
@@ -675,7 +677,7 @@ def test_stable_needs_stable_after_seconds_of_health() -> None:
     )
     rid = revision_id(spec)
     first = plan(
-        Observed(Owner("x", "ns", "uid", 1), spec, {}, History(), None, None, None, None, "2026-01-01T00:00:00Z", 0.0)
+        Observed(Owner("x", "ns", "uid", 1), spec, {}, History(), (), None, None, None, "2026-01-01T00:00:00Z", 0.0)
     )
     assert first.record_revision is not None
     history = from_controller_revisions([first.record_revision])
@@ -687,7 +689,7 @@ def test_stable_needs_stable_after_seconds_of_health() -> None:
             spec,
             {},
             history,
-            first.deployment,
+            tuple(first.deployments),
             None,
             None,
             verdict,

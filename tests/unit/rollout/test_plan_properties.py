@@ -185,8 +185,10 @@ def test_once_carried_out_the_plan_asks_for_nothing_more(world: World) -> None:
     assert again.record_revision is None and again.create_job is None and again.delete_job is None
     assert again.prune == []
     assert merge_patch(world.status, again.status) == world.status
-    if again.deployment is not None:
-        assert world.deployment is not None and is_subset(again.deployment, world.deployment)
+    for desired in again.deployments:  # every Deployment it wants is live as wanted (one per revision)
+        live = world.deployments.get(desired["metadata"]["name"])
+        assert live is not None and is_subset(desired, live)
+    assert not (set(again.delete_deployments) & set(world.deployments))
     first = world.plans[-1].serving
     assert (again.serving.id if again.serving else None) == (first.id if first else None)
 
@@ -226,4 +228,6 @@ def test_whatever_serves_renders_a_valid_spec_of_a_recorded_revision(world: Worl
     spec = spec_for(p.serving, SpeculativeDeploymentSpec.model_validate(world.spec))
     assert revision_id(spec) == p.serving.revision.id
     assert f"{world.name}-{p.serving.revision.id}" in world.revisions
-    assert p.deployment is not None and template_revision(p.deployment) == p.serving.id
+    # the Deployment rendered runs what serves, or the canary judged beside it (issue 13)
+    beside = {p.serving.id, *([p.canary.id] if p.canary is not None else [])}
+    assert p.deployment is not None and template_revision(p.deployment) in beside

@@ -24,6 +24,7 @@ BASE: dict[str, Any] = {
     "speculation": {"method": "draft_model", "numSpeculativeTokens": 4},
     "validation": {"policy": "Skip"},
     "rollback": {"stableAfterSeconds": 0},
+    "rollout": {"strategy": "Replace"},  # each change rolls out and fails on the live rate (no canary)
 }
 
 

@@ -19,6 +19,7 @@ from specdeploy.monitor.finding import MonitorFinding
 from specdeploy.render import owner_for
 from specdeploy.rollout import progress
 from specdeploy.rollout.announce import Subject, Transitions, newly_stable, plan_events
+from specdeploy.rollout.canary import Layout
 from specdeploy.rollout.history import History, RevisionRecord, RevisionState, ServingChoice
 from specdeploy.rollout.plan import Owner, prunable_names, record_revision, render_children
 from specdeploy.rollout.serve import ACCEPTANCE_LOW, apply_finding, select
@@ -216,10 +217,17 @@ def test_render_children_renders_what_serves_and_always_a_service() -> None:
     served = ServingChoice(
         RevisionRecord("a", 1, dict(s.model_dump(by_alias=True, exclude_none=True))), speculation=False
     )
-    dep, _ = render_children(OWNER, s, served, "b")
-    assert dep is not None and dep["spec"]["template"]["metadata"]["labels"]["specdeploy.io/revision"] == "a-nospec"
-    none, svc_only = render_children(OWNER, s, None, "b")
-    assert none is None and svc_only["kind"] == "Service"
+    deps, _ = render_children(OWNER, s, served, "b", Layout(target=2, scale={"coder-old": 1}))
+    assert deps[0]["spec"]["template"]["metadata"]["labels"]["specdeploy.io/revision"] == "a-nospec"
+    assert deps[0]["spec"]["replicas"] == 2 and deps[0]["metadata"]["name"] == "coder-a-nospec"
+    assert deps[1] == {  # another revision's Deployment is only scaled: its template (and pods) stay as they are
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "coder-old", "namespace": OWNER.namespace},
+        "spec": {"replicas": 1},
+    }
+    none, svc_only = render_children(OWNER, s, None, "b", Layout())
+    assert none == [] and svc_only["kind"] == "Service"
 
 
 # ----------------------------------------------------------------------------------------- progress

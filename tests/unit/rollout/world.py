@@ -87,7 +87,7 @@ class World:
     now: float = T0
     status: dict[str, Any] = field(default_factory=dict)
     revisions: dict[str, dict[str, Any]] = field(default_factory=dict)
-    deployment: dict[str, Any] | None = None
+    deployments: dict[str, dict[str, Any]] = field(default_factory=dict)  # by name: one per revision (issue 13)
     service: dict[str, Any] | None = None
     jobs: dict[str, JobOutcome] = field(default_factory=dict)
     job_manifests: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -125,7 +125,7 @@ class World:
             spec=SpeculativeDeploymentSpec.model_validate(self.spec),
             status=copy.deepcopy(self.status),
             history=from_controller_revisions(copy.deepcopy(list(self.revisions.values()))),
-            deployment=copy.deepcopy(self.deployment),
+            deployments=tuple(copy.deepcopy(d) for _, d in sorted(self.deployments.items())),
             service=copy.deepcopy(self.service),
             job=self.job,
             monitor=self.monitor,
@@ -182,13 +182,16 @@ class World:
                 self._create(copy.deepcopy(manifest))
             case Patch(ref=Ref(kind="ControllerRevision", name=name), patch=patch):
                 self.revisions[name] = merge_patch(self.revisions[name], patch)
-            case Patch(ref=Ref(kind=kind), patch=patch):
+            case Patch(ref=Ref(kind=kind, name=name), patch=patch):
                 self.child_writes += 1
-                live = self.deployment if kind == "Deployment" else self.service
+                live = self.deployments.get(name) if kind == "Deployment" else self.service
                 assert live is not None, f"patch of a {kind} that does not exist"
                 patched = merge_patch(live, patch)
                 patched["metadata"]["generation"] = int(live["metadata"].get("generation", 1)) + 1
                 self._set_child(kind, patched)
+            case Delete(ref=Ref(kind="Deployment", name=name)):
+                self.child_writes += 1
+                self.deployments.pop(name, None)
             case Delete(ref=Ref(kind="Job", name=name)):
                 self.jobs.pop(name, None)
             case Delete(ref=Ref(kind="ControllerRevision", name=name)):
@@ -207,7 +210,7 @@ class World:
         elif kind == "Job":
             self.job_manifests[name] = manifest
             self.jobs.setdefault(name, JobOutcome(name=name, finished=False))
-        elif (self.deployment if kind == "Deployment" else self.service) is None:
+        elif (self.deployments.get(name) if kind == "Deployment" else self.service) is None:
             self.child_writes += 1
             manifest["metadata"]["generation"] = 1
             manifest["status"] = {}
@@ -215,24 +218,51 @@ class World:
 
     def _set_child(self, kind: str, obj: dict[str, Any]) -> None:
         if kind == "Deployment":
-            self.deployment = obj
+            self.deployments[obj["metadata"]["name"]] = obj
         else:
             assert kind == "Service", kind
             self.service = obj
 
     # ------------------------------------------------------------------ the rest of the cluster
-    def roll_out(self, ready: int | None = None) -> None:
-        """The Deployment controller and kubelet: the current template is rolled out, ``ready`` pods Ready."""
-        assert self.deployment is not None, "nothing to roll out"
-        replicas = int(self.deployment["spec"]["replicas"])
-        ready = replicas if ready is None else ready
-        self.deployment["status"] = {
-            "observedGeneration": self.deployment["metadata"]["generation"],
-            "replicas": replicas,
-            "updatedReplicas": replicas,
-            "readyReplicas": ready,
-            "availableReplicas": ready,
-        }
+    @property
+    def deployment(self) -> dict[str, Any] | None:
+        """The Deployment of the revision that serves (status.revision.serving), else the one with most ready pods."""
+        if not self.deployments:
+            return None
+        serving = (self.status.get("revision") or {}).get("serving")
+        mine = [d for d in self.deployments.values() if template_revision(d) == serving]
+        pool = mine or list(self.deployments.values())
+        return max(pool, key=lambda d: int((d.get("status") or {}).get("readyReplicas") or 0))
+
+    @deployment.setter
+    def deployment(self, obj: dict[str, Any] | None) -> None:
+        if obj is None:
+            self.deployments.clear()
+        else:
+            self.deployments[obj["metadata"]["name"]] = obj
+
+    def deployment_of(self, serving_id: str) -> dict[str, Any] | None:
+        return next((d for d in self.deployments.values() if template_revision(d) == serving_id), None)
+
+    def roll_out(self, ready: int | None = None, serving_id: str | None = None) -> None:
+        """The Deployment controller and kubelet: the current templates are rolled out, ``ready`` pods Ready (of
+        every Deployment, or of the one of ``serving_id``; at most its replicas)."""
+        assert self.deployments, "nothing to roll out"
+        for dep in self.deployments.values():
+            if serving_id is not None and template_revision(dep) != serving_id:
+                continue
+            replicas = int(dep["spec"]["replicas"])
+            now_ready = replicas if ready is None else min(ready, replicas)
+            dep["status"] = {
+                "observedGeneration": dep["metadata"]["generation"],
+                "replicas": replicas,
+                "updatedReplicas": replicas,
+                "readyReplicas": now_ready,
+                "availableReplicas": now_ready,
+            }
+
+    def ready_pods(self) -> int:
+        return sum(int((d.get("status") or {}).get("readyReplicas") or 0) for d in self.deployments.values())
 
     def finish_job(self, exit_code: int | None, report: dict[str, Any] | None, message: str = "") -> None:
         """The validation pod terminated: its exit code and termination message (the JSON report)."""

@@ -60,6 +60,19 @@ if validated ~= nil and validated.status == "False" and validated.reason == "Val
   return health("Degraded", describe(validated, "Validation failed"))
 end
 
+-- A canary of the current revision still running (issue 13): the pods of the revision in Git are not all serving
+-- yet, though the serving revision's are Ready. Promoted: Ready says it; Aborted: RolledBack (above) says it.
+local canary = status.canary
+local revision = status.revision
+if canary ~= nil and (canary.phase == "Starting" or canary.phase == "Analyzing" or canary.phase == "Promoting")
+    and (revision == nil or revision.current == nil or canary.revision == revision.current) then
+  local words = canary.message
+  if words == nil or words == "" then
+    words = "Canary " .. tostring(canary.phase)
+  end
+  return health("Progressing", "Canary " .. tostring(canary.phase) .. ": " .. words)
+end
+
 local ready = find_condition(conditions, "Ready")
 if ready ~= nil and ready.status == "True" then
   return health("Healthy", describe(ready, "Ready"))
