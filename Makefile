@@ -6,6 +6,19 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 CLUSTER_DIR := .cluster
 PYTEST := $(PY) -m pytest
+# The cluster tiers mostly wait on the API server and the operator, not the CPU: `make test` spreads their files over
+# pytest-xdist workers, each with its own control plane on its own loopback ports and pod IPs (tests/conftest.py,
+# tests/harness/localcluster.py). Tests marked `serial` (they assert on wall time or memory) run after, alone.
+# Whole files go to one worker (module fixtures stay shared), in the order given: xdist's default reorder (most tests
+# first) would start the one-test, minutes-long files last, so tests/reliability comes first below. TEST_WORKERS=0 runs
+# everything in one process.
+TEST_WORKERS ?= 3
+XDIST := $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder)
+# $(call cluster_tiers,PATHS): the parallel run, then the serial tests alone (a tier without any is no failure: 5).
+define cluster_tiers
+$(PYTEST) $(1) -q $(XDIST) -m 'not serial'
+$(PYTEST) $(1) -q -m serial || [ $$? -eq 5 ]
+endef
 
 .PHONY: install lint types unit integration chart-check e2e images images-test test demo cluster-up cluster-down controlplane prometheus lws bench crd clean
 
@@ -41,10 +54,10 @@ unit: install
 	$(PYTEST) tests/unit -q
 
 integration: install controlplane prometheus
-	$(PYTEST) tests/integration -q
+	$(call cluster_tiers,tests/integration)
 
 chart-check: install controlplane prometheus
-	$(PYTEST) tests/chart -q
+	$(call cluster_tiers,tests/chart)
 
 ## e2e: the operator driving real vLLM (CPU build, installed and cached on first use) serving tiny generated models
 e2e: install controlplane
@@ -57,7 +70,7 @@ images:
 
 ## images-test: build, then run both images (podman) against the local control plane and the tokenizer fixtures
 images-test: install controlplane
-	$(PYTEST) tests/images -q
+	$(call cluster_tiers,tests/images)
 
 # tests/images when the daemonless builder is installed (.ci/run installs it); it shares the integration session's
 # control plane. Evaluated when `test` runs.
@@ -69,7 +82,7 @@ IMAGES_TIER = $(shell bash -c 'source hack/images/common.sh && need_tools builda
 test: install lint types controlplane prometheus
 	@if [ -z "$(IMAGES_TIER)" ]; then echo "images tier NOT RUN: apt-get install -y buildah mmdebstrap podman runc"; fi
 	$(PYTEST) tests/unit -q
-	$(PYTEST) tests/integration tests/chart tests/reliability $(IMAGES_TIER) -q
+	$(call cluster_tiers,tests/reliability tests/integration tests/chart $(IMAGES_TIER))
 	$(PYTEST) tests/e2e -q
 
 cluster-up: install controlplane

@@ -33,7 +33,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,6 +45,7 @@ BUILD_SCRIPT = REPO / "hack" / "build-controlplane.sh"
 SERVICE_CIDR = "127.128.0.0/16"
 # Second octets free for pod CIDRs: not 0/1 (127.0.0.1 is the node), not the Service range, not kwok's fallback.
 _POD_OCTETS = tuple(o for o in range(2, 250) if o != 128)
+
 GPU_NODE_LABELS = {
     "nvidia.com/gpu.present": "true",
     "nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3",
@@ -61,6 +62,34 @@ class ClusterError(RuntimeError):
     """The control plane could not be built, started or reached; the message says which component and why."""
 
 
+def xdist_slot(env: Mapping[str, str]) -> tuple[int, int] | None:
+    """(this worker's index, the number of workers) under pytest-xdist, from the variables it sets; else None."""
+    worker, count = env.get("PYTEST_XDIST_WORKER", ""), env.get("PYTEST_XDIST_WORKER_COUNT", "")
+    if not (worker.startswith("gw") and worker[2:].isdigit() and count.isdigit()):
+        return None
+    index, total = int(worker[2:]), int(count)
+    if not 0 <= index < total:
+        raise ClusterError(f"PYTEST_XDIST_WORKER={worker} is not one of PYTEST_XDIST_WORKER_COUNT={count} workers")
+    return index, total
+
+
+def pod_octets_for_worker(env: Mapping[str, str]) -> tuple[int, ...]:
+    """The pod-CIDR second octets this process may draw from.
+
+    Under pytest-xdist every worker starts its own control plane (session fixtures are per worker), and fake vLLM
+    servers bind ``<pod IP>:8000``: two workers' clusters must never hand out the same pod IP, so each worker gets
+    its own disjoint slice of the octets (``PYTEST_XDIST_WORKER=gwN`` of ``PYTEST_XDIST_WORKER_COUNT``). Outside
+    xdist (a serial run, the demo) every octet is allowed; the random draw keeps such clusters apart.
+    """
+    slot = xdist_slot(env)
+    if slot is None:
+        return _POD_OCTETS
+    index, total = slot
+    if total > len(_POD_OCTETS):
+        raise ClusterError(f"{total} xdist workers: more than the {len(_POD_OCTETS)} pod-CIDR octets")
+    return _POD_OCTETS[index::total]
+
+
 def control_plane_bin() -> Path:
     """Return the folder with the built binaries, building them first if the cache is cold (minutes, once)."""
     override = os.environ.get("SPECDEPLOY_CONTROLPLANE_BIN")
@@ -72,11 +101,46 @@ def control_plane_bin() -> Path:
     return Path(proc.stdout.strip().splitlines()[-1])
 
 
+# Ports handed out by free_port() in this process under xdist: never the same one twice.
+_HANDED_OUT: set[int] = set()
+# Below Linux's default ephemeral range (32768-60999), so neither bind(0) nor an outgoing connection lands there.
+_XDIST_PORTS = range(20000, 32768)
+
+
+def worker_ports(env: Mapping[str, str]) -> range | None:
+    """This xdist worker's own slice of ``_XDIST_PORTS`` (None outside xdist).
+
+    ``free_port()`` closes its probe socket before the caller's process binds the port; two workers probing the
+    kernel's ephemeral range at once may be handed the same port in that gap. Disjoint slices rule that out.
+    """
+    slot = xdist_slot(env)
+    if slot is None:
+        return None
+    index, total = slot
+    return _XDIST_PORTS[index::total]
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+    """A loopback TCP port free right now (the kernel's pick; under xdist, one from this worker's own slice)."""
+    ports = worker_ports(os.environ)
+    if ports is None:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port: int = s.getsockname()[1]
+            return port
+    rng = random.SystemRandom()
+    for _ in range(200):
+        candidate = rng.choice(ports)
+        if candidate in _HANDED_OUT:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", candidate))
+            except OSError:
+                continue
+        _HANDED_OUT.add(candidate)
+        return candidate
+    raise ClusterError(f"no free loopback port in {ports} after 200 tries")
 
 
 # --------------------------------------------------------------------------------------------------- PKI
@@ -215,7 +279,8 @@ class LocalCluster:
     stopped: dict[str, Proc] = field(default_factory=dict)
     # Second octet of the pod IPs (127.<octet>.<node>.x), random per cluster so that two clusters on one
     # machine (a test run and the demo, say) never hand out the same pod IP.
-    pod_octet: int = field(default_factory=lambda: random.SystemRandom().choice(_POD_OCTETS))
+    # Under pytest-xdist the draw is from this worker's own slice (pod_octets_for_worker).
+    pod_octet: int = field(default_factory=lambda: random.SystemRandom().choice(pod_octets_for_worker(os.environ)))
 
     @property
     def kubeconfig(self) -> Path:

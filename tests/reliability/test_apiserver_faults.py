@@ -31,7 +31,7 @@ from tests.harness.operator import OperatorProcess
 from tests.reliability.expectations import Expectations, deployments_settled, sd
 from tests.reliability.recorder import Recorder, api_client, wait_until
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.serial]  # asserts on time or memory: run alone
 
 SEED = int(os.environ.get("SPECDEPLOY_FAULT_SEED", "20261129"))
 CYCLES = int(os.environ.get("SPECDEPLOY_APISERVER_CYCLES", "4"))

@@ -24,7 +24,7 @@ from tests.harness.localcluster import LocalCluster
 from tests.harness.operator import OperatorProcess
 from tests.harness.specs import condition, manifest
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.serial]  # asserts on time or memory: run alone
 
 WINDOW_SECONDS = 10
 WINDOWS_WATCHED = 3

@@ -25,6 +25,8 @@ import pytest
 from specdeploy.validate.vocab import MAX_VOCAB_IDS
 from tests.harness import zoo
 
+pytestmark = pytest.mark.serial  # asserts on time and memory: run alone
+
 MIB = 1024 * 1024
 ADDRESS_SPACE_LIMIT = 4 * 1024 * MIB
 SECONDS_LIMIT = 10.0

@@ -27,7 +27,7 @@ from tests.harness.localcluster import LocalCluster
 from tests.harness.operator import OperatorProcess
 from tests.harness.specs import manifest
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.serial]  # asserts on time or memory: run alone
 
 REPO = Path(__file__).resolve().parents[2]
 OBJECTS = 50
