@@ -33,6 +33,7 @@ from specdeploy.render import labels as lbl
 from specdeploy.render import owner_for, render_deployment, render_service
 from specdeploy.render.ecosystem import render_optional  # issue 15
 from specdeploy.render.meta import OwnerRef, owner_reference
+from specdeploy.rollout import adaptive as ad
 from specdeploy.rollout import canary as cn
 from specdeploy.rollout import progress
 from specdeploy.rollout.announce import Subject, Transitions, plan_events, stable_event
@@ -116,8 +117,17 @@ def plan(obs: Observed) -> Plan:
         refused = refuse(owner.name, owner.uid, owner.generation, obs.status, violations, now_iso=obs.now_iso)
         return Plan(status=refused.status, events=list(refused.events))
     out = Plan()
+    # Issue 14 item 3 (rollout.adaptive): with spec.speculation.adaptive, the operator's schedule in force
+    # (status.adaptive) or a new one the monitor proposed is the spec this pass serves: its own revision, rolled out
+    # like any; it shares the spec's validation. status.adaptive is written in step 6.
+    spec = (
+        adaptive := ad.adapt(
+            spec, obs.status.get("adaptive"), obs.monitor, obs.history, now=obs.now, now_iso=obs.now_iso
+        )
+    ).spec
     # 1. Revision.
     current, history, out.record_revision = record_revision(owner, spec, obs.history)
+    current, history = ad.with_schedule_revision(history, current, adaptive.base)  # issue 14 item 3
     # 2. Validate.
     old_conditions = obs.status.get("conditions") or []
     checked = validate_step(
@@ -204,6 +214,7 @@ def plan(obs: Observed) -> Plan:
     out.status = build_status(
         facts, conditions, validation=checked.summary, finding=obs.monitor, old=obs.status, now_iso=obs.now_iso
     )
+    out.status.update(adaptive.written)  # issue 14 item 3: status.adaptive (the schedule in force, why, when)
     canary_status, canary_events = cn.report(
         cn.ReportInput(
             owner.subject,
