@@ -26,7 +26,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from specdeploy.api.revision import revision_id
+from specdeploy.api.revision import revision_id, serving_snapshot
 from specdeploy.api.spec import SpeculativeDeploymentSpec
 from specdeploy.api.status import AdaptiveStatus
 from specdeploy.monitor.finding import MonitorFinding
@@ -160,14 +160,16 @@ def _may_change(history: History, finding: MonitorFinding | None, base: str, in_
     return record is not None and record.state is RevisionState.FAILED
 
 
-def with_schedule_revision(history: History, current: RevisionRecord, base: str) -> tuple[RevisionRecord, History]:
-    """The current revision when it is the operator's schedule on the spec's revision ``base``: its snapshot is its
-    spec (the handler fills in only the spec's own), and it shares ``base``'s validation report (same target and
-    draft: the check says the same), so no second validation Job runs for a schedule."""
+def with_schedule_revision(
+    history: History, current: RevisionRecord, spec: SpeculativeDeploymentSpec, base: str
+) -> tuple[RevisionRecord, History]:
+    """The current revision when it is the operator's schedule on the spec's revision ``base``: its snapshot is
+    ``spec`` (the spec with the schedule; the handler fills in only the user's spec's), and it shares ``base``'s
+    validation report (same target and draft: the check says the same), so no second validation Job runs."""
     if current.id == base:
         return current, history
+    filled = replace(current, spec=current.spec or serving_snapshot(spec))  # the revision index keeps no snapshots
     own = history.get(base)
-    if own is None or own.validation is None or current.validation is not None:
-        return current, history
-    inherited = replace(current, validation=own.validation)
-    return inherited, history.replaced(inherited)
+    if own is not None and own.validation is not None and filled.validation is None:
+        filled = replace(filled, validation=own.validation)
+    return filled, history.replaced(filled)

@@ -127,7 +127,7 @@ def plan(obs: Observed) -> Plan:
     ).spec
     # 1. Revision.
     current, history, out.record_revision = record_revision(owner, spec, obs.history)
-    current, history = ad.with_schedule_revision(history, current, adaptive.base)  # issue 14 item 3
+    current, history = ad.with_schedule_revision(history, current, spec, adaptive.base)  # issue 14 item 3
     # 2. Validate.
     old_conditions = obs.status.get("conditions") or []
     checked = validate_step(

@@ -9,6 +9,7 @@ is tested in tests/unit/monitor/test_proposal.py.
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 from typing import Any
 
 from tests.unit.rollout.test_canary import controller, revisions_live, verdict
@@ -18,8 +19,9 @@ from specdeploy.api import SpeculativeDeploymentSpec
 from specdeploy.api.revision import revision_id
 from specdeploy.monitor.finding import CanaryVerdict, MonitorFinding
 from specdeploy.monitor.payoff import ScheduleChoice
+from specdeploy.rollout.adaptive import adapted_spec, with_schedule_revision
 from specdeploy.rollout.canary import CANARY_ABORTED
-from specdeploy.rollout.history import ANNOTATION_REASON, ANNOTATION_STATE
+from specdeploy.rollout.history import ANNOTATION_REASON, ANNOTATION_STATE, History, from_controller_revisions
 
 INTERVAL = 60
 BASE: dict[str, Any] = {
@@ -208,3 +210,32 @@ def test_a_schedule_with_k_everywhere_is_the_spec_itself() -> None:
     world.settle()
     assert world.status["revision"]["current"] == old and world.plans[-1].canary is None
     assert set(world.revisions) == {f"coder-{old}"}
+
+
+def test_the_schedules_revision_shares_the_specs_validation_and_needs_no_snapshot_from_the_index() -> None:
+    spec = {**copy.deepcopy(BASE), "validation": {"policy": "Enforce"}}
+    world = World(spec=spec)
+    world.step()
+    assert world.job is not None
+    report = {"compatible": True, "checks": [{"name": "vocabulary", "status": "pass", "message": "same"}]}
+    world.finish_job(0, report)
+    world.step()
+    world.roll_out()
+    world.settle()
+    old = rev(world.spec)
+    assert world.serving() == old
+    jobs = set(world.job_manifests)
+    propose(world, old, OFF_ABOVE_4)
+    world.step()
+    new = adopted(world, old)
+    assert set(world.job_manifests) == jobs  # no validation Job for a schedule: same target, same draft
+    assert world.condition("Validated")["status"] == "True"
+    assert world.status["validation"]["revision"] == new
+    # The operator's revision index keeps no snapshots; the step fills in the schedule's own (the spec with it).
+    history = from_controller_revisions(list(world.revisions.values()))
+    bare = History(tuple(replace(r, spec={}) for r in history.revisions))
+    served = adapted_spec(SpeculativeDeploymentSpec.model_validate(world.spec), OFF_ABOVE_4)
+    record = bare.get(new)
+    assert record is not None
+    filled, _ = with_schedule_revision(bare, record, served, old)
+    assert filled.spec["speculation"]["numSpeculativeTokensPerBatchSize"][1] == {"start": 5, "end": 65_536, "tokens": 0}
