@@ -32,6 +32,7 @@ from specdeploy.api.status import AdaptiveStatus
 from specdeploy.monitor.finding import MonitorFinding
 from specdeploy.monitor.payoff import Schedule, ScheduleChoice, next_schedule
 from specdeploy.monitor.proposal import revision_schedule
+from specdeploy.render.job import needs_validation_job
 from specdeploy.rollout.history import History, RevisionRecord, RevisionState
 
 
@@ -126,7 +127,7 @@ def adapt(
         served = spec
     changed = False
     proposal = finding.schedule if finding is not None else None
-    if proposal is not None and _may_change(history, finding, base, revision_id(served)):
+    if proposal is not None and _may_change(history, finding, base, revision_id(served), needs_validation_job(spec)):
         assert finding is not None
         own = ScheduleChoice(_own(proposal.schedule, k), proposal.reason)
         chosen = next_schedule(in_force, own, _seconds(changed_at), now, float(adaptive.min_interval_seconds))
@@ -145,14 +146,17 @@ def _served(spec: SpeculativeDeploymentSpec, schedule: Schedule) -> SpeculativeD
         return None
 
 
-def _may_change(history: History, finding: MonitorFinding | None, base: str, in_force_id: str) -> bool:
+def _may_change(history: History, finding: MonitorFinding | None, base: str, in_force_id: str, validated: bool) -> bool:
     """A proposal counts when it measured what is in force, or what serves after the schedule's canary was aborted
     (never a proposal measured on another spec, nor while a new revision is still being rolled out or judged); and
-    never for a spec whose own revision failed (its schedule would serve the same failed draft)."""
+    never for a spec whose own revision failed (its schedule would serve the same failed draft), nor, where the spec
+    is validated (``validated``), before its revision has a recorded report for the schedule to share."""
     if finding is None:
         return False
     own = history.get(base)
     if own is not None and own.state is RevisionState.FAILED:
+        return False
+    if validated and (own is None or own.validation is None):
         return False
     if finding.revision == in_force_id:
         return True

@@ -19,9 +19,16 @@ from specdeploy.api import SpeculativeDeploymentSpec
 from specdeploy.api.revision import revision_id
 from specdeploy.monitor.finding import CanaryVerdict, MonitorFinding
 from specdeploy.monitor.payoff import ScheduleChoice
-from specdeploy.rollout.adaptive import adapted_spec, with_schedule_revision
+from specdeploy.rollout.adaptive import adapt, adapted_spec, with_schedule_revision
 from specdeploy.rollout.canary import CANARY_ABORTED
-from specdeploy.rollout.history import ANNOTATION_REASON, ANNOTATION_STATE, History, from_controller_revisions
+from specdeploy.rollout.history import (
+    ANNOTATION_REASON,
+    ANNOTATION_STATE,
+    History,
+    RevisionRecord,
+    RevisionState,
+    from_controller_revisions,
+)
 
 INTERVAL = 60
 BASE: dict[str, Any] = {
@@ -239,3 +246,16 @@ def test_the_schedules_revision_shares_the_specs_validation_and_needs_no_snapsho
     assert record is not None
     filled, _ = with_schedule_revision(bare, record, served, old)
     assert filled.spec["speculation"]["numSpeculativeTokensPerBatchSize"][1] == {"start": 5, "end": 65_536, "tokens": 0}
+
+
+def test_no_schedule_for_a_spec_whose_revision_failed_or_has_no_validation_report_to_share() -> None:
+    spec = SpeculativeDeploymentSpec.model_validate({**copy.deepcopy(BASE), "validation": {"policy": "Enforce"}})
+    base = revision_id(spec)
+    finding = MonitorFinding(revision=base, schedule=ScheduleChoice(OFF_ABOVE_4, WHY))
+    unvalidated = History((RevisionRecord(id=base, number=1, spec={}),))
+    step = adapt(spec, None, finding, unvalidated, now=0.0, now_iso="2026-01-01T12:00:00Z")
+    assert step.spec is spec and step.status is None
+    checked = History((RevisionRecord(id=base, number=1, spec={}, validation={"exitCode": 0}),))
+    assert adapt(spec, None, finding, checked, now=0.0, now_iso="2026-01-01T12:00:00Z").changed
+    failed = History((RevisionRecord(id=base, number=1, spec={}, state=RevisionState.FAILED, validation={}),))
+    assert not adapt(spec, None, finding, failed, now=0.0, now_iso="2026-01-01T12:00:00Z").changed
