@@ -278,6 +278,8 @@ async def pods_idx(
 
 @kopf.index("apps", "v1", "controllerrevisions", labels=MANAGED)
 async def revisions_idx(*, namespace: str | None, labels: Mapping[str, str], body: kopf.Body, **_: Any) -> Any:
+    if ownership.foreign_controller((body.get("metadata") or {}).get("ownerReferences")):
+        return None  # a LeaderWorkerSet's StatefulSet's revision, with our labels copied (rollout.ownership)
     key = _owner_key(namespace, labels)
     return _indexed(key, _pack(hist.index_entry(body)))  # no spec snapshot: see ObjectReconciler.read_snapshots
 
@@ -297,6 +299,27 @@ def _deleted(*, type: str | None = None, **_: Any) -> bool:
 @kopf.on.event("apps", "v1", "controllerrevisions", labels=MANAGED, when=_deleted)
 async def child_deleted(*, namespace: str | None, labels: Mapping[str, str], **_: Any) -> None:
     _wake(namespace, labels.get(lbl.SD_NAME))
+
+
+# ----------------------------------------------------------------------------------------- issue 16: LeaderWorkerSets
+# Watched only when the operator runs with LeaderWorkerSet support (``specdeploy run --leaderworkerset``): without
+# it the LWS CRD may be absent and the chart grants no access to leaderworkersets, and a multi-node spec is
+# refused (``rollout.workloads``). Registered by ``enable_leaderworkerset`` before kopf starts.
+_features = {"leaderworkerset": False}
+
+
+async def leaderworkersets_idx(*, namespace: str | None, labels: Mapping[str, str], body: kopf.Body, **_: Any) -> Any:
+    key = _owner_key(namespace, labels)
+    return _indexed(key, _pack(body))
+
+
+def enable_leaderworkerset() -> None:
+    """Watch our LeaderWorkerSets (index and deletions) and let the planner render them for multi-node specs."""
+    if _features["leaderworkerset"]:
+        return
+    _features["leaderworkerset"] = True
+    kopf.index("leaderworkerset.x-k8s.io", "v1", "leaderworkersets", labels=MANAGED)(leaderworkersets_idx)
+    kopf.on.event("leaderworkerset.x-k8s.io", "v1", "leaderworkersets", labels=MANAGED, when=_deleted)(child_deleted)
 
 
 @kopf.index(GROUP, VERSION, PLURAL)
@@ -333,13 +356,22 @@ class Indexes:
     pods: Any
     revisions: Any
     pdbs: Any = None  # issue 15
+    leaderworkersets: Any = None  # issue 16: only with LeaderWorkerSet support
 
     @classmethod
     def from_kwargs(cls, kwargs: Mapping[str, Any]) -> Indexes:
-        """The indexes kopf passes to the daemon by their handlers' names (the budget's may be absent: issue 15)."""
+        """The indexes kopf passes to the daemon by their handlers' names (the budget's may be absent: issue 15;
+        the LeaderWorkerSets' is there only with LeaderWorkerSet support: issue 16)."""
         idx = cls(*(kwargs[f"{kind}_idx"] for kind in ("deployments", "services", "jobs", "pods", "revisions")))
         idx.pdbs = kwargs.get("pdbs_idx")
+        idx.leaderworkersets = kwargs.get("leaderworkersets_idx")
         return idx
+
+
+def _workloads(idx: Indexes, key: tuple[str, str]) -> list[dict[str, Any]]:
+    """Every workload of the object: its Deployments and (with LeaderWorkerSet support) its LeaderWorkerSets."""
+    lws = _many(idx.leaderworkersets, key) if idx.leaderworkersets is not None else []
+    return [*_many(idx.deployments, key), *lws]
 
 
 class ObjectReconciler:
@@ -414,13 +446,14 @@ class ObjectReconciler:
             history=hist.with_snapshots(
                 hist.from_controller_revisions(revisions), {**self.snapshots, revision_id(spec): serving_snapshot(spec)}
             ),
-            deployments=tuple(_many(idx.deployments, self.key)),
+            deployments=tuple(_workloads(idx, self.key)),  # issue 16: the LeaderWorkerSets too
             service=_one(idx.services, self.key),
             job=job_outcome(_many(idx.jobs, self.key), pods, job_name(name, revision_id(spec))),
             monitor=self.tracker.finding(spec, namespace, name, status.get("validation")),
             now_iso=_now_iso(),
             now=time.time(),
             policy=_admin["policy"],
+            leaderworkerset_enabled=_features["leaderworkerset"],
         )
 
     async def read_snapshots(self, spec: SpeculativeDeploymentSpec, idx: Indexes) -> None:
@@ -432,7 +465,7 @@ class ObjectReconciler:
         revisions, _ = overlay.with_written(revisions, self.written)
         history = hist.from_controller_revisions(revisions)
         current = revision_id(spec)
-        live = canary.incumbent(canary.lives(_many(idx.deployments, self.key)), current)
+        live = canary.incumbent(canary.lives(_workloads(idx, self.key)), current)
         live_id = live.serving_id if live else None
         needed = hist.snapshots_needed(history, revision_id(spec), live_id)
         self.snapshots = {k: v for k, v in self.snapshots.items() if k in needed}

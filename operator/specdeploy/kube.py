@@ -88,6 +88,7 @@ _PATHS: dict[str, tuple[str, str]] = {
     "Job": ("/apis/batch/v1", "jobs"),
     "PodDisruptionBudget": ("/apis/policy/v1", "poddisruptionbudgets"),
     "InferencePool": ("/apis/inference.networking.k8s.io/v1", "inferencepools"),
+    "LeaderWorkerSet": ("/apis/leaderworkerset.x-k8s.io/v1", "leaderworkersets"),  # issue 16
     "SpeculativeDeployment": (f"/apis/{GROUP}/{VERSION}", PLURAL),
 }
 

@@ -78,6 +78,11 @@ MAY_GO_UNSEEN: dict[tuple[str, str, str], str] = {
 INFERENCE_POOL_RULES: dict[tuple[str, str], set[str]] = {
     ("inference.networking.k8s.io", "inferencepools"): {"get", "create", "patch", "delete"},
 }
+# leaderWorkerSet.enabled adds these (issue 16: the leaderworkersets index, kube.create, patches of replicas and
+# template, and the deletion of a revision's LeaderWorkerSet as of a Deployment: rollout.canary).
+LEADER_WORKER_SET_RULES: dict[tuple[str, str], set[str]] = {
+    ("leaderworkerset.x-k8s.io", "leaderworkersets"): {"get", "list", "watch", "create", "patch", "delete"},
+}
 # Peering (operator.peering.enabled): kopf keeps its keep-alive in the peering object's status (patch) and
 # watches the other operators' (list+watch); it never reads one object alone. The resource is kopfpeerings per
 # watched namespace, or clusterkopfpeerings for a cluster-wide operator.

@@ -16,6 +16,7 @@ from tests.chart.conftest import (
     CHART,
     INFERENCE_POOL_RULES,
     KUBE_VERSION,
+    LEADER_WORKER_SET_RULES,
     OPERATOR_RULES,
     PEERING_VERBS,
     RELEASE,
@@ -128,6 +129,19 @@ def test_inference_pool_verbs_are_granted_only_when_enabled(render: Render) -> N
     role = one(render(sets=("inferencePool.enabled=true",)), "ClusterRole")
     assert flatten_rules(role["rules"]) == {**OPERATOR_RULES, **INFERENCE_POOL_RULES}
     assert_least_privilege(role["rules"])
+
+
+def test_leaderworkerset_verbs_and_flag_come_only_when_enabled(render: Render) -> None:
+    """Issue 16: the operator gets --leaderworkerset and the leaderworkersets verbs with leaderWorkerSet.enabled,
+    and neither without it."""
+    off = render()
+    assert ("leaderworkerset.x-k8s.io", "leaderworkersets") not in flatten_rules(one(off, "ClusterRole")["rules"])
+    assert "--leaderworkerset" not in container(one(off, "Deployment"))["args"]
+    on = render(sets=("leaderWorkerSet.enabled=true",))
+    role = one(on, "ClusterRole")
+    assert flatten_rules(role["rules"]) == {**OPERATOR_RULES, **LEADER_WORKER_SET_RULES}
+    assert_least_privilege(role["rules"])
+    assert "--leaderworkerset" in container(one(on, "Deployment"))["args"]
 
 
 def test_rbac_create_false_renders_no_rbac(render: Render) -> None:

@@ -3,18 +3,28 @@
 What a user would notice: a 16-GPU target (TP 8, PP 2) with a draft becomes one group of two pods on two
 8-GPU nodes, the leader's address reaches the vLLM argv through LWS's injected environment, and a group member
 that dies takes the whole group down and back up (the engine spans both pods).
+
+Through the operator (``specdeploy run --leaderworkerset``, issue 16): the object becomes Ready as one group,
+counts ready groups, reads acceptance from the leader (a scripted vLLM metrics server on the leader's pod IP,
+``tests.harness.fakevllm``), rolls a bad draft back on the LeaderWorkerSet, reports a recreated group, and takes
+the groups with it when deleted. Without ``--leaderworkerset`` the same spec is refused, with nothing created.
 """
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.harness.fakevllm import Behaviour, Fleet
 from tests.harness.kubectl import Kubectl, wait_for
 from tests.harness.localcluster import LocalCluster
 from tests.harness.lws import LWS_NAME_LABEL, LwsController
+from tests.harness.operator import OperatorProcess
+from tests.harness.specs import condition, manifest, sd_status
 
 from specdeploy.api.spec import SpeculativeDeploymentSpec
 from specdeploy.render.groups import GroupStatus, group_status
@@ -78,10 +88,11 @@ def test_a_tp8_pp2_target_runs_as_one_group_of_two_pods_and_a_dead_worker_recrea
     lws: LwsController, pool: str, kubectl: Kubectl, namespace: str
 ) -> None:
     lws_obj = render_leaderworkerset("big", namespace, big_spec(pool), "rev1", owner=None)
+    big = lws_obj["metadata"]["name"]  # the revision's workload name, big-rev1
     kubectl.apply(lws_obj)
 
     def whole_group_ready() -> list[dict[str, Any]] | None:
-        pods = group_pods(kubectl, namespace, "big")
+        pods = group_pods(kubectl, namespace, big)
         return pods if len(pods) == 2 and all(ready(p) for p in pods) else None
 
     pods = wait_for("the group's 2 pods to be Ready", whole_group_ready, timeout=120, interval=1)
@@ -90,7 +101,7 @@ def test_a_tp8_pp2_target_runs_as_one_group_of_two_pods_and_a_dead_worker_recrea
     leader, worker = by_index["0"], by_index["1"]
     # LWS's pod webhook put the leader's address and each pod's index into the environment the argv refers to.
     assert env_of(leader)["LWS_LEADER_ADDRESS"] == env_of(worker)["LWS_LEADER_ADDRESS"]
-    assert env_of(leader)["LWS_LEADER_ADDRESS"].startswith(f"big-0.big.{namespace}")
+    assert env_of(leader)["LWS_LEADER_ADDRESS"].startswith(f"{big}-0.{big}.{namespace}")
     assert env_of(worker)["LWS_WORKER_INDEX"] == "1"
     assert "$(LWS_LEADER_ADDRESS)" in leader["spec"]["containers"][0]["args"]
     assert "--headless" in worker["spec"]["containers"][0]["args"]
@@ -98,7 +109,7 @@ def test_a_tp8_pp2_target_runs_as_one_group_of_two_pods_and_a_dead_worker_recrea
     assert worker["metadata"]["labels"]["app.kubernetes.io/component"] == "server-worker"
 
     def group_ready_count() -> GroupStatus | None:
-        got = group_status(kubectl.get("leaderworkerset", "big", namespace=namespace) or {})
+        got = group_status(kubectl.get("leaderworkerset", big, namespace=namespace) or {})
         return got if got.complete and got.ready == 1 else None
 
     wait_for("the LeaderWorkerSet to report 1 ready group", group_ready_count, timeout=60, interval=1)
@@ -118,8 +129,8 @@ def test_a_tp8_pp2_target_runs_as_one_group_of_two_pods_and_a_dead_worker_recrea
     wait_for("the LeaderWorkerSet to report 1 ready group again", group_ready_count, timeout=60, interval=1)
 
     # Deleting the LeaderWorkerSet removes the group.
-    kubectl.run("delete", "leaderworkerset", "big", "-n", namespace, "--wait=false")
-    wait_for("the group's pods to go", lambda: not group_pods(kubectl, namespace, "big"), timeout=120, interval=1)
+    kubectl.run("delete", "leaderworkerset", big, "-n", namespace, "--wait=false")
+    wait_for("the group's pods to go", lambda: not group_pods(kubectl, namespace, big), timeout=120, interval=1)
 
 
 @pytest.mark.parametrize(
@@ -144,3 +155,179 @@ def test_the_api_server_refuses_a_replica_that_is_not_whole_nodes(
     assert (out.returncode == 0) == accepted, out.stderr
     if not accepted:
         assert "must be a multiple of spec.serving.gpusPerNode" in out.stderr
+
+
+# ---------------------------------------------------------------------- through the operator (issue 16)
+GOOD, BAD = "org/good-draft", "org/bad-draft"
+
+
+def sd_spec(pool: str, draft: str) -> dict[str, Any]:
+    """TP 8 x PP 2 on 8-GPU nodes (a group of 2 pods), judged on short windows so that a bad draft trips fast."""
+    return {
+        "target": {"model": "org/target-405b", "tensorParallelSize": 8, "pipelineParallelSize": 2},
+        "draft": {"model": draft},
+        "speculation": {"method": "draft_model", "numSpeculativeTokens": 4},
+        "validation": {"policy": "Skip"},
+        "rollout": {"strategy": "Replace"},  # the pool holds one group: no room for a canary group beside it
+        "serving": {
+            "gpusPerNode": 8,
+            "nodeSelector": {POOL_LABEL: pool},
+            "tolerations": [{"key": TAINT, "operator": "Equal", "value": pool, "effect": "NoSchedule"}],
+        },
+        "rollback": {
+            "minAcceptanceRate": 0.5,
+            "windowSeconds": 10,
+            "consecutiveWindows": 1,
+            "minDraftTokens": 50,
+            "warmupSeconds": 0,
+            "stableAfterSeconds": 3,
+        },
+        "metrics": {"scrapeIntervalSeconds": 1, "timeoutSeconds": 2},
+    }
+
+
+@pytest.fixture
+def lws_operator(cluster: LocalCluster, crd: str, namespace: str, tmp_path: Path) -> Iterator[OperatorProcess]:
+    op = OperatorProcess(
+        kubeconfig=cluster.kubeconfig, namespaces=[namespace], log_dir=tmp_path, extra_args=["--leaderworkerset"]
+    )
+    op.start()
+    try:
+        yield op
+    finally:
+        op.stop()
+
+
+@pytest.fixture
+def leaders(cluster: LocalCluster) -> Iterator[Fleet]:
+    """A scripted vLLM /metrics on every Ready leader (component server): 80% accepted for GOOD, 20% for BAD."""
+    rates = {GOOD: 0.8, BAD: 0.2}
+    fleet = Fleet(cluster.kubeconfig, lambda draft: Behaviour(rate=rates.get(draft or "", 0.7) if draft else None))
+    fleet.start()
+    yield fleet
+    fleet.stop()
+
+
+def workloads(kubectl: Kubectl, namespace: str, kind: str) -> list[str]:
+    """Names of the object's workloads of ``kind`` (one per revision: big-<serving id>)."""
+    return sorted(o["metadata"]["name"] for o in kubectl.items(kind, namespace, selector="specdeploy.io/name=big"))
+
+
+def leader_draft(kubectl: Kubectl, name: str, namespace: str) -> str | None:
+    lws_obj = kubectl.get("leaderworkerset", name, namespace=namespace) or {}
+    templates = (lws_obj.get("spec") or {}).get("leaderWorkerTemplate") or {}
+    args = list(((templates.get("leaderTemplate") or {}).get("spec") or {}).get("containers", [{}])[0].get("args", []))
+    if "--speculative-config" not in args:
+        return None
+    return str(json.loads(args[args.index("--speculative-config") + 1])["model"])
+
+
+def test_the_operator_serves_a_multi_node_spec_as_one_group_rolls_back_a_bad_draft_and_reports_a_recreated_group(
+    lws: LwsController,
+    pool: str,
+    kubectl: Kubectl,
+    namespace: str,
+    lws_operator: OperatorProcess,
+    leaders: Fleet,
+) -> None:
+    kubectl.apply(manifest("big", sd_spec(pool, GOOD)), "-n", namespace)
+
+    def serving_one_group() -> dict[str, Any] | None:
+        st = sd_status(kubectl, "big", namespace)
+        ready = condition(st, "Ready")
+        return st if ready.get("status") == "True" and st.get("readyReplicas") == 1 else None
+
+    st = wait_for("the object to be Ready with 1 group", serving_one_group, timeout=90, interval=0.5)
+    assert st["ready"] == "1/1"
+    good = f"big-{st['revision']['serving']}"  # the revision's LeaderWorkerSet
+    assert workloads(kubectl, namespace, "leaderworkersets") == [good]
+    assert workloads(kubectl, namespace, "deployments") == []  # not a Deployment asking for 16 GPUs
+    pods = group_pods(kubectl, namespace, good)
+    assert len(pods) == 2 and len({p["spec"]["nodeName"] for p in pods}) == 2
+    assert group_status(kubectl.get("leaderworkerset", good, namespace=namespace)).ready == 1
+    # The object's Service keeps its cluster IP; LWS's headless Service for the leader's address is the revision's.
+    assert kubectl.get("service", "big", namespace)["spec"]["clusterIP"] != "None"
+    assert kubectl.get("service", good, namespace)["spec"]["clusterIP"] == "None"
+
+    # Acceptance comes from the leader (workers serve no engine /metrics) and the revision becomes stable.
+    def stable() -> dict[str, Any] | None:
+        st = sd_status(kubectl, "big", namespace)
+        return st if st.get("revision", {}).get("stable") else None
+
+    st = wait_for("the revision to become stable", stable, timeout=60, interval=0.5)
+    assert st["acceptance"]["podsCounted"] == 1
+    assert st["acceptance"]["rate"] == pytest.approx(0.8, abs=0.05)
+    good_revision = st["revision"]["stable"]
+
+    # A worker dies: LWS recreates the whole group, and the object says so (Ready goes False, then True again).
+    before = condition(st, "Ready")["lastTransitionTime"]
+    by_index = {p["metadata"]["labels"]["leaderworkerset.sigs.k8s.io/worker-index"]: p for p in pods}
+    old_leader = by_index["0"]["metadata"]["uid"]
+    kubectl.run("delete", "pod", "-n", namespace, by_index["1"]["metadata"]["name"], "--wait=false")
+    seen_down: list[str] = []
+
+    def back_after_recreate() -> bool:
+        st = sd_status(kubectl, "big", namespace)
+        ready = condition(st, "Ready")
+        if ready.get("status") == "False":
+            seen_down.append(str(ready.get("message")))
+        uids = {p["metadata"]["uid"] for p in group_pods(kubectl, namespace, good)}
+        recreated = old_leader not in uids and len(uids) == 2
+        return recreated and ready.get("status") == "True" and ready.get("lastTransitionTime") != before
+
+    wait_for("the group to be recreated and the object Ready again", back_after_recreate, timeout=90, interval=0.3)
+    assert any("0/1 replicas ready" in m for m in seen_down), seen_down
+
+    # A bad draft: the leader reports 20% acceptance, the operator rolls the LeaderWorkerSet back.
+    kubectl.apply(manifest("big", sd_spec(pool, BAD)), "-n", namespace)
+
+    def bad_group() -> str | None:
+        names = workloads(kubectl, namespace, "leaderworkersets")
+        return next((n for n in names if leader_draft(kubectl, n, namespace) == BAD), None)
+
+    bad = wait_for("the bad draft's group to replace the good one", bad_group, timeout=30)
+
+    def rolled_back() -> dict[str, Any] | None:
+        st = sd_status(kubectl, "big", namespace)
+        return st if condition(st, "RolledBack").get("status") == "True" else None
+
+    st = wait_for("the bad draft to be rolled back", rolled_back, timeout=90, interval=0.5)
+    assert st["revision"]["serving"] == good_revision
+    wait_for(
+        "the bad group to go and the good one to come back",
+        lambda: workloads(kubectl, namespace, "leaderworkersets") == [good],
+        timeout=30,
+    )
+    assert leader_draft(kubectl, good, namespace) == GOOD and bad != good
+    assert [e for e in kubectl.items("events", namespace) if e.get("reason") == "RolledBack"]
+    wait_for("the rolled-back group to be Ready", serving_one_group, timeout=90, interval=0.5)
+
+    # Deleting the object removes its LeaderWorkerSet and the group's pods (owner reference, garbage collector).
+    kubectl.run("delete", "sd", "big", "-n", namespace, "--wait=false")
+    wait_for(
+        "the LeaderWorkerSet and its pods to go",
+        lambda: (
+            not workloads(kubectl, namespace, "leaderworkersets")
+            and not kubectl.items("pods", namespace, selector="specdeploy.io/name=big")
+        ),
+        timeout=90,
+        interval=0.5,
+    )
+
+
+def test_without_leaderworkerset_support_a_multi_node_spec_is_refused_and_nothing_is_created(
+    pool: str, kubectl: Kubectl, namespace: str, operator: OperatorProcess
+) -> None:
+    kubectl.apply(manifest("big", sd_spec(pool, GOOD)), "-n", namespace)
+
+    def refused() -> dict[str, Any] | None:
+        ready = condition(sd_status(kubectl, "big", namespace), "Ready")
+        return ready if ready.get("reason") == "LeaderWorkerSetDisabled" else None
+
+    ready = refused() or wait_for("the LeaderWorkerSetDisabled condition", refused, timeout=30)
+    assert ready["status"] == "False"
+    assert "leaderWorkerSet.enabled" in ready["message"]
+    warnings = [e for e in kubectl.items("events", namespace) if e.get("reason") == "LeaderWorkerSetDisabled"]
+    assert len(warnings) == 1 and warnings[0]["type"] == "Warning"
+    assert kubectl.items("deployments", namespace) == []
+    assert not kubectl.items("pods", namespace)

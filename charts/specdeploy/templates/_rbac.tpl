@@ -53,6 +53,13 @@ which the kubelet resolves. Call with (dict "root" . "peeringResource" "kopfpeer
   resources: ["inferencepools"]
   verbs: ["get", "create", "patch", "delete"]
 {{- end }}
+{{- if .root.Values.leaderWorkerSet.enabled }}
+# LeaderWorkerSets (leaderworkerset.x-k8s.io) of multi-node revisions, one per revision like the Deployments:
+# watched, created (get after a 409), patched (replicas, template), deleted when their revision no longer runs.
+- apiGroups: ["leaderworkerset.x-k8s.io"]
+  resources: ["leaderworkersets"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+{{- end }}
 # The validation Job: watched, created; an errored one is deleted to retry it.
 - apiGroups: ["batch"]
   resources: ["jobs"]

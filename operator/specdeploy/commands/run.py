@@ -67,6 +67,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="port of the operator's own Prometheus /metrics (0 disables; default 9090)",
     )
     p.add_argument("--metrics-address", default="0.0.0.0", help="bind address of the metrics port")  # noqa: S104
+    p.add_argument(
+        "--leaderworkerset",
+        action="store_true",
+        help="serve multi-node specs (TP x PP above spec.serving.gpusPerNode) as LeaderWorkerSets: needs the LWS "
+        "controller and its CRD, and RBAC on leaderworkersets; without it such a spec is refused "
+        "(reason LeaderWorkerSetDisabled)",
+    )
     _policy_flags(p)
     p.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or in-cluster)")
     p.add_argument("-v", "--verbose", action="store_true", help="verbose logging")
@@ -179,6 +186,9 @@ def _run(args: argparse.Namespace) -> int:
     handlers.configure_runtime(peering_lifetime=args.peering_lifetime)
     policy = admin_policy(args)
     handlers.configure_policy(policy)
+    if args.leaderworkerset:
+        handlers.enable_leaderworkerset()
+        handlers.log.info("LeaderWorkerSet support on: multi-node specs become LeaderWorkerSets")
     handlers.log.info(f"admin policy: {policy.describe()}")
     kopf.run(
         standalone=args.peering is None,

@@ -13,12 +13,11 @@ from typing import Any
 
 from specdeploy.api.resource import SpeculativeDeployment
 from specdeploy.api.revision import revision_id
-from specdeploy.render.deployment import render_deployment
 from specdeploy.render.ecosystem import render_optional
 from specdeploy.render.job import needs_validation_job, render_validation_job
-from specdeploy.render.leaderworkerset import is_multi_node, render_leaderworkerset
 from specdeploy.render.meta import OwnerRef, owner_for
 from specdeploy.render.service import render_service
+from specdeploy.render.workload import render_workload
 
 
 def render_all(sd_obj: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -32,8 +31,7 @@ def render_all(sd_obj: Mapping[str, Any]) -> list[dict[str, Any]]:
     objects: list[dict[str, Any]] = []
     if needs_validation_job(sd.spec):
         objects.append(render_validation_job(sd.name, sd.namespace, sd.spec, revision, owner=owner))
-    render_server = render_leaderworkerset if is_multi_node(sd.spec) else render_deployment
-    objects.append(render_server(sd.name, sd.namespace, sd.spec, revision, owner=owner))
+    objects.append(render_workload(sd.name, sd.namespace, sd.spec, revision, owner=owner))
     objects.append(render_service(sd.name, sd.namespace, sd.spec, revision, owner=owner))
     objects.extend(render_optional(sd.name, sd.namespace, sd.spec, revision, owner=owner))
     return objects

@@ -22,6 +22,10 @@ Choices a reader may question, and why:
   group useless; LWS deletes and recreates the group.
 - ``startupPolicy: LeaderCreated`` (LWS's default): workers start with the leader so both load weights at once;
   vLLM's workers wait for the master's TCP store.
+- The name is the revision's workload name, ``<name>-<serving id>`` (one per revision, issue 13), never the
+  object's own: the LWS controller makes a headless Service named after the LeaderWorkerSet for the leader's
+  address (``<leader pod>.<that Service>``), and finding the name taken by the object's Service it would make
+  none, so the workers could not resolve the leader in a real cluster.
 - The rolling update keeps maxSurge 0 and maxUnavailable 1, as the Deployment does: a surge group needs a spare
   set of GPU nodes.
 """
@@ -29,6 +33,7 @@ Choices a reader may question, and why:
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from typing import Any, Final
 
 from specdeploy.api.spec import SpeculativeDeploymentSpec
@@ -100,14 +105,19 @@ def render_leaderworkerset(
     *,
     owner: OwnerRef | None,
     speculation_enabled: bool = True,
+    replicas: int | None = None,
+    existing: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The LeaderWorkerSet that serves ``revision`` of a multi-node ``spec``: ``spec.replicas`` groups."""
+    """The LeaderWorkerSet that serves ``revision`` of a multi-node ``spec``: ``spec.replicas`` groups.
+
+    ``replicas`` and ``existing`` as for ``render_deployment``: groups when not ``spec.replicas`` (a canary, a step of
+    a promotion), and the live workload of this revision whose name is kept."""
     if not is_multi_node(spec):
         raise ValueError(
             "a LeaderWorkerSet is only rendered when a replica needs more GPUs than spec.serving.gpusPerNode"
         )
     deployment = render_deployment(
-        name, namespace, spec, revision, owner=owner, speculation_enabled=speculation_enabled
+        name, namespace, spec, revision, owner=owner, speculation_enabled=speculation_enabled, existing=existing
     )
     base = deployment["spec"]["template"]
     return {
@@ -115,7 +125,7 @@ def render_leaderworkerset(
         "kind": KIND,
         "metadata": deployment["metadata"],
         "spec": {
-            "replicas": spec.replicas,
+            "replicas": spec.replicas if replicas is None else replicas,
             "startupPolicy": "LeaderCreated",
             "rolloutStrategy": {
                 "type": "RollingUpdate",

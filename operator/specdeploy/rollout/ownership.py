@@ -27,6 +27,17 @@ def controller_job_uid(owner_references: Sequence[Mapping[str, Any]] | None) -> 
     return None
 
 
+def foreign_controller(owner_references: Sequence[Mapping[str, Any]] | None) -> bool:
+    """True when another kind than a SpeculativeDeployment controls the object (issue 16).
+
+    A StatefulSet copies its pod template's labels onto the ControllerRevisions it keeps; the LeaderWorkerSet's
+    StatefulSets carry ours, so their revisions match the revision index's label selector. They are the
+    StatefulSet's history, not ours, and must not be read as revisions of the object."""
+    return any(
+        ref.get("controller") is True and ref.get("kind") != "SpeculativeDeployment" for ref in owner_references or []
+    )
+
+
 def reporting_pod(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
     """The terminated pod controlled by ``job`` (index entries: the Job's ``uid``, each pod's ``job_uid``)."""
     uid = job.get("uid")

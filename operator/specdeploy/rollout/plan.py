@@ -20,7 +20,7 @@ running the same plan twice on the same world asks for nothing new.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -30,9 +30,10 @@ from specdeploy.api.revision import NOT_HASHED, SERVING_FIELDS, revision_id, ser
 from specdeploy.monitor.finding import CanaryFinding, CanaryVerdict, MonitorFinding
 from specdeploy.policy import AdminPolicy, check
 from specdeploy.render import labels as lbl
-from specdeploy.render import owner_for, render_deployment, render_service
+from specdeploy.render import owner_for, render_service
 from specdeploy.render.ecosystem import render_optional  # issue 15
 from specdeploy.render.meta import OwnerRef, owner_reference
+from specdeploy.render.workload import render_workload  # issue 16: Deployment or LeaderWorkerSet
 from specdeploy.rollout import adaptive as ad
 from specdeploy.rollout import canary as cn
 from specdeploy.rollout import progress
@@ -52,6 +53,7 @@ from specdeploy.rollout.refusal import refuse
 from specdeploy.rollout.serve import MonitorStep, Selection, apply_finding, keep_live, select
 from specdeploy.rollout.status import Rollout, StatusInput, build_status, rollout_conditions
 from specdeploy.rollout.validation import JobOutcome, ValidationInput, holds_rollout, validate_step, with_verdict
+from specdeploy.rollout.workloads import LWS_DISABLED, disabled_message
 
 __all__ = ["Event", "JobOutcome", "MonitorFinding", "Observed", "Owner", "Plan", "plan"]
 
@@ -77,13 +79,15 @@ class Observed:
     spec: SpeculativeDeploymentSpec
     status: Mapping[str, Any]
     history: History
-    deployments: tuple[Mapping[str, Any], ...]  # every Deployment of the object (one per revision, issue 13)
+    # Every workload of the object (one per revision, issue 13): Deployments, and LeaderWorkerSets (issue 16).
+    deployments: tuple[Mapping[str, Any], ...]
     service: Mapping[str, Any] | None
     job: JobOutcome | None
     monitor: MonitorFinding | None
     now_iso: str
     now: float
     policy: AdminPolicy = field(default_factory=AdminPolicy)  # the admin's allow-lists (specdeploy.policy)
+    leaderworkerset_enabled: bool = False  # issue 16: the operator runs with LeaderWorkerSet support
 
 
 @dataclass
@@ -110,24 +114,40 @@ class Plan:
 
 def plan(obs: Observed) -> Plan:
     """What to create, patch, record and say for the observed world (see the module docstring)."""
-    spec, owner, action = obs.spec, obs.owner, obs.spec.rollback.action
+    # Issue 14 item 3 (rollout.adaptive): with spec.speculation.adaptive, the operator's schedule in force
+    # (status.adaptive) or a new one the monitor proposed is the spec this pass serves (the spec with the schedule:
+    # its own revision, rolled out like any, sharing the spec's validation); status.adaptive is written in step 6.
+    spec, owner, action = (
+        (
+            adaptive := ad.adapt(
+                obs.spec, obs.status.get("adaptive"), obs.monitor, obs.history, now=obs.now, now_iso=obs.now_iso
+            )
+        ).spec,
+        obs.owner,
+        obs.spec.rollback.action,
+    )
     # 0. Admin policy (specdeploy.policy): a refused spec changes no child; what serves keeps serving.
     violations = check(spec, obs.policy)
     if violations:
         refused = refuse(owner.name, owner.uid, owner.generation, obs.status, violations, now_iso=obs.now_iso)
         return Plan(status=refused.status, events=list(refused.events))
-    out = Plan()
-    # Issue 14 item 3 (rollout.adaptive): with spec.speculation.adaptive, the operator's schedule in force
-    # (status.adaptive) or a new one the monitor proposed is the spec this pass serves: its own revision, rolled out
-    # like any; it shares the spec's validation. status.adaptive is written in step 6.
-    spec = (
-        adaptive := ad.adapt(
-            spec, obs.status.get("adaptive"), obs.monitor, obs.history, now=obs.now, now_iso=obs.now_iso
+    # Issue 16: a multi-node spec without LeaderWorkerSet support is refused the same way (rollout.workloads).
+    lws_off = None if obs.leaderworkerset_enabled else disabled_message(spec)
+    if lws_off is not None:
+        refused = refuse(
+            owner.name,
+            owner.uid,
+            owner.generation,
+            obs.status,
+            [],
+            now_iso=obs.now_iso,
+            reason=LWS_DISABLED,
+            message=lws_off,
         )
-    ).spec
-    # 1. Revision.
-    current, history, out.record_revision = record_revision(owner, spec, obs.history)
-    current, history = ad.with_schedule_revision(history, current, spec, adaptive.base)  # issue 14 item 3
+        return Plan(status=refused.status, events=list(refused.events))
+    out = Plan()
+    # 1. Revision (the schedule's revision, with adaptive, shares the spec's validation: rollout.adaptive).
+    current, history, out.record_revision = record_revision(owner, spec, obs.history, base=adaptive.base)
     # 2. Validate.
     old_conditions = obs.status.get("conditions") or []
     checked = validate_step(
@@ -167,7 +187,7 @@ def plan(obs: Observed) -> Plan:
         keep_live=lambda serving_id: keep_live(history, serving_id),
     )
     out.serving, out.canary = lay.serving, lay.canary
-    out.deployments, out.service = render_children(owner, spec, selection.serving, current.id, lay)
+    out.deployments, out.service = render_children(owner, spec, selection.serving, current.id, lay, lives=lives)
     out.delete_deployments = lay.delete
     # Issue 14 (payoff): the control group's Deployment beside what serves (rollout.control); READY counts its pods.
     serving_spec = spec_for(out.serving, spec) if out.serving is not None and out.serving.speculation else None
@@ -211,10 +231,12 @@ def plan(obs: Observed) -> Plan:
         ready,
         control=(control.ready, control.replicas),
     )
-    out.status = build_status(
-        facts, conditions, validation=checked.summary, finding=obs.monitor, old=obs.status, now_iso=obs.now_iso
-    )
-    out.status.update(adaptive.written)  # issue 14 item 3: status.adaptive (the schedule in force, why, when)
+    out.status = (
+        build_status(
+            facts, conditions, validation=checked.summary, finding=obs.monitor, old=obs.status, now_iso=obs.now_iso
+        )
+        | adaptive.written
+    )  # issue 14 item 3: status.adaptive (the schedule in force, why, when)
     canary_status, canary_events = cn.report(
         cn.ReportInput(
             owner.subject,
@@ -245,16 +267,20 @@ def plan(obs: Observed) -> Plan:
 
 
 def record_revision(
-    owner: Owner, spec: SpeculativeDeploymentSpec, history: History
+    owner: Owner, spec: SpeculativeDeploymentSpec, history: History, *, base: str | None = None
 ) -> tuple[RevisionRecord, History, dict[str, Any] | None]:
-    """Step 1: the current spec's revision, the history with it, and its ControllerRevision when it is new."""
+    """Step 1: the current spec's revision, the history with it, and its ControllerRevision when it is new.
+    ``base``: the user's spec's revision when ``spec`` carries the adaptive loop's schedule (rollout.adaptive)."""
     current_id = revision_id(spec)
     current = history.get(current_id)
-    if current is not None:
-        return current, history, None
-    number = history.next_number()
-    current = RevisionRecord(id=current_id, number=number, spec=serving_snapshot(spec))
-    return current, history.added(current), controller_revision(owner, current_id, number, spec)
+    record = None
+    if current is None:
+        number = history.next_number()
+        current = RevisionRecord(id=current_id, number=number, spec=serving_snapshot(spec))
+        history, record = history.added(current), controller_revision(owner, current_id, number, spec)
+    if base is not None:
+        current, history = ad.with_schedule_revision(history, current, spec, base)
+    return current, history, record
 
 
 def controller_revision(owner: Owner, rev_id: str, number: int, spec: SpeculativeDeploymentSpec) -> dict[str, Any]:
@@ -313,13 +339,19 @@ def judge_canary(
 
 
 def render_children(
-    owner: Owner, spec: SpeculativeDeploymentSpec, serving: ServingChoice | None, current_id: str, lay: cn.Layout
+    owner: Owner,
+    spec: SpeculativeDeploymentSpec,
+    serving: ServingChoice | None,
+    current_id: str,
+    lay: cn.Layout,
+    *,
+    lives: Sequence[cn.Live] = (),
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Step 5: the Deployments (the target's, rendered; the others kept, only their replicas) and the Service."""
     deployments: list[dict[str, Any]] = []
     if serving is not None:
         deployments.append(
-            render_deployment(
+            render_workload(
                 owner.name,
                 owner.namespace,
                 spec_for(serving, spec),
@@ -330,10 +362,11 @@ def render_children(
                 existing=lay.target_live.body if lay.target_live else None,
             )
         )
+    kinds = {live.name: live.body for live in lives}  # issue 16: a kept workload keeps its kind
     deployments += [
         {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
+            "apiVersion": str(kinds.get(name, {}).get("apiVersion") or "apps/v1"),
+            "kind": str(kinds.get(name, {}).get("kind") or "Deployment"),
             "metadata": {"name": name, "namespace": owner.namespace},
             "spec": {"replicas": replicas},
         }

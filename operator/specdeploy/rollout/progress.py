@@ -1,8 +1,14 @@
-"""How far the Deployment has rolled out a serving revision: the one definition of "fully ready" and "rolled out".
+"""How far the workload has rolled out a serving revision: the one definition of "fully ready" and "rolled out".
 
 The planner's Ready condition needs *rolled out* (every pod runs the revision, is ready, and the old ones are
 gone, as the Deployment controller has observed the latest template); the tracker starts the warm-up clock at
 *fully ready* (every wanted pod runs the revision and is ready), which rolled out builds on.
+
+The workload is a Deployment or a LeaderWorkerSet (``render.workload``). Both keep ``replicas``,
+``readyReplicas``, ``updatedReplicas`` and ``observedGeneration`` in their status under the same names; for a
+LeaderWorkerSet they count groups (a group is ready only when all its pods are), so every count here is of
+replicas as the user asked for them, pods or groups. Only where the pod template lives differs: the leader's
+template carries the revision label of a LeaderWorkerSet.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from specdeploy.render import labels as lbl
+from specdeploy.render.leaderworkerset import KIND as LWS_KIND
 
 
 def _status(deployment: Mapping[str, Any] | None) -> Mapping[str, Any]:
@@ -18,10 +25,15 @@ def _status(deployment: Mapping[str, Any] | None) -> Mapping[str, Any]:
 
 
 def template_revision(deployment: Mapping[str, Any] | None) -> str | None:
-    """The serving id the Deployment's pod template runs (its revision label), if any."""
+    """The serving id the workload's pod template runs (its revision label; a LeaderWorkerSet's leader's), if any."""
     if not deployment:
         return None
-    labels = deployment.get("spec", {}).get("template", {}).get("metadata", {}).get("labels", {}) or {}
+    spec = deployment.get("spec") or {}
+    if deployment.get("kind") == LWS_KIND:
+        template = ((spec.get("leaderWorkerTemplate") or {}).get("leaderTemplate")) or {}
+    else:
+        template = spec.get("template") or {}
+    labels = (template.get("metadata") or {}).get("labels") or {}
     value = labels.get(lbl.SD_REVISION)
     return str(value) if value else None
 

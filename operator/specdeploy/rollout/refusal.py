@@ -41,26 +41,30 @@ def refuse(
     violations: Sequence[Violation],
     *,
     now_iso: str,
+    reason: str = POLICY_VIOLATION,
+    message: str | None = None,
 ) -> Refusal:
-    """The status and Events for a refused spec; ``status`` is the observed one, kept apart from the conditions."""
-    message = refusal_message(violations)
+    """The status and Events for a refused spec; ``status`` is the observed one, kept apart from the conditions.
+
+    ``reason`` and ``message``: another refusal said the same way (``rollout.workloads``: LeaderWorkerSetDisabled);
+    the message is then the whole explanation instead of the violations'."""
+    by = "the operator's policy" if reason == POLICY_VIOLATION else "this operator"
+    message = refusal_message(violations) if message is None else message[: cond.MAX_MESSAGE]
     old_conditions: Sequence[Mapping[str, Any]] = status.get("conditions") or []
     serving = (status.get("revision") or {}).get("serving")
     keeps = f"revision {serving} keeps serving" if serving else "nothing is deployed"
     wanted = [
-        cond.Condition(cond.READY, cond.FALSE, POLICY_VIOLATION, message),
-        cond.Condition(cond.PROGRESSING, cond.FALSE, POLICY_VIOLATION, "the operator's policy refuses this spec"),
-        cond.Condition(
-            cond.DEGRADED, cond.TRUE, POLICY_VIOLATION, f"the spec is refused by the operator's policy; {keeps}"
-        ),
+        cond.Condition(cond.READY, cond.FALSE, reason, message),
+        cond.Condition(cond.PROGRESSING, cond.FALSE, reason, f"{by} refuses this spec"),
+        cond.Condition(cond.DEGRADED, cond.TRUE, reason, f"the spec is refused by {by}; {keeps}"),
     ]
     conditions = cond.set_conditions(old_conditions, wanted, now_iso, generation)
     new_status = {**dict(status), "observedGeneration": generation, "conditions": conditions}
     new_status["phase"] = cond.phase(conditions)
     before = cond.get(old_conditions, cond.READY) or {}
-    said = before.get("reason") == POLICY_VIOLATION and before.get("message") == message
+    said = before.get("reason") == reason and before.get("message") == message
     events: tuple[Event, ...] = ()
     if not said:
         facts = (*condition_facts(old_conditions, cond.READY), message)
-        events = (Event("Warning", POLICY_VIOLATION, message, event_name(name, uid, POLICY_VIOLATION, facts)),)
+        events = (Event("Warning", reason, message, event_name(name, uid, reason, facts)),)
     return Refusal(status=new_status, events=events)

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from specdeploy import conditions as cond
+from specdeploy.render.leaderworkerset import WORKER_COMPONENT
 from specdeploy.rollout import progress
 from specdeploy.rollout.events import Event, condition_facts, event_name
 from specdeploy.rollout.plan import Observed, Plan
@@ -51,6 +52,9 @@ WAITING_PROBLEMS = frozenset(
         "PostStartHookError",
     }
 )
+# Pods whose problem stalls a rollout: a Deployment's pods and a LeaderWorkerSet's leaders ("server"), and its
+# workers (issue 16: a group with an unschedulable or crash-looping worker never gets ready either).
+SERVING_COMPONENTS = frozenset({"server", WORKER_COMPONENT})
 # The plan's reason while a rollout is under way: only that state is refined (a serving or invalid object is not).
 ROLLING_OUT = "RollingOut"
 
@@ -129,7 +133,8 @@ def diagnose(
     Most specific first: no pods can be created at all (``ReplicaFailure``); then a pod of the revision that cannot
     be scheduled or started (the first by name, so the choice is stable); then the Deployment's own verdict that
     the deadline passed, which names no cause of its own. ``pods`` are the index's entries (``pod_problem`` kept
-    under "problem"); validator pods and other revisions' pods are not looked at.
+    under "problem"); a LeaderWorkerSet's workers count like its leaders; validator pods and other revisions' pods
+    are not looked at.
     """
     if not deployment:
         return None
@@ -141,7 +146,9 @@ def diagnose(
         (
             p
             for p in pods
-            if p.get("component") == "server" and p.get("problem") and (not revision or p.get("revision") == revision)
+            if p.get("component") in SERVING_COMPONENTS
+            and p.get("problem")
+            and (not revision or p.get("revision") == revision)
         ),
         key=lambda p: str(p.get("name")),
     )

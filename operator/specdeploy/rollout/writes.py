@@ -7,10 +7,10 @@ The order is what makes a crash safe, so it is decided here, as a plain function
 1. ``decisions``, one after another: the revision record, then the verdicts on it. A decision is durable on its
    ControllerRevision before anything acts on it, so a restarted loop finds it instead of taking it again. When
    there is no verdict, nothing acts on a decision and the record goes along with step 2.
-2. ``acts``, all at once: the Job, the Service, the Deployments (each created, or merge-patched only where the
-   live object lacks something; those of revisions no longer wanted deleted: ``rollout.canary`` only deletes
-   what the ready pods of the others make safe, and an abort's verdict is a decision, written first), and the
-   Events. The Deployment, the slow part of getting Ready, starts at the first
+2. ``acts``, all at once: the Job, the Service, the Deployments or LeaderWorkerSets (each created, or merge-patched
+   only where the live object lacks something; those of revisions no longer wanted deleted: ``rollout.canary``
+   only deletes what the ready pods of the others make safe, and an abort's verdict is a decision, written
+   first), and the Events. The Deployment, the slow part of getting Ready, starts at the first
    round trip instead of the fourth.
 3. ``status``, only after every write of steps 1 and 2 succeeded, and only when it changed. Events are created
    before the status write that records their transitions, each under its transition's name (``rollout.events``):
@@ -136,7 +136,10 @@ def writes_for(p: Plan, observed: Observed) -> Writes:
         child_write(observed.service, p.service),
         *(child_write(live.get(d["metadata"]["name"]), d) for d in p.deployments),
     )
-    gone = tuple(Delete(Ref("Deployment", ns, dep)) for dep in p.delete_deployments if dep in live)
+    # Issue 16: a revision's workload may be a LeaderWorkerSet (render.workload); names are unique across kinds.
+    gone = tuple(
+        Delete(Ref(str(live[dep].get("kind") or "Deployment"), ns, dep)) for dep in p.delete_deployments if dep in live
+    )
     return Writes(
         decisions=(*record, *marks) if marks else (),
         acts=(
