@@ -32,9 +32,17 @@ from specdeploy.monitor.canary import CanaryPolicy, WindowPair, judge_canary
 from specdeploy.monitor.control import ControlGroup, paired_speeds, speed_decision
 from specdeploy.monitor.decision import Decision, Policy, Reason, Verdict, decide
 from specdeploy.monitor.finding import CanaryFinding, CanaryVerdict, MonitorFinding
-from specdeploy.monitor.performance import latest_with_tokens, meaningful, measured_speedup, performance_status
+from specdeploy.monitor.payoff import ScheduleChoice
+from specdeploy.monitor.performance import (
+    Speedup,
+    latest_with_tokens,
+    meaningful,
+    measured_speedup,
+    performance_status,
+)
 from specdeploy.monitor.pools import POOLS, capped_timeout, scrape_object
 from specdeploy.monitor.prometheus_source import PodSelector, PrometheusQueryError, query_speed, query_window
+from specdeploy.monitor.proposal import propose_schedule, revision_schedule
 from specdeploy.monitor.speedup import recommend_depth
 from specdeploy.monitor.window import PodError, PodSample, Window, WindowAccumulator
 from specdeploy.render.control import control_revision
@@ -156,6 +164,8 @@ class AcceptanceTracker:
         self.canary_verdicts: dict[str, CanaryFinding] = {}  # final verdicts by canary revision id
         # Issue 14 (payoff): the control group's windows beside the serving revision's (monitor.control).
         self.control: ControlGroup | None = None
+        self.speedup: Speedup | None = None  # the latest measured speedup against it, per load (issue 14 item 3)
+        self.serving_schedule: tuple[tuple[int, int, int], ...] | None = None  # the serving revision's own schedule
 
     # ------------------------------------------------------------------ what serves
     def set_serving(
@@ -174,6 +184,8 @@ class AcceptanceTracker:
             self.healthy_since = None
             self.performance = None
             self.control = None  # issue 14 (payoff): control windows are paired with this revision's only
+            self.speedup = None
+            self.serving_schedule = revision_schedule(serving.revision.spec) if serving else None
             self._reset_pairs()  # a canary is compared with what serves now, from a common start
         if self.serving_id is None:
             return
@@ -526,6 +538,7 @@ class AcceptanceTracker:
         if not trip and speed is not None and speed.verdict is Verdict.ROLLBACK:
             trip, trip_reason, message = True, str(speed.reason), speed.message
         return MonitorFinding(
+            schedule=self._propose(spec, per_position, validation),
             revision=self.serving_id,
             trip=trip,
             trip_reason=trip_reason,
@@ -535,6 +548,22 @@ class AcceptanceTracker:
             acceptance=self._publish(acceptance_status(self.serving_id, d, latest, rec.k if rec else None)),
             canary=canary,
             performance=performance,
+        )
+
+    def _propose(
+        self, spec: SpeculativeDeploymentSpec, per_position: Sequence[float], validation: Mapping[str, Any] | None
+    ) -> ScheduleChoice | None:
+        """Issue 14 item 3: the schedule proposed for the serving revision (monitor.proposal), when adaptive is on."""
+        adaptive = spec.speculation.adaptive
+        if adaptive is None or not adaptive.enabled or not per_position or self.serving_id is None:
+            return None
+        self.cost_ratio(validation)  # remembers the serving revision's own estimate while status.validation is its
+        return propose_schedule(
+            spec,
+            per_position,
+            self.cost_ratios.get(self.serving_id),  # its own estimate, or none (never another revision's)
+            self.speedup,
+            self.serving_schedule,
         )
 
     def _publish_performance(self, spec: SpeculativeDeploymentSpec) -> dict[str, Any] | None:
@@ -551,7 +580,8 @@ class AcceptanceTracker:
         # Issue 14 (payoff): the serving windows beside their control twins (monitor.control), with a control group.
         speeds, control = paired_speeds(self.control, judged)
         min_tokens = spec.speculation.control.min_output_tokens if spec.speculation.control is not None else 0.0
-        candidate = performance_status(self.serving_id, latest, measured_speedup(speeds, control, min_tokens))
+        self.speedup = measured_speedup(speeds, control, min_tokens)
+        candidate = performance_status(self.serving_id, latest, self.speedup)
         if meaningful(self.performance, candidate):
             model = PerformanceStatus.model_validate(candidate)
             self.performance = model.model_dump(mode="json", by_alias=True, exclude_unset=True, exclude_none=True)

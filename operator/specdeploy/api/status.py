@@ -198,6 +198,29 @@ class PerformanceStatus(StatusModel):
     message: str | None = Field(None, max_length=1024, description="What was measured, in words.")
 
 
+class ScheduleEntry(StatusModel):
+    """One range of the operator's batch-size schedule (vLLM's ``[range_start, range_end, num_speculative_tokens]``)."""
+
+    start: int = Field(ge=1, le=65_536, description="Smallest batch size (running requests) of the range.")
+    end: int = Field(ge=1, le=65_536, description="Largest batch size of the range (inclusive).")
+    tokens: int = Field(ge=0, le=64, description="Tokens proposed per step in this range; 0 = no speculation.")
+
+
+class AdaptiveStatus(StatusModel):
+    """The adaptive loop's schedule in force (issue 14 item 3): durable here, so a restart computes the same
+    revision. The spec is never edited; ``base`` is the spec's own revision the schedule was applied to."""
+
+    schedule: list[ScheduleEntry] = Field(
+        default_factory=list,
+        max_length=16,
+        description="numSpeculativeTokensPerBatchSize the operator rolled out; empty: the spec's own depth.",
+    )
+    reason: str | None = Field(None, max_length=1024, description="Why this schedule, in words, with the numbers.")
+    changed_at: Timestamp | None = Field(None, description="When the operator last changed the schedule.")
+    revision: RevisionId | None = Field(None, description="The revision that serves the spec with this schedule.")
+    base: RevisionId | None = Field(None, description="The spec's own revision (a new spec drops the schedule).")
+
+
 class CanaryPair(StatusModel):
     """One measure of the canary beside the same measure of the serving revision, over the same windows."""
 
@@ -261,6 +284,9 @@ class SpeculativeDeploymentStatus(StatusModel):
     )
 
     canary: CanaryStatus | None = Field(None, description="The canary under analysis, or the last one (issue 13).")
+    adaptive: AdaptiveStatus | None = Field(
+        None, description="The depth schedule the operator chose by load (spec.speculation.adaptive), and why."
+    )
     endpoint: str | None = Field(
         None,
         max_length=512,

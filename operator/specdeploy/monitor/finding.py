@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from specdeploy.monitor.payoff import ScheduleChoice
+
 
 class CanaryVerdict(StrEnum):
     """The monitor's word on a canary judged beside the serving revision (issue 13)."""
@@ -52,3 +54,7 @@ class MonitorFinding:
     performance: Mapping[str, Any] | None = None  # issue 14: status.performance to publish, when it changed
     # issue 14 (payoff): why ``trip`` is set when it is not the acceptance rate: "SlowerThanControl" (monitor/payoff.py)
     trip_reason: str | None = None
+    # issue 14 item 3 (adaptive): the batch-size schedule the monitor proposes for the serving revision's spec, with
+    # why in words (monitor.payoff.choose_schedule); None unless spec.speculation.adaptive.enabled and acceptance
+    # was measured. rollout.adaptive decides whether it replaces the schedule in force.
+    schedule: ScheduleChoice | None = None

@@ -34,6 +34,7 @@ from specdeploy.render import owner_for, render_service
 from specdeploy.render.ecosystem import render_optional  # issue 15
 from specdeploy.render.meta import OwnerRef, owner_reference
 from specdeploy.render.workload import render_workload  # issue 16: Deployment or LeaderWorkerSet
+from specdeploy.rollout import adaptive as ad
 from specdeploy.rollout import canary as cn
 from specdeploy.rollout import progress
 from specdeploy.rollout.announce import Subject, Transitions, plan_events, stable_event
@@ -113,7 +114,18 @@ class Plan:
 
 def plan(obs: Observed) -> Plan:
     """What to create, patch, record and say for the observed world (see the module docstring)."""
-    spec, owner, action = obs.spec, obs.owner, obs.spec.rollback.action
+    # Issue 14 item 3 (rollout.adaptive): with spec.speculation.adaptive, the operator's schedule in force
+    # (status.adaptive) or a new one the monitor proposed is the spec this pass serves (the spec with the schedule:
+    # its own revision, rolled out like any, sharing the spec's validation); status.adaptive is written in step 6.
+    spec, owner, action = (
+        (
+            adaptive := ad.adapt(
+                obs.spec, obs.status.get("adaptive"), obs.monitor, obs.history, now=obs.now, now_iso=obs.now_iso
+            )
+        ).spec,
+        obs.owner,
+        obs.spec.rollback.action,
+    )
     # 0. Admin policy (specdeploy.policy): a refused spec changes no child; what serves keeps serving.
     violations = check(spec, obs.policy)
     if violations:
@@ -134,8 +146,8 @@ def plan(obs: Observed) -> Plan:
         )
         return Plan(status=refused.status, events=list(refused.events))
     out = Plan()
-    # 1. Revision.
-    current, history, out.record_revision = record_revision(owner, spec, obs.history)
+    # 1. Revision (the schedule's revision, with adaptive, shares the spec's validation: rollout.adaptive).
+    current, history, out.record_revision = record_revision(owner, spec, obs.history, base=adaptive.base)
     # 2. Validate.
     old_conditions = obs.status.get("conditions") or []
     checked = validate_step(
@@ -219,9 +231,12 @@ def plan(obs: Observed) -> Plan:
         ready,
         control=(control.ready, control.replicas),
     )
-    out.status = build_status(
-        facts, conditions, validation=checked.summary, finding=obs.monitor, old=obs.status, now_iso=obs.now_iso
-    )
+    out.status = (
+        build_status(
+            facts, conditions, validation=checked.summary, finding=obs.monitor, old=obs.status, now_iso=obs.now_iso
+        )
+        | adaptive.written
+    )  # issue 14 item 3: status.adaptive (the schedule in force, why, when)
     canary_status, canary_events = cn.report(
         cn.ReportInput(
             owner.subject,
@@ -252,16 +267,20 @@ def plan(obs: Observed) -> Plan:
 
 
 def record_revision(
-    owner: Owner, spec: SpeculativeDeploymentSpec, history: History
+    owner: Owner, spec: SpeculativeDeploymentSpec, history: History, *, base: str | None = None
 ) -> tuple[RevisionRecord, History, dict[str, Any] | None]:
-    """Step 1: the current spec's revision, the history with it, and its ControllerRevision when it is new."""
+    """Step 1: the current spec's revision, the history with it, and its ControllerRevision when it is new.
+    ``base``: the user's spec's revision when ``spec`` carries the adaptive loop's schedule (rollout.adaptive)."""
     current_id = revision_id(spec)
     current = history.get(current_id)
-    if current is not None:
-        return current, history, None
-    number = history.next_number()
-    current = RevisionRecord(id=current_id, number=number, spec=serving_snapshot(spec))
-    return current, history.added(current), controller_revision(owner, current_id, number, spec)
+    record = None
+    if current is None:
+        number = history.next_number()
+        current = RevisionRecord(id=current_id, number=number, spec=serving_snapshot(spec))
+        history, record = history.added(current), controller_revision(owner, current_id, number, spec)
+    if base is not None:
+        current, history = ad.with_schedule_revision(history, current, spec, base)
+    return current, history, record
 
 
 def controller_revision(owner: Owner, rev_id: str, number: int, spec: SpeculativeDeploymentSpec) -> dict[str, Any]:
