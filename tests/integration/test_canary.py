@@ -49,6 +49,8 @@ def fleet(cluster: LocalCluster) -> Iterator[Fleet]:
 
 
 def sd(name: str, draft: str, *, replicas: int = 1, tp: int = 1) -> dict[str, Any]:
+    # gpusPerNode at least tp: one pod per replica (a Deployment), even when it asks for more than a node has
+    serving = {"gpusPerNode": tp} if tp > 8 else {}
     return manifest(
         name,
         {
@@ -60,6 +62,7 @@ def sd(name: str, draft: str, *, replicas: int = 1, tp: int = 1) -> dict[str, An
             "rollback": FAST,
             "metrics": {"scrapeIntervalSeconds": 1, "timeoutSeconds": 2},
             "rollout": {"strategy": "Canary", "canary": {"replicas": 1, "analysisWindows": 2}},
+            **({"serving": serving} if serving else {}),
         },
     )
 

@@ -55,7 +55,8 @@ def test_a_target_too_big_for_any_node_is_reported_unschedulable_with_the_schedu
     kubectl: Kubectl, namespace: str, operator: OperatorProcess
 ) -> None:
     started = time.monotonic()
-    kubectl.apply(sd("huge", tp=16), "-n", namespace)  # 16 GPUs per pod; the kwok nodes have 8 each
+    # 16 GPUs in one pod (gpusPerNode 16: a Deployment, not a LeaderWorkerSet group); the kwok nodes have 8 each
+    kubectl.apply(sd("huge", tp=16, serving={"gpusPerNode": 16}), "-n", namespace)
     st = wait_for("Ready=False Unschedulable", lambda: stalled(kubectl, "huge", namespace, "Unschedulable"), 60)
     took = time.monotonic() - started
     print(f"\nFIGURE unschedulable: {took:.1f} s from create to Ready=False/Unschedulable")
