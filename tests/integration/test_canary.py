@@ -158,7 +158,9 @@ def test_an_unschedulable_canary_is_reported_while_serving_goes_on(
     kubectl.apply(sd("nogpu", GOOD), "-n", namespace)
     old = wait_serving(kubectl, "nogpu", namespace)["revision"]["serving"]
     before = uids_of(kubectl, "nogpu", namespace, old)
-    kubectl.apply(sd("nogpu", GOOD, tp=16), "-n", namespace)  # 16 GPUs per pod: the nodes have 8
+    one_pod = sd("nogpu", GOOD, tp=16)  # 16 GPUs per pod (one pod, not a multi-node group): the nodes have 8
+    one_pod["spec"]["serving"] = {"gpusPerNode": 16}
+    kubectl.apply(one_pod, "-n", namespace)
 
     def reported() -> dict[str, Any] | None:
         st = sd_status(kubectl, "nogpu", namespace)
