@@ -23,6 +23,7 @@ TYPES = (VALIDATED, READY, PROGRESSING, DEGRADED, ROLLED_BACK)
 
 TRUE, FALSE, UNKNOWN = "True", "False", "Unknown"
 INVALID_SPEC = "InvalidSpec"  # Ready's reason when the stored spec does not parse
+CANARY = "Canary"  # Progressing's reason while a canary runs beside the serving revision (rollout.canary)
 MAX_MESSAGE = 1024
 
 
@@ -97,6 +98,9 @@ def phase(conditions: Sequence[Mapping[str, Any]]) -> Phase:
     if is_true(conditions, DEGRADED):
         return Phase.DEGRADED
     if is_true(conditions, READY):
+        progressing = get(conditions, PROGRESSING)
+        if progressing is not None and progressing.get("status") == TRUE and progressing.get("reason") == CANARY:
+            return Phase.CANARY  # serving, and a canary of the next revision runs beside it (rollout.canary)
         return Phase.READY
     if validated is not None and validated.get("status") == UNKNOWN:
         return Phase.VALIDATING

@@ -101,6 +101,7 @@ V_ERROR = c(cond.VALIDATED, cond.FALSE, "ValidationError")
 READY = c(cond.READY, cond.TRUE, "Serving")
 NOT_READY = c(cond.READY, cond.FALSE, "RollingOut")
 PROGRESSING = c(cond.PROGRESSING, cond.TRUE, "RollingOut")
+CANARY = c(cond.PROGRESSING, cond.TRUE, "Canary")
 IDLE = c(cond.PROGRESSING, cond.FALSE, "Complete")
 ROLLED_BACK = c(cond.ROLLED_BACK, cond.TRUE, "AcceptanceRateLow")
 NOT_ROLLED_BACK = c(cond.ROLLED_BACK, cond.FALSE, "NotRolledBack")
@@ -128,6 +129,9 @@ FINE = c(cond.DEGRADED, cond.FALSE, "AsExpected")
         # action None: it keeps serving, degraded
         ((V_OK, READY, IDLE, DEGRADED_LOW, NOT_ROLLED_BACK), "Degraded"),
         ((V_OK, READY, IDLE, FINE, NOT_ROLLED_BACK), "Ready"),
+        # serving while a canary of the next revision runs beside it (issue 13): STATUS says so
+        ((V_OK, READY, CANARY, FINE, NOT_ROLLED_BACK), "Canary"),
+        ((V_OK, NOT_READY, CANARY, FINE, NOT_ROLLED_BACK), "Progressing"),
         # Ready outranks a validation of the next revision in progress (the old one serves)
         ((V_RUNNING, READY, PROGRESSING, FINE, NOT_ROLLED_BACK), "Ready"),
         ((V_RUNNING, NOT_READY, PROGRESSING, FINE, NOT_ROLLED_BACK), "Validating"),

@@ -27,6 +27,7 @@ class Phase(StrEnum):
     VALIDATING = "Validating"
     PROGRESSING = "Progressing"
     READY = "Ready"
+    CANARY = "Canary"  # serving, with a canary of the next revision being judged or promoted beside it
     DEGRADED = "Degraded"
     ROLLED_BACK = "RolledBack"
     FAILED = "Failed"

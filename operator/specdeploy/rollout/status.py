@@ -77,7 +77,7 @@ def _progressing(r: Rollout) -> cond.Condition:
     if r.serving is not None and not r.rolled_out:
         return cond.Condition(cond.PROGRESSING, cond.TRUE, "RollingOut", f"rolling out revision {r.serving.id}")
     if r.canary:
-        return cond.Condition(cond.PROGRESSING, cond.TRUE, "Canary", r.canary)
+        return cond.Condition(cond.PROGRESSING, cond.TRUE, cond.CANARY, r.canary)
     return cond.Condition(cond.PROGRESSING, cond.FALSE, "Complete", "nothing in progress")
 
 
