@@ -98,10 +98,17 @@ def dying(kubectl: Kubectl, namespace: str, pod: dict[str, Any]) -> Iterator[Non
     pod for its grace period, but kwok removes it at once (grace 0), so on a loaded machine the pod could vanish
     before LWS looked at it. A finalizer of the test's holds it in the API until the block ends.
     """
+    with held(kubectl, namespace, pod):
+        kubectl.run("delete", "pod", "-n", namespace, pod["metadata"]["name"], "--wait=false")
+        yield
+
+
+@contextmanager
+def held(kubectl: Kubectl, namespace: str, pod: dict[str, Any]) -> Iterator[None]:
+    """While the block runs, ``pod`` cannot leave the API: once deleted it stays Terminating."""
     name, uid = pod["metadata"]["name"], pod["metadata"]["uid"]
     hold(kubectl, namespace, name, uid, on=True)
     try:
-        kubectl.run("delete", "pod", "-n", namespace, name, "--wait=false")
         yield
     finally:
         hold(kubectl, namespace, name, uid, on=False)
@@ -317,23 +324,31 @@ def test_the_operator_serves_a_multi_node_spec_as_one_group_rolls_back_a_bad_dra
     before = condition(st, "Ready")["lastTransitionTime"]
     by_index = {p["metadata"]["labels"]["leaderworkerset.sigs.k8s.io/worker-index"]: p for p in pods}
     old_uids = {p["metadata"]["uid"] for p in pods}
-    with dying(kubectl, namespace, by_index["1"]):
-        wait_for(
-            "LWS to delete the group's leader", lambda: leader_deleted(kubectl, namespace, by_index["0"]), timeout=60
-        )
-    seen_down: list[str] = []
+    # The old leader is held Terminating too (a kubelet's grace period), so the group stays down until the test
+    # has seen the object say so: a poll would otherwise have to catch a down state that may last under a second.
+    with held(kubectl, namespace, by_index["0"]):
+        with dying(kubectl, namespace, by_index["1"]):
+            wait_for(
+                "LWS to delete the group's leader",
+                lambda: leader_deleted(kubectl, namespace, by_index["0"]),
+                timeout=60,
+            )
+
+        def down() -> dict[str, Any] | None:
+            ready = condition(sd_status(kubectl, "big", namespace), "Ready")
+            return ready if ready.get("status") == "False" else None
+
+        ready = wait_for("the object to report the group down", down, timeout=60, interval=0.5)
+        assert "0/1 replicas ready" in str(ready.get("message")), ready
 
     def back_after_recreate() -> bool:
         st = sd_status(kubectl, "big", namespace)
         ready = condition(st, "Ready")
-        if ready.get("status") == "False":
-            seen_down.append(str(ready.get("message")))
         uids = {p["metadata"]["uid"] for p in group_pods(kubectl, namespace, good)}
         recreated = not uids & old_uids and len(uids) == 2
         return recreated and ready.get("status") == "True" and ready.get("lastTransitionTime") != before
 
     wait_for("the group to be recreated and the object Ready again", back_after_recreate, timeout=90, interval=0.3)
-    assert any("0/1 replicas ready" in m for m in seen_down), seen_down
 
     # A bad draft: the leader reports 20% acceptance, the operator rolls the LeaderWorkerSet back.
     kubectl.apply(manifest("big", sd_spec(pool, BAD)), "-n", namespace)
