@@ -14,11 +14,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from kubernetes import client, watch
 from tests.harness.fakevllm import Behaviour, Fleet
 from tests.harness.kubectl import Kubectl, wait_for
 from tests.harness.localcluster import LocalCluster
 from tests.harness.operator import OperatorProcess
 from tests.harness.specs import condition, manifest, sd_status
+from tests.reliability.recorder import api_client
 
 pytestmark = pytest.mark.integration
 
@@ -48,7 +50,7 @@ def fleet(cluster: LocalCluster) -> Iterator[Fleet]:
     f.stop()
 
 
-def sd(name: str, draft: str, *, replicas: int = 1, tp: int = 1) -> dict[str, Any]:
+def sd(name: str, draft: str, *, replicas: int = 1, tp: int = 1, windows: int = 2) -> dict[str, Any]:
     # gpusPerNode at least tp: one pod per replica (a Deployment), even when it asks for more than a node has
     serving = {"gpusPerNode": tp} if tp > 8 else {}
     return manifest(
@@ -61,7 +63,7 @@ def sd(name: str, draft: str, *, replicas: int = 1, tp: int = 1) -> dict[str, An
             "replicas": replicas,
             "rollback": FAST,
             "metrics": {"scrapeIntervalSeconds": 1, "timeoutSeconds": 2},
-            "rollout": {"strategy": "Canary", "canary": {"replicas": 1, "analysisWindows": 2}},
+            "rollout": {"strategy": "Canary", "canary": {"replicas": 1, "analysisWindows": windows}},
             **({"serving": serving} if serving else {}),
         },
     )
@@ -117,6 +119,90 @@ class ReadyWatch:
             n = sum(1 for p in server_pods(self.kubectl, self.name, self.ns) if ready(p))
             self.fewest = n if self.fewest is None else min(self.fewest, n)
             time.sleep(0.2)
+
+
+class DeploymentLog:
+    """Watches the namespace's Deployments from a thread: every object (UID) created under each name, and the
+    names deleted, so a Deployment created twice or brought back after its deletion shows."""
+
+    def __init__(self, cluster: LocalCluster, namespace: str) -> None:
+        self.apps = client.AppsV1Api(api_client(cluster.kubeconfig))
+        self.namespace = namespace
+        self.uids: dict[str, list[str]] = {}
+        self.deleted: dict[str, int] = {}
+        self.broken: str | None = None
+        self._stopping = False
+        self._watch = watch.Watch()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> DeploymentLog:
+        self._thread.start()
+        wait_for("the Deployment watch listing", lambda: self.uids or not self._thread.is_alive(), timeout=30)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stopping = True
+        self._watch.stop()  # ends the stream at its next event; the thread is a daemon, nothing waits on it
+
+    def _run(self) -> None:
+        """Watch from the list's resourceVersion, resuming from the last one seen after a break (the local API
+        server ends streams early); a 410 Gone would hide changes, so it marks the log ``broken``."""
+        listed = self.apps.list_namespaced_deployment(self.namespace)
+        for d in listed.items:
+            self._seen("ADDED", d.metadata)
+        rv = listed.metadata.resource_version
+        while not self._stopping:
+            try:
+                for ev in self._watch.stream(
+                    self.apps.list_namespaced_deployment, self.namespace, resource_version=rv, timeout_seconds=30
+                ):
+                    rv = ev["object"].metadata.resource_version
+                    self._seen(ev["type"], ev["object"].metadata)
+            except client.ApiException as e:
+                if e.status == 410:
+                    self.broken = "the watch fell too far behind (410 Gone)"
+                    return
+                time.sleep(0.05)
+            except Exception:  # the stream ended prematurely: resume from rv
+                time.sleep(0.05)
+
+    def _seen(self, kind: str, meta: Any) -> None:
+        with self._lock:
+            uids = self.uids.setdefault(meta.name, [])
+            if meta.uid not in uids:
+                uids.append(meta.uid)
+            if kind == "DELETED":
+                self.deleted[meta.name] = self.deleted.get(meta.name, 0) + 1
+
+    def created(self) -> dict[str, int]:
+        with self._lock:
+            return {name: len(uids) for name, uids in self.uids.items()}
+
+
+def kill_at_verdict(apps: client.AppsV1Api, namespace: str, name: str, operator: OperatorProcess) -> str:
+    """SIGKILL the operator the moment a watch sees CanaryAborted on a ControllerRevision of ``name``; return
+    the revision. The operator deletes the canary's Deployment right after that write, so the kill lands a few
+    milliseconds before or after the deletion."""
+    w = watch.Watch()
+    selector = f"specdeploy.io/name={name}"
+    for ev in w.stream(
+        apps.list_namespaced_controller_revision, namespace, label_selector=selector, timeout_seconds=90
+    ):
+        meta = ev["object"].metadata
+        if (meta.annotations or {}).get("specdeploy.io/reason") == "CanaryAborted":
+            operator.kill()
+            w.stop()
+            return str(meta.labels["specdeploy.io/revision"])
+    raise AssertionError(f"no CanaryAborted verdict on {name}'s ControllerRevisions in 90 s")
+
+
+def verdict_seen(apps: client.AppsV1Api, namespace: str, name: str, reason: str) -> str | None:
+    """The revision whose ControllerRevision carries the canary verdict ``reason``, or None."""
+    for cr in apps.list_namespaced_controller_revision(namespace, label_selector=f"specdeploy.io/name={name}").items:
+        if (cr.metadata.annotations or {}).get("specdeploy.io/reason") == reason:
+            return str(cr.metadata.labels["specdeploy.io/revision"])
+    return None
 
 
 def test_a_change_starts_a_canary_beside_the_serving_pods_which_keep_serving(
@@ -302,3 +388,78 @@ def test_a_live_rollback_after_promotion_brings_the_last_good_pods_first(
     assert [d["metadata"]["name"] for d in kubectl.deployments("live", namespace)] == [f"live-{good}"]
     assert st["revision"]["failed"][0]["id"] == new
     assert watch.fewest is not None and watch.fewest >= 2  # surge first: never below replicas ready
+
+
+def test_sigkill_right_after_the_abort_verdict_deletes_the_canary_once(
+    cluster: LocalCluster, kubectl: Kubectl, namespace: str, operator: OperatorProcess, fleet: Fleet
+) -> None:
+    """The operator killed right after it records CanaryAborted on the canary's ControllerRevision (before or as
+    it deletes the canary's Deployment): the restarted one deletes it once, says CanaryAborted once, and the
+    serving pod never restarts."""
+    kubectl.apply(sd("crab", GOOD, windows=1), "-n", namespace)
+    old = wait_serving(kubectl, "crab", namespace)["revision"]["serving"]
+    before = uids_of(kubectl, "crab", namespace, old)
+    apps = client.AppsV1Api(api_client(cluster.kubeconfig))
+    with DeploymentLog(cluster, namespace) as log, ReadyWatch(kubectl, "crab", namespace) as pods:
+        kubectl.apply(sd("crab", BAD, windows=1), "-n", namespace)
+        new = kill_at_verdict(apps, namespace, "crab", operator)
+        canary_at_kill = [d.metadata.name for d in apps.list_namespaced_deployment(namespace).items]
+        operator.start()
+
+        def aborted() -> dict[str, Any] | None:
+            st = sd_status(kubectl, "crab", namespace)
+            gone = len(kubectl.deployments("crab", namespace)) == 1
+            return st if (st.get("canary") or {}).get("phase") == "Aborted" and gone else None
+
+        st = wait_for("the canary aborted after the kill", aborted, timeout=90)
+    print(f"Deployments when the operator died: {canary_at_kill}")
+    assert log.broken is None, log.broken
+    assert st["canary"]["revision"] == new and st["revision"]["serving"] == old
+    assert condition(st, "RolledBack")["reason"] == "CanaryAborted"
+    assert log.created() == {f"crab-{old}": 1, f"crab-{new}": 1}  # none created twice, none brought back
+    assert log.deleted == {f"crab-{new}": 1}
+    assert uids_of(kubectl, "crab", namespace, old) == before
+    assert pods.fewest is not None and pods.fewest >= 1
+    warnings = [e["reason"] for e in kubectl.items("events", namespace) if e.get("type") == "Warning"]
+    assert warnings.count("CanaryAborted") == 1 and "RolledBack" not in warnings
+
+
+def test_sigkill_mid_promotion_finishes_it_once_never_below_replicas_ready(
+    cluster: LocalCluster, kubectl: Kubectl, namespace: str, operator: OperatorProcess, fleet: Fleet
+) -> None:
+    """The operator killed after CanaryPassed is recorded and the first scale step is written (the canary's
+    Deployment raised to replicas, the old one still there): the restarted one finishes the promotion once."""
+    kubectl.apply(sd("crpr", GOOD, replicas=2, windows=1), "-n", namespace)
+    old = wait_serving(kubectl, "crpr", namespace, replicas=2)["revision"]["serving"]
+    apps = client.AppsV1Api(api_client(cluster.kubeconfig))
+
+    def first_step() -> dict[str, int] | None:
+        if not verdict_seen(apps, namespace, "crpr", "CanaryPassed"):
+            return None
+        deps = {d.metadata.name: d.spec.replicas for d in apps.list_namespaced_deployment(namespace).items}
+        raised = [n for n, r in deps.items() if n != f"crpr-{old}" and (r or 0) >= 2]
+        return deps if raised else None
+
+    with DeploymentLog(cluster, namespace) as log, ReadyWatch(kubectl, "crpr", namespace) as pods:
+        kubectl.apply(sd("crpr", OTHER, replicas=2, windows=1), "-n", namespace)
+        at_kill = wait_for("the promotion's first scale step", first_step, timeout=90, interval=0.01)
+        operator.kill()
+        operator.start()
+
+        def promoted() -> dict[str, Any] | None:
+            st = sd_status(kubectl, "crpr", namespace)
+            done = (st.get("canary") or {}).get("phase") == "Promoted" and st.get("readyReplicas") == 2
+            return st if done and len(kubectl.deployments("crpr", namespace)) == 1 else None
+
+        st = wait_for("the promotion finished after the kill", promoted, timeout=90)
+    print(f"Deployments (spec.replicas) when the operator died: {at_kill}")
+    assert log.broken is None, log.broken
+    new = st["revision"]["serving"]
+    assert new == st["revision"]["current"] != old
+    assert f"crpr-{old}" in at_kill  # the kill landed mid-promotion: the old revision still had its Deployment
+    assert [d["metadata"]["name"] for d in kubectl.deployments("crpr", namespace)] == [f"crpr-{new}"]
+    assert log.created() == {f"crpr-{old}": 1, f"crpr-{new}": 1}
+    assert log.deleted == {f"crpr-{old}": 1}
+    assert pods.fewest is not None and pods.fewest >= 2
+    promotions = [e for e in kubectl.items("events", namespace) if e.get("reason") == "CanaryPromoted"]
+    assert len(promotions) == 1 and new in promotions[0]["message"]
