@@ -180,21 +180,17 @@ class DeploymentLog:
             return {name: len(uids) for name, uids in self.uids.items()}
 
 
-def kill_at_verdict(apps: client.AppsV1Api, namespace: str, name: str, operator: OperatorProcess) -> str:
-    """SIGKILL the operator the moment a watch sees CanaryAborted on a ControllerRevision of ``name``; return
-    the revision. The operator deletes the canary's Deployment right after that write, so the kill lands a few
-    milliseconds before or after the deletion."""
+def kill_when(lister: Any, namespace: str, what: str, hit: Any, operator: OperatorProcess, **kw: Any) -> Any:
+    """SIGKILL the operator the moment a watch (``lister`` in ``namespace``) shows an object for which ``hit`` is
+    true; return that object. A watch event reaches the test within milliseconds of the write, before the
+    operator's next write of the same pass has usually landed."""
     w = watch.Watch()
-    selector = f"specdeploy.io/name={name}"
-    for ev in w.stream(
-        apps.list_namespaced_controller_revision, namespace, label_selector=selector, timeout_seconds=90
-    ):
-        meta = ev["object"].metadata
-        if (meta.annotations or {}).get("specdeploy.io/reason") == "CanaryAborted":
+    for ev in w.stream(lister, namespace, timeout_seconds=90, **kw):
+        if hit(ev["object"]):
             operator.kill()
             w.stop()
-            return str(meta.labels["specdeploy.io/revision"])
-    raise AssertionError(f"no CanaryAborted verdict on {name}'s ControllerRevisions in 90 s")
+            return ev["object"]
+    raise AssertionError(f"never saw {what} in 90 s")
 
 
 def verdict_seen(apps: client.AppsV1Api, namespace: str, name: str, reason: str) -> str | None:
@@ -402,7 +398,15 @@ def test_sigkill_right_after_the_abort_verdict_deletes_the_canary_once(
     apps = client.AppsV1Api(api_client(cluster.kubeconfig))
     with DeploymentLog(cluster, namespace) as log, ReadyWatch(kubectl, "crab", namespace) as pods:
         kubectl.apply(sd("crab", BAD, windows=1), "-n", namespace)
-        new = kill_at_verdict(apps, namespace, "crab", operator)
+        cr = kill_when(
+            apps.list_namespaced_controller_revision,
+            namespace,
+            "the CanaryAborted verdict on a ControllerRevision",
+            lambda o: (o.metadata.annotations or {}).get("specdeploy.io/reason") == "CanaryAborted",
+            operator,
+            label_selector="specdeploy.io/name=crab",
+        )
+        new = cr.metadata.labels["specdeploy.io/revision"]
         canary_at_kill = [d.metadata.name for d in apps.list_namespaced_deployment(namespace).items]
         operator.start()
 
@@ -427,23 +431,24 @@ def test_sigkill_right_after_the_abort_verdict_deletes_the_canary_once(
 def test_sigkill_mid_promotion_finishes_it_once_never_below_replicas_ready(
     cluster: LocalCluster, kubectl: Kubectl, namespace: str, operator: OperatorProcess, fleet: Fleet
 ) -> None:
-    """The operator killed after CanaryPassed is recorded and the first scale step is written (the canary's
-    Deployment raised to replicas, the old one still there): the restarted one finishes the promotion once."""
+    """The operator killed the moment the promotion's first scale step is written (after CanaryPassed is recorded,
+    the old Deployment down by one pod as the ready canary pod stands in for it; the canary's Deployment is raised
+    only at the next step): the restarted one finishes the promotion once."""
     kubectl.apply(sd("crpr", GOOD, replicas=2, windows=1), "-n", namespace)
     old = wait_serving(kubectl, "crpr", namespace, replicas=2)["revision"]["serving"]
     apps = client.AppsV1Api(api_client(cluster.kubeconfig))
 
-    def first_step() -> dict[str, int] | None:
-        if not verdict_seen(apps, namespace, "crpr", "CanaryPassed"):
-            return None
-        deps = {d.metadata.name: d.spec.replicas for d in apps.list_namespaced_deployment(namespace).items}
-        raised = [n for n, r in deps.items() if n != f"crpr-{old}" and (r or 0) >= 2]
-        return deps if raised else None
-
     with DeploymentLog(cluster, namespace) as log, ReadyWatch(kubectl, "crpr", namespace) as pods:
         kubectl.apply(sd("crpr", OTHER, replicas=2, windows=1), "-n", namespace)
-        at_kill = wait_for("the promotion's first scale step", first_step, timeout=90, interval=0.01)
-        operator.kill()
+        kill_when(
+            apps.list_namespaced_deployment,
+            namespace,
+            "the promotion's first step: the old Deployment scaled down by one",
+            lambda o: o.metadata.name == f"crpr-{old}" and o.spec.replicas == 1,
+            operator,
+        )
+        passed = verdict_seen(apps, namespace, "crpr", "CanaryPassed")
+        at_kill = {d.metadata.name: d.spec.replicas for d in apps.list_namespaced_deployment(namespace).items}
         operator.start()
 
         def promoted() -> dict[str, Any] | None:
@@ -456,7 +461,8 @@ def test_sigkill_mid_promotion_finishes_it_once_never_below_replicas_ready(
     assert log.broken is None, log.broken
     new = st["revision"]["serving"]
     assert new == st["revision"]["current"] != old
-    assert f"crpr-{old}" in at_kill  # the kill landed mid-promotion: the old revision still had its Deployment
+    assert passed == new  # the verdict was recorded before the first scale step
+    assert at_kill.get(f"crpr-{old}") == 1  # the kill landed right after the first step, the old one still there
     assert [d["metadata"]["name"] for d in kubectl.deployments("crpr", namespace)] == [f"crpr-{new}"]
     assert log.created() == {f"crpr-{old}": 1, f"crpr-{new}": 1}
     assert log.deleted == {f"crpr-{old}": 1}
