@@ -4,6 +4,11 @@ Each Ready vLLM pod gets a scripted vLLM metrics server on its loopback pod IP (
 acceptance rate and time per output token chosen by the draft model in the pod's command line, so the metrics
 are keyed by revision. The monitor (``AcceptanceTracker.set_canary``) judges the canary beside the serving pods
 over the same windows; these tests check what the rollout does with its verdict.
+
+Three trials SIGKILL the operator process: during the canary's start, from a watch the moment the abort verdict
+is written on the ControllerRevision (before the canary's Deployment is deleted), and the moment the promotion's
+first scale step is written. The restarted operator must finish the move once: each revision's Deployment created
+once and deleted at most once, one Event per transition, the verdict never taken again.
 """
 
 from __future__ import annotations
@@ -191,6 +196,14 @@ def kill_when(lister: Any, namespace: str, what: str, hit: Any, operator: Operat
             w.stop()
             return ev["object"]
     raise AssertionError(f"never saw {what} in 90 s")
+
+
+def verdict_at(apps: client.AppsV1Api, namespace: str, name: str, revision: str) -> str | None:
+    """When the verdict on ``revision``'s ControllerRevision was taken (its ``specdeploy.io/at``), or None."""
+    selector = f"specdeploy.io/name={name},specdeploy.io/revision={revision}"
+    for cr in apps.list_namespaced_controller_revision(namespace, label_selector=selector).items:
+        return (cr.metadata.annotations or {}).get("specdeploy.io/at")
+    return None
 
 
 def verdict_seen(apps: client.AppsV1Api, namespace: str, name: str, reason: str) -> str | None:
@@ -407,6 +420,7 @@ def test_sigkill_right_after_the_abort_verdict_deletes_the_canary_once(
             label_selector="specdeploy.io/name=crab",
         )
         new = cr.metadata.labels["specdeploy.io/revision"]
+        decided_at = cr.metadata.annotations.get("specdeploy.io/at")
         canary_at_kill = [d.metadata.name for d in apps.list_namespaced_deployment(namespace).items]
         operator.start()
 
@@ -420,6 +434,7 @@ def test_sigkill_right_after_the_abort_verdict_deletes_the_canary_once(
     assert log.broken is None, log.broken
     assert st["canary"]["revision"] == new and st["revision"]["serving"] == old
     assert condition(st, "RolledBack")["reason"] == "CanaryAborted"
+    assert verdict_at(apps, namespace, "crab", new) == decided_at  # the restart acted on it, never judged again
     assert log.created() == {f"crab-{old}": 1, f"crab-{new}": 1}  # none created twice, none brought back
     assert log.deleted == {f"crab-{new}": 1}
     assert uids_of(kubectl, "crab", namespace, old) == before
@@ -448,6 +463,7 @@ def test_sigkill_mid_promotion_finishes_it_once_never_below_replicas_ready(
             operator,
         )
         passed = verdict_seen(apps, namespace, "crpr", "CanaryPassed")
+        decided_at = verdict_at(apps, namespace, "crpr", passed or "")
         at_kill = {d.metadata.name: d.spec.replicas for d in apps.list_namespaced_deployment(namespace).items}
         operator.start()
 
@@ -462,6 +478,7 @@ def test_sigkill_mid_promotion_finishes_it_once_never_below_replicas_ready(
     new = st["revision"]["serving"]
     assert new == st["revision"]["current"] != old
     assert passed == new  # the verdict was recorded before the first scale step
+    assert decided_at and verdict_at(apps, namespace, "crpr", new) == decided_at  # never judged again
     assert at_kill.get(f"crpr-{old}") == 1  # the kill landed right after the first step, the old one still there
     assert [d["metadata"]["name"] for d in kubectl.deployments("crpr", namespace)] == [f"crpr-{new}"]
     assert log.created() == {f"crpr-{old}": 1, f"crpr-{new}": 1}
