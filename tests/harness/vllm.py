@@ -10,10 +10,11 @@ fail the test with :class:`VllmUnavailableError`'s message, never skip.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from functools import cache
 from pathlib import Path
 
@@ -179,7 +180,20 @@ def server_from_argv(
     port: int | None = None,
     log_path: Path | None = None,
 ) -> VllmServer:
-    """A (not yet started) CPU vLLM server for a pod's argv, listening on ``host:port``."""
-    return PodVllmServer(
-        str(python), cpu_argv(argv, model_map), host=host, port=port, env={**CPU_ENV, **OFFLINE_ENV}, log_path=log_path
-    )
+    """A (not yet started) CPU vLLM server for a pod's argv, listening on ``host:port``.
+
+    Each server's OpenMP threads are bound to the next CPU in turn. vLLM's automatic binding puts every server's
+    worker on the same core (it reserves the other for its front end), so a canary's vLLM loading beside a serving
+    one that a client keeps busy starved on that core for more than 10 minutes (seen in CI); the next server in turn
+    lands on the other core.
+    """
+    env = {**CPU_ENV, **OFFLINE_ENV, "VLLM_CPU_OMP_THREADS_BIND": str(next(_CORES))}
+    return PodVllmServer(str(python), cpu_argv(argv, model_map), host=host, port=port, env=env, log_path=log_path)
+
+
+def _cores_in_turn() -> Iterator[int]:
+    """The CPUs this process may run on, in turn, forever."""
+    return itertools.cycle(sorted(os.sched_getaffinity(0)) or [0])
+
+
+_CORES = _cores_in_turn()
