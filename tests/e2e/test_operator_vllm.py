@@ -336,8 +336,13 @@ def canary_report(
     elapsed: Callable[[], float],
 ) -> None:
     """Phases 4 and 5: the canary aborted, then a canary promoted, with a client on the Service throughout."""
-    before = server_pods(kubectl, namespace)
-    assert [rev for _, rev, _ in before.values()] == [stable], before
+
+    # The rolled-back revision's pod drains (preStop pause) before it goes: start once only the stable one is left.
+    def only_stable() -> dict[str, tuple[str, str, int]] | None:
+        pods = server_pods(kubectl, namespace)
+        return pods if [rev for _, rev, _ in pods.values()] == [stable] else None
+
+    before = wait("only the stable revision's pod (the rolled-back one drained and gone)", fleet, only_stable, 120)
     client = EndpointClient(
         kubectl.kubeconfig,
         namespace,
