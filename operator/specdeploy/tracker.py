@@ -41,7 +41,7 @@ from specdeploy.monitor.performance import (
     performance_status,
 )
 from specdeploy.monitor.pools import POOLS, capped_timeout, scrape_object
-from specdeploy.monitor.prometheus_source import PodSelector, PrometheusQueryError, query_speed, query_window
+from specdeploy.monitor.prometheus_source import PodSelector, PrometheusAsker, PrometheusQueryError
 from specdeploy.monitor.proposal import propose_schedule, revision_schedule
 from specdeploy.monitor.speedup import recommend_depth
 from specdeploy.monitor.window import PodError, PodSample, Window, WindowAccumulator
@@ -463,16 +463,14 @@ class AcceptanceTracker:
         """One window of ``pod_names`` from Prometheus; a failed query is a window that holds and says why."""
         assert spec.metrics.prometheus is not None
         selector = PodSelector(labels=(("namespace", namespace),), pods=pod_names)
+        ask = PrometheusAsker(
+            POOLS.prometheus_session(),
+            str(spec.metrics.prometheus.url),
+            timeout=capped_timeout(spec.metrics.timeout_seconds),
+            turn=lambda: POOLS.turn(namespace, name),
+        )
         try:
-            counters = await query_window(
-                POOLS.prometheus_session(),
-                str(spec.metrics.prometheus.url),
-                selector,
-                end - start,
-                at=end,
-                timeout=capped_timeout(spec.metrics.timeout_seconds),
-                turn=lambda: POOLS.turn(namespace, name),
-            )
+            counters = await ask.counters(selector, end - start, at=end)
         except PrometheusQueryError as e:
             exporter.count_scrape_error(namespace, name, "prometheus")
             # The error rides on the window so that status.acceptance.message says which server failed and how.
@@ -486,15 +484,7 @@ class AcceptanceTracker:
                 errors=(error,),
             )
         try:
-            speed = await query_speed(
-                POOLS.prometheus_session(),
-                str(spec.metrics.prometheus.url),
-                selector,
-                end - start,
-                at=end,
-                timeout=capped_timeout(spec.metrics.timeout_seconds),
-                turn=lambda: POOLS.turn(namespace, name),
-            )
+            speed = await ask.speed(selector, end - start, at=end)
         except PrometheusQueryError:
             exporter.count_scrape_error(namespace, name, "prometheus")
             speed = None  # the window keeps its acceptance; only its speed is unknown

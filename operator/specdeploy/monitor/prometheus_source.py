@@ -227,6 +227,29 @@ async def query_speed(
     return speed_from_results(answers, window_seconds, len(selector.pods))
 
 
+@dataclass(frozen=True)
+class PrometheusAsker:
+    """One Prometheus as one object's windows ask it: the connection, the address, the time limit per query and the
+    object's connection budget (``turn``), given once for the acceptance and the speed questions of a window."""
+
+    session: aiohttp.ClientSession
+    base_url: str
+    timeout: float = 10.0
+    turn: Callable[[], AbstractAsyncContextManager[None]] | None = None
+
+    async def counters(self, selector: PodSelector, window_seconds: float, at: float) -> SpecDecodeCounters | None:
+        """:func:`query_window` over the window of ``window_seconds`` ending at ``at``."""
+        return await query_window(
+            self.session, self.base_url, selector, window_seconds, at=at, timeout=self.timeout, turn=self.turn
+        )
+
+    async def speed(self, selector: PodSelector, window_seconds: float, at: float) -> Speed | None:
+        """:func:`query_speed` over the same window."""
+        return await query_speed(
+            self.session, self.base_url, selector, window_seconds, at=at, timeout=self.timeout, turn=self.turn
+        )
+
+
 async def _ask_all(
     session: aiohttp.ClientSession,
     base_url: str,

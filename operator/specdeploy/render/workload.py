@@ -10,14 +10,12 @@ served (``rollout.workloads``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any, Final, Literal
 
 from specdeploy.api.spec import SpeculativeDeploymentSpec
 from specdeploy.render.deployment import render_deployment
 from specdeploy.render.leaderworkerset import KIND as LWS_KIND
 from specdeploy.render.leaderworkerset import is_multi_node, render_leaderworkerset
-from specdeploy.render.meta import OwnerRef
 
 DEPLOYMENT: Final = "Deployment"
 LEADER_WORKER_SET: Final = LWS_KIND
@@ -31,27 +29,11 @@ def workload_kind(spec: SpeculativeDeploymentSpec) -> WorkloadKind:
 
 
 def render_workload(
-    name: str,
-    namespace: str,
-    spec: SpeculativeDeploymentSpec,
-    revision: str,
-    *,
-    owner: OwnerRef | None,
-    speculation_enabled: bool = True,
-    replicas: int | None = None,
-    existing: Mapping[str, Any] | None = None,
+    name: str, namespace: str, spec: SpeculativeDeploymentSpec, revision: str, **options: Any
 ) -> dict[str, Any]:
-    """The Deployment or LeaderWorkerSet manifest that serves ``revision`` of ``spec`` with ``replicas`` (default
-    ``spec.replicas``) replicas: pods, or groups of pods. ``existing``: the live workload of this revision (its name
-    is kept)."""
+    """The Deployment or LeaderWorkerSet manifest that serves ``revision`` of ``spec``. ``options`` are those both
+    renderers take (``render_deployment``): ``owner`` (required), ``speculation_enabled``, ``replicas`` (default
+    ``spec.replicas``: pods, or groups of pods) and ``existing`` (the live workload of this revision, whose name is
+    kept)."""
     render = render_leaderworkerset if workload_kind(spec) == "LeaderWorkerSet" else render_deployment
-    return render(
-        name,
-        namespace,
-        spec,
-        revision,
-        owner=owner,
-        speculation_enabled=speculation_enabled,
-        replicas=replicas,
-        existing=existing,
-    )
+    return render(name, namespace, spec, revision, **options)
