@@ -10,13 +10,15 @@ fail the test with :class:`VllmUnavailableError`'s message, never skip.
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import subprocess
-from collections.abc import Iterator, Mapping, Sequence
+import threading
+import weakref
+from collections.abc import Mapping, Sequence
 from functools import cache
 from pathlib import Path
+from typing import ClassVar
 
 from specdeploy.compare.launch import CPU_ENV, CPU_FLAGS, CPU_OPTIONS, OFFLINE_ENV
 from specdeploy.compare.server import VLLM_MODULE, ServerError, VllmServer, running
@@ -165,10 +167,42 @@ class PodVllmServer(VllmServer):
     """
 
     NICENESS = 10
+    #: The servers of this process started and not yet stopped: which core each one's OpenMP threads are bound to.
+    _live: ClassVar[weakref.WeakSet[PodVllmServer]] = weakref.WeakSet()
+    _choosing: ClassVar[threading.Lock] = threading.Lock()  # the fleet starts servers from its watch threads
 
     @property
     def argv(self) -> list[str]:
         return ["nice", "-n", str(self.NICENESS), *super().argv]
+
+    def start(self) -> VllmServer:
+        """Bind this server's OpenMP threads to the core the fewest live servers use, then start it.
+
+        vLLM's automatic binding puts every server's worker on the same core (it reserves the other for its front
+        end), and a fixed rotation lands a canary on the serving server's core as soon as an odd number of servers
+        came before it: a canary's vLLM loading beside a serving one that a client keeps busy starved on that core
+        for more than 10 minutes (seen in CI, then with the rotation). Counting the live servers keeps them apart.
+        """
+        with self._choosing:
+            self.env["VLLM_CPU_OMP_THREADS_BIND"] = str(least_used_core([s.core for s in self._live if s.running()]))
+            super().start()
+            self._live.add(self)
+        return self
+
+    @property
+    def core(self) -> int | None:
+        bind = self.env.get("VLLM_CPU_OMP_THREADS_BIND", "")
+        return int(bind) if bind.isdigit() else None
+
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+
+def least_used_core(in_use: Sequence[int | None], cores: Sequence[int] | None = None) -> int:
+    """Of ``cores`` (default: the CPUs this process may run on), the one the fewest of ``in_use`` are bound to (the
+    lowest on a tie)."""
+    choices = sorted(cores if cores is not None else os.sched_getaffinity(0)) or [0]
+    return min(choices, key=lambda core: (sum(1 for c in in_use if c == core), core))
 
 
 def server_from_argv(
@@ -180,20 +214,7 @@ def server_from_argv(
     port: int | None = None,
     log_path: Path | None = None,
 ) -> VllmServer:
-    """A (not yet started) CPU vLLM server for a pod's argv, listening on ``host:port``.
-
-    Each server's OpenMP threads are bound to the next CPU in turn. vLLM's automatic binding puts every server's
-    worker on the same core (it reserves the other for its front end), so a canary's vLLM loading beside a serving
-    one that a client keeps busy starved on that core for more than 10 minutes (seen in CI); the next server in turn
-    lands on the other core.
-    """
-    env = {**CPU_ENV, **OFFLINE_ENV, "VLLM_CPU_OMP_THREADS_BIND": str(next(_CORES))}
+    """A (not yet started) CPU vLLM server for a pod's argv, listening on ``host:port``; its OpenMP threads go to the
+    core the fewest live servers use (``PodVllmServer.start``)."""
+    env = {**CPU_ENV, **OFFLINE_ENV}
     return PodVllmServer(str(python), cpu_argv(argv, model_map), host=host, port=port, env=env, log_path=log_path)
-
-
-def _cores_in_turn() -> Iterator[int]:
-    """The CPUs this process may run on, in turn, forever."""
-    return itertools.cycle(sorted(os.sched_getaffinity(0)) or [0])
-
-
-_CORES = _cores_in_turn()
