@@ -194,9 +194,6 @@ class PodVllmServer(VllmServer):
         bind = self.env.get("VLLM_CPU_OMP_THREADS_BIND", "")
         return int(bind) if bind.isdigit() else None
 
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
-
 
 def least_used_core(in_use: Sequence[int | None], cores: Sequence[int] | None = None) -> int:
     """Of ``cores`` (default: the CPUs this process may run on), the one the fewest of ``in_use`` are bound to (the
