@@ -119,6 +119,7 @@ class PodServer:
     ready_at: float | None = None
     requests: int = 0
     completion_tokens: int = 0
+    busy_seconds: float = 0.0  # the client's side: the sum of the requests' durations (send to last byte)
     request_errors: list[str] = field(default_factory=list)
     stopping: threading.Event = field(default_factory=threading.Event)
     process_lock: threading.Lock = field(default_factory=threading.Lock)  # start vs stop of the vLLM process
@@ -373,6 +374,7 @@ class VllmFleet:
         assert ps.server is not None
         while not ps.stopping.is_set() and not self._stop.is_set():
             prompt = traffic.prompts[next(self._prompt_counter) % len(traffic.prompts)]
+            sent = time.monotonic()
             try:
                 reply = ps.server.complete(prompt, traffic.max_tokens)
             except ServerError as err:
@@ -387,3 +389,4 @@ class VllmFleet:
                 continue
             ps.requests += 1
             ps.completion_tokens += int((reply.get("usage") or {}).get("completion_tokens") or 0)
+            ps.busy_seconds += time.monotonic() - sent
