@@ -100,6 +100,8 @@ class Traffic:
     prompts: Sequence[str]
     max_tokens: int = 48
     concurrency: int = 2
+    #: Streamed and timed per token (``PodServer.decode_seconds``), as a client measuring speed would send them.
+    timed: bool = False
 
 
 @dataclass
@@ -119,7 +121,11 @@ class PodServer:
     ready_at: float | None = None
     requests: int = 0
     completion_tokens: int = 0
-    busy_seconds: float = 0.0  # the client's side: the sum of the requests' durations (send to last byte)
+    # The client's side of speed, with ``Traffic.timed``: first to last token of each request, summed, and the tokens
+    # after each request's first (their ratio is the client's time per output token, as vLLM defines its own).
+    decode_seconds: float = 0.0
+    decode_tokens: int = 0
+    counting: threading.Lock = field(default_factory=threading.Lock)  # the traffic threads add up here
     request_errors: list[str] = field(default_factory=list)
     stopping: threading.Event = field(default_factory=threading.Event)
     process_lock: threading.Lock = field(default_factory=threading.Lock)  # start vs stop of the vLLM process
@@ -374,9 +380,13 @@ class VllmFleet:
         assert ps.server is not None
         while not ps.stopping.is_set() and not self._stop.is_set():
             prompt = traffic.prompts[next(self._prompt_counter) % len(traffic.prompts)]
-            sent = time.monotonic()
             try:
-                reply = ps.server.complete(prompt, traffic.max_tokens)
+                if traffic.timed:
+                    timing = ps.server.complete_timed(prompt, traffic.max_tokens)
+                    tokens, decode = timing.output_tokens, timing.last_token_s - timing.first_token_s
+                else:
+                    reply = ps.server.complete(prompt, traffic.max_tokens)
+                    tokens, decode = int((reply.get("usage") or {}).get("completion_tokens") or 0), 0.0
             except ServerError as err:
                 if ps.stopping.is_set():
                     return
@@ -387,6 +397,9 @@ class VllmFleet:
                     return
                 ps.stopping.wait(1)
                 continue
-            ps.requests += 1
-            ps.completion_tokens += int((reply.get("usage") or {}).get("completion_tokens") or 0)
-            ps.busy_seconds += time.monotonic() - sent
+            with ps.counting:
+                ps.requests += 1
+                ps.completion_tokens += tokens
+                if traffic.timed and tokens > 1:
+                    ps.decode_seconds += decode
+                    ps.decode_tokens += tokens - 1
