@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
@@ -42,11 +42,10 @@ from tests.harness.podrunner import PodRunner
 from tests.harness.specs import condition, manifest, sd_status
 from tests.harness.tinymodels import PROMPTS
 from tests.harness.vllm import ServerError
-from tests.harness.vllmfleet import PodServer, VllmFleet, model_id, pod_draft, read_prompts
+from tests.harness.vllmfleet import PodServer, VllmFleet, model_id, pod_draft, read_prompts, wait
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(2400)]
 
-T = TypeVar("T")
 NAME = "tiny"
 TARGET, GOOD, BAD = model_id("target"), model_id("copy"), model_id("other-family")
 K = 4
@@ -105,22 +104,6 @@ def deployment_draft(kubectl: Kubectl, ns: str) -> str | None:
         return None
     container = dep["spec"]["template"]["spec"]["containers"][0]
     return pod_draft([*container.get("command", []), *container["args"]])
-
-
-def wait(what: str, fleet: VllmFleet, fn: Callable[[], T | None], timeout: float, interval: float = 1.0) -> T:
-    """Poll ``fn`` until it returns something truthy; fail at once if real vLLM failed, with its log."""
-    deadline = time.monotonic() + timeout
-    last: T | None = None
-    while time.monotonic() < deadline:
-        fleet.check()
-        last = fn()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(
-        f"timed out after {timeout:.0f} s waiting for {what}; last value: {last!r}\nvLLM servers:\n"
-        + "\n".join(fleet.summary())
-    )
 
 
 def real_counters(server: PodServer) -> tuple[float, float]:

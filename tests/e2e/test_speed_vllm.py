@@ -32,13 +32,12 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.test_operator_vllm import wait
 from tests.harness.kubectl import Kubectl
 from tests.harness.kubelet import ANNOTATION as KUBELET_ANNOTATION
 from tests.harness.kubelet import VALUE as KUBELET_HARNESS
 from tests.harness.operator import OperatorProcess
 from tests.harness.specs import condition, manifest, sd_status
-from tests.harness.vllmfleet import PodServer, VllmFleet, model_id
+from tests.harness.vllmfleet import PodServer, VllmFleet, model_id, wait
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
 

@@ -27,10 +27,10 @@ import json
 import shutil
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from kubernetes import client, config
 
@@ -403,3 +403,22 @@ class VllmFleet:
                 if traffic.timed and tokens > 1:
                     ps.decode_seconds += decode
                     ps.decode_tokens += tokens - 1
+
+
+T = TypeVar("T")
+
+
+def wait(what: str, fleet: VllmFleet, fn: Callable[[], T | None], timeout: float, interval: float = 1.0) -> T:
+    """Poll ``fn`` until it returns something truthy; fail at once if real vLLM failed, with its log."""
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        fleet.check()
+        last = fn()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(
+        f"timed out after {timeout:.0f} s waiting for {what}; last value: {last!r}\nvLLM servers:\n"
+        + "\n".join(fleet.summary())
+    )

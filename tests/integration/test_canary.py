@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pytest
@@ -25,7 +25,7 @@ from tests.harness.kubectl import Kubectl, wait_for
 from tests.harness.localcluster import LocalCluster
 from tests.harness.operator import OperatorProcess
 from tests.harness.specs import condition, manifest, sd_status
-from tests.reliability.recorder import api_client
+from tests.reliability.recorder import api_client, follow
 
 pytestmark = pytest.mark.integration
 
@@ -127,8 +127,8 @@ class ReadyWatch:
 
 
 class DeploymentLog:
-    """Watches the namespace's Deployments from a thread: every object (UID) created under each name, and the
-    names deleted, so a Deployment created twice or brought back after its deletion shows."""
+    """Watches the namespace's Deployments from a thread (``recorder.follow``): every object (UID) created under each
+    name, and the names deleted, so a Deployment created twice or brought back after its deletion shows."""
 
     def __init__(self, cluster: LocalCluster, namespace: str) -> None:
         self.apps = client.AppsV1Api(api_client(cluster.kubeconfig))
@@ -136,10 +136,12 @@ class DeploymentLog:
         self.uids: dict[str, list[str]] = {}
         self.deleted: dict[str, int] = {}
         self.broken: str | None = None
-        self._stopping = False
-        self._watch = watch.Watch()
+        self._stop = threading.Event()
+        self._watches: set[watch.Watch] = set()
         self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread = threading.Thread(
+            target=follow, args=(self._list, self._seen, self._stop, self._watches, self._gone), daemon=True
+        )
 
     def __enter__(self) -> DeploymentLog:
         self._thread.start()
@@ -147,38 +149,26 @@ class DeploymentLog:
         return self
 
     def __exit__(self, *_: object) -> None:
-        self._stopping = True
-        self._watch.stop()  # ends the stream at its next event; the thread is a daemon, nothing waits on it
+        self._stop.set()
+        for w in list(self._watches):
+            w.stop()  # ends the stream at its next event; the thread is a daemon, nothing waits on it
 
-    def _run(self) -> None:
-        """Watch from the list's resourceVersion, resuming from the last one seen after a break (the local API
-        server ends streams early); a 410 Gone would hide changes, so it marks the log ``broken``."""
-        listed = self.apps.list_namespaced_deployment(self.namespace)
-        for d in listed.items:
-            self._seen("ADDED", d.metadata)
-        rv = listed.metadata.resource_version
-        while not self._stopping:
-            try:
-                for ev in self._watch.stream(
-                    self.apps.list_namespaced_deployment, self.namespace, resource_version=rv, timeout_seconds=30
-                ):
-                    rv = ev["object"].metadata.resource_version
-                    self._seen(ev["type"], ev["object"].metadata)
-            except client.ApiException as e:
-                if e.status == 410:
-                    self.broken = "the watch fell too far behind (410 Gone)"
-                    return
-                time.sleep(0.05)
-            except Exception:  # the stream ended prematurely: resume from rv
-                time.sleep(0.05)
+    def _list(self, **kw: Any) -> Any:
+        return self.apps.list_namespaced_deployment(self.namespace, **kw)
 
-    def _seen(self, kind: str, meta: Any) -> None:
+    def _gone(self) -> bool:
+        """A 410 Gone would hide changes: the log is marked ``broken`` and stops."""
+        self.broken = "the watch fell too far behind (410 Gone)"
+        return False
+
+    def _seen(self, kind: str, obj: Mapping[str, Any]) -> None:
+        meta = obj["metadata"]
         with self._lock:
-            uids = self.uids.setdefault(meta.name, [])
-            if meta.uid not in uids:
-                uids.append(meta.uid)
+            uids = self.uids.setdefault(meta["name"], [])
+            if meta["uid"] not in uids:
+                uids.append(meta["uid"])
             if kind == "DELETED":
-                self.deleted[meta.name] = self.deleted.get(meta.name, 0) + 1
+                self.deleted[meta["name"]] = self.deleted.get(meta["name"], 0) + 1
 
     def created(self) -> dict[str, int]:
         with self._lock:
@@ -253,9 +243,8 @@ def test_an_unschedulable_canary_is_reported_while_serving_goes_on(
     kubectl.apply(sd("nogpu", GOOD), "-n", namespace)
     old = wait_serving(kubectl, "nogpu", namespace)["revision"]["serving"]
     before = uids_of(kubectl, "nogpu", namespace, old)
-    one_pod = sd("nogpu", GOOD, tp=16)  # 16 GPUs per pod (one pod, not a multi-node group): the nodes have 8
-    one_pod["spec"]["serving"] = {"gpusPerNode": 16}
-    kubectl.apply(one_pod, "-n", namespace)
+    # 16 GPUs per pod (sd sets gpusPerNode 16: one pod, not a multi-node group): the nodes have 8
+    kubectl.apply(sd("nogpu", GOOD, tp=16), "-n", namespace)
 
     def reported() -> dict[str, Any] | None:
         st = sd_status(kubectl, "nogpu", namespace)

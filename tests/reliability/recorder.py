@@ -83,6 +83,48 @@ class ObjectRecord:
         )
 
 
+def follow(
+    lister: Callable[..., Any],
+    handle: Callable[[str, Mapping[str, Any]], None],
+    stop: threading.Event,
+    watches: set[watch.Watch],
+    on_gone: Callable[[], bool],
+) -> None:
+    """Until ``stop``: list once (each item handled as ADDED), then watch from the last resourceVersion seen,
+    resuming from it after any break (the API server can serve the missed events even after a restart); each
+    ADDED, MODIFIED or DELETED object goes to ``handle`` raw. The live watch is in ``watches`` (stop it to unblock the
+    stream). A 410 Gone (too old to resume): ``on_gone`` says whether to list again (True) or stop following."""
+    rv: str | None = None
+    while not stop.is_set():
+        try:
+            if rv is None:
+                listed = json.loads(lister(_preload_content=False, _request_timeout=10).data)
+                for obj in listed["items"]:
+                    handle("ADDED", obj)
+                rv = listed["metadata"]["resourceVersion"]
+            w = watch.Watch()
+            watches.add(w)
+            try:
+                for ev in w.stream(lister, resource_version=rv, timeout_seconds=20, allow_watch_bookmarks=True):
+                    obj = ev["raw_object"]
+                    rv = obj["metadata"]["resourceVersion"]
+                    if ev["type"] in ("ADDED", "MODIFIED", "DELETED"):
+                        handle(ev["type"], obj)
+                    if stop.is_set():
+                        break
+            finally:
+                watches.discard(w)
+        except ApiException as e:
+            if e.status != 410:
+                stop.wait(0.05)
+            elif on_gone():
+                rv = None
+            else:
+                return
+        except Exception:  # connection refused while the API server is down, read timeouts
+            stop.wait(0.05)
+
+
 class Recorder:
     """Watch one namespace from a thread; ``stop()`` ends it. Thread-safe reads through ``snapshot()``."""
 
@@ -134,37 +176,14 @@ class Recorder:
         return self.apps.list_namespaced_deployment(self.namespace, label_selector=MANAGED, **kw)
 
     def _loop(self, lister: Callable[..., Any], handle: Callable[[Mapping[str, Any]], None]) -> None:
-        """List once, then watch from the last resourceVersion seen, resuming from it after any break (the API
-        server can serve the missed events even after a restart). A 410 Gone (it cannot) forces a new list, which
-        may hide changes made in between: those are counted in ``relists`` and the Event check allows for them."""
-        rv: str | None = None
-        while not self._stop.is_set():
-            try:
-                if rv is None:
-                    listed = json.loads(lister(_preload_content=False, _request_timeout=10).data)
-                    for obj in listed["items"]:
-                        handle(obj)
-                    rv = listed["metadata"]["resourceVersion"]
-                w = watch.Watch()
-                self._watches.add(w)
-                try:
-                    for ev in w.stream(lister, resource_version=rv, timeout_seconds=20, allow_watch_bookmarks=True):
-                        obj = ev["raw_object"]
-                        rv = obj["metadata"]["resourceVersion"]
-                        if ev["type"] in ("ADDED", "MODIFIED"):
-                            handle(obj)
-                        if self._stop.is_set():
-                            break
-                finally:
-                    self._watches.discard(w)
-            except ApiException as e:
-                if e.status == 410:  # Gone: too old to resume, list again
-                    rv = None
-                    self.relists += 1
-                else:
-                    self._stop.wait(0.05)
-            except Exception:  # connection refused while the API server is down, read timeouts
-                self._stop.wait(0.05)
+        """Follow ``lister`` (:func:`follow`); a 410 Gone lists again, which may hide changes made in between: those
+        are counted in ``relists`` and the Event check allows for them."""
+
+        def gone() -> bool:
+            self.relists += 1
+            return True
+
+        follow(lister, lambda kind, obj: handle(obj) if kind != "DELETED" else None, self._stop, self._watches, gone)
 
     def _on_sd(self, obj: Mapping[str, Any]) -> None:
         name = obj["metadata"]["name"]
