@@ -33,10 +33,11 @@ from tests.harness.vllmfleet import read_prompts
 from specdeploy.api import SpeculativeDeploymentSpec
 from specdeploy.compare.server import VllmServer
 from specdeploy.monitor.acceptance import delta, summarize
-from specdeploy.monitor.control import compare, performance_speedup
+from specdeploy.monitor.control import compare
 from specdeploy.monitor.pagefilter import filter_page
 from specdeploy.monitor.parse import parse_lines
 from specdeploy.monitor.payoff import choose_schedule
+from specdeploy.monitor.performance import performance_status
 from specdeploy.monitor.speed import parse_speed_lines
 from specdeploy.monitor.window import PodSample, Window, WindowAccumulator
 from specdeploy.render.vllm_args import VLLM_COMMAND, vllm_args
@@ -173,8 +174,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{name}: adaptive schedule {list(choice.schedule) if choice else None}: "
             f"{choice.reason if choice else 'no acceptance measured'}"
         )
-        latest = mine[-1]["payoff"]
-        lines.append(f"{name}: status.performance speedup fields at 8: {json.dumps(performance_speedup(latest))}")
+        published = performance_status("bench", None, mine[-1]["payoff"])
+        fields = {key: published[key] for key in ("speedup", "speedupByLoad")}
+        lines.append(f"{name}: status.performance speedup fields at 8: {json.dumps(fields)}")
     lines += [f"{r['setting']} at {r['concurrency']}: {r['message']}" for r in rows]
     text = "\n".join(lines)
     print(text)

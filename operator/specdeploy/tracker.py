@@ -29,17 +29,11 @@ from specdeploy.api import AcceptanceStatus, SpeculativeDeploymentSpec
 from specdeploy.api.status import PerformanceStatus
 from specdeploy.monitor import exporter
 from specdeploy.monitor.canary import CanaryPolicy, WindowPair, judge_canary
-from specdeploy.monitor.control import ControlGroup, paired_speeds, speed_decision
+from specdeploy.monitor.control import ControlGroup, speed_decision
 from specdeploy.monitor.decision import Decision, Policy, Reason, Verdict, decide
 from specdeploy.monitor.finding import CanaryFinding, CanaryVerdict, MonitorFinding
-from specdeploy.monitor.payoff import ScheduleChoice
-from specdeploy.monitor.performance import (
-    Speedup,
-    latest_with_tokens,
-    meaningful,
-    measured_speedup,
-    performance_status,
-)
+from specdeploy.monitor.payoff import Payoff, ScheduleChoice
+from specdeploy.monitor.performance import latest_with_tokens, meaningful, performance_status
 from specdeploy.monitor.pools import POOLS, capped_timeout, scrape_object
 from specdeploy.monitor.prometheus_source import PodSelector, PrometheusAsker, PrometheusQueryError
 from specdeploy.monitor.proposal import propose_schedule, revision_schedule
@@ -164,7 +158,7 @@ class AcceptanceTracker:
         self.canary_verdicts: dict[str, CanaryFinding] = {}  # final verdicts by canary revision id
         # Issue 14 (payoff): the control group's windows beside the serving revision's (monitor.control).
         self.control: ControlGroup | None = None
-        self.speedup: Speedup | None = None  # the latest measured speedup against it, per load (issue 14 item 3)
+        self.speedup: Payoff | None = None  # the measured speedup against it, per load (issue 14; speed_decision)
         self.serving_schedule: tuple[tuple[int, int, int], ...] | None = None  # the serving revision's own schedule
 
     # ------------------------------------------------------------------ what serves
@@ -559,7 +553,8 @@ class AcceptanceTracker:
     def _publish_performance(self, spec: SpeculativeDeploymentSpec) -> dict[str, Any] | None:
         """status.performance of the serving revision, rewritten only when it changed meaningfully; None until a
         window after warm-up measured its speed (warm-up traffic is not the revision's speed, and the status stays
-        untouched while it lasts). The speedup stays None until a control group feeds ``measured_speedup``."""
+        untouched while it lasts). The speedup is ``speed_decision``'s: the windows the minSpeedup rule judged, pooled
+        (None without a control group)."""
         assert self.serving_id is not None
         if self.ready_since is None:
             return self.performance
@@ -568,9 +563,7 @@ class AcceptanceTracker:
         if latest is None and self.performance is None:
             return None
         # Issue 14 (payoff): the serving windows beside their control twins (monitor.control), with a control group.
-        speeds, control = paired_speeds(self.control, judged)
-        min_tokens = spec.speculation.control.min_output_tokens if spec.speculation.control is not None else 0.0
-        self.speedup = measured_speedup(speeds, control, min_tokens)
+        _, self.speedup = speed_decision(spec, self.control, self.windows, self.ready_since)
         candidate = performance_status(self.serving_id, latest, self.speedup)
         if meaningful(self.performance, candidate):
             model = PerformanceStatus.model_validate(candidate)

@@ -6,27 +6,28 @@ pays for four draft passes and a verification and gains almost nothing: about 0.
 pod: the same target and serving settings, speculation off. ``minAcceptanceRate: 0`` leaves the acceptance rule out,
 so only speed can act. Real vLLM runs each pod's own command line (``VllmFleet``: the control pod's has no
 ``--speculative-config``), each on its own core, with the same greedy traffic (2 requests in flight per pod,
-streamed). The client's number is each pod's time per output token as the client saw it (first to last token of each
-request, summed, over the tokens after each request's first), window by window over the two 20 s windows that decided
-(aligned on the moment the rollback was seen); the mean of its ratios, control over speculative, is the speedup the
-client saw, and the operator's is the mean of the window speedups its rollback Event lists.
+streamed).
 
-How close the two are is printed and kept, not held to the issue's 15%. Over ten runs on two shared cores the ratio
-operator/client was 1.01, 1.01, 1.06, 1.18, 0.77, 1.50, 2.44, 0.97, 1.20 and 3.44: the speculative pod's speed
-swings several-fold from one 20 s window to the next (0.01x to 0.42x here), so a few seconds between a window's end
-and the rollback being seen, or the Event's two decimals (0.02x is 0.015 to 0.025), move a figure near 0.05x by half
-or more. The test holds what is robust here: both below minSpeedup (the client saw the slowdown by its own clock) and
-the operator within a factor of 10 of the client (an inverted ratio, a wrong series or a unit is off by far more).
-``bench/payoff_cpu.py`` compares them one server at a time, within 7% (README). Timings and numbers go to
+The operator's number is the speedup it publishes in status.performance before the rollback: the windows the
+minSpeedup rule judged, pooled, over the span ``speedupFrom``..``speedupTo`` (the scrapes the data lies between, to
+the millisecond). The client's number is over the same span: the requests that finished in it, each timed by the
+client from its first to its last streamed token, summed over the tokens after each request's first (vLLM's own
+definition of time per output token), control over speculative. The two must agree within the issue's 15%.
+
+Earlier this test compared per-window figures aligned on the moment the rollback was seen, and over ten runs the
+ratio operator/client ranged from 0.77 to 3.44: the speculative pod's speed swings several-fold from one 20 s window
+to the next, so a misaligned edge or a window mean weighted differently from the client's moved a figure near 0.05x
+by half or more. Measuring the same requests on both sides, weighted the same way (the histogram's own mean over all
+the pooled windows, not a mean of window means), removes both. Timings and numbers go to
 ``$SPECDEPLOY_E2E_OUT/speed-vllm.json``.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,9 +45,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
 NAME = "paid"
 TARGET, SLOW = model_id("target"), model_id("other-family")
 MIN_SPEEDUP = 0.8
-#: How far apart the operator's speedup and the client's may be, as a factor (the module docstring says why not the
-#: issue's 15%).
-AGREEMENT_FACTOR = 10.0
+#: How far apart the operator's published speedup and the client's may be (the issue's 15%).
+AGREEMENT = 0.15
 #: The first seconds of a fresh CPU server are slow (kernels built on first use): left out by both sides.
 WARMUP_SECONDS = 20
 WINDOWS = 2
@@ -84,22 +84,9 @@ def paid_object() -> dict[str, Any]:
     )
 
 
-def client_speedup(
-    seen: Sequence[tuple[float, tuple[float, int], tuple[float, int]]], start: float, end: float
-) -> float:
-    """Control's time per output token over speculative's, as the client saw them between ``start`` and ``end``
-    (the nearest snapshots)."""
-    _, spec_from, control_from = min(seen, key=lambda snap: abs(snap[0] - start))
-    _, spec_to, control_to = min(seen, key=lambda snap: abs(snap[0] - end))
-    spec = (spec_to[0] - spec_from[0]) / max(1, spec_to[1] - spec_from[1])
-    control = (control_to[0] - control_from[0]) / max(1, control_to[1] - control_from[1])
-    return control / spec if spec > 0 else float("inf")
-
-
-def client_side(ps: PodServer) -> tuple[float, int]:
-    """(decode seconds, tokens after each request's first) the timed traffic has seen from one server so far."""
-    with ps.counting:
-        return ps.decode_seconds, ps.decode_tokens
+def timestamp(rfc3339: str) -> float:
+    """Epoch seconds of a status timestamp (``...Z``, milliseconds or not)."""
+    return dt.datetime.fromisoformat(rfc3339.replace("Z", "+00:00")).timestamp()
 
 
 def test_a_draft_slower_than_the_control_group_is_rolled_back_on_real_vllm(
@@ -133,47 +120,49 @@ def test_a_draft_slower_than_the_control_group_is_rolled_back_on_real_vllm(
             60,
         )
 
-        published: list[float] = []
-        seen: list[tuple[float, tuple[float, int], tuple[float, int]]] = []  # (when, speculative, control)
+        published: list[dict[str, Any]] = []  # status.performance as written while the draft served
 
         def rolled_back() -> dict[str, Any] | None:
-            seen.append((time.monotonic(), client_side(spec_ps), client_side(control_ps)))
             st = sd_status(kubectl, NAME, namespace)
-            measured = (st.get("performance") or {}).get("speedup")
-            if measured is not None and (not published or published[-1] != measured):
-                published.append(float(measured))
+            perf = st.get("performance") or {}
+            speculating = perf.get("speedup") is not None and not str(perf.get("revision", "")).endswith("-nospec")
+            if speculating and (not published or published[-1] != perf):
+                published.append(perf)
             return st if condition(st, "RolledBack").get("status") == "True" else None
 
         st = wait("the slower-than-control revision rolled back", vllm_fleet, rolled_back, VERDICT_TIMEOUT)
-        # The client's windows: the two that decided ended a poll (about a second) before the rollback was seen. Each
-        # side's figure is the mean of its per-window ratios, as the operator's Event lists them.
-        end = seen[-1][0] - 1.0
-        by_window = [
-            client_speedup(seen, end - (n + 1) * WINDOW_SECONDS, end - n * WINDOW_SECONDS)
-            for n in reversed(range(int((end - seen[0][0]) // WINDOW_SECONDS)))
-        ]
-        report["client_speedups_by_window"] = [round(v, 3) for v in by_window]
-        client = sum(by_window[-WINDOWS:]) / WINDOWS
-        report["client_speedup"] = round(client, 3)
         report["rolled_back_s"] = round(time.monotonic() - t0, 1)
-        report["published_speedups"] = published
+        report["published"] = published
+        assert published, f"no status.performance.speedup was published before the rollback: {st}"
+        # The client's number over the span the operator's last published speedup covers: the requests that
+        # finished in it, timed by the client, first to last token (what vLLM's request histogram counted).
+        last = published[-1]
+        span = (timestamp(last["speedupFrom"]), timestamp(last["speedupTo"]))
+        spec_s, spec_n, spec_requests = spec_ps.decode_between(*span)
+        control_s, control_n, control_requests = control_ps.decode_between(*span)
+        assert spec_n and control_n, (span, spec_requests, control_requests)
+        client = (control_s / control_n) / (spec_s / spec_n)
+        operator_speedup = float(last["speedup"])
+        report.update(
+            client_speedup=round(client, 4),
+            operator_speedup=operator_speedup,
+            client_requests={"speculative": spec_requests, "control": control_requests},
+            span_seconds=round(span[1] - span[0], 2),
+        )
         [event] = [e for e in kubectl.items("events", namespace) if e.get("reason") == "RolledBack"]
         report["rollback_event"] = event["message"]
+        print(
+            f"\nother-family draft at k=4 against its control group: operator {operator_speedup:.3f}x (status."
+            f"performance over {span[1] - span[0]:.1f} s), client {client:.3f}x over the same span "
+            f"({spec_requests} speculative and {control_requests} control requests), "
+            f"ratio {operator_speedup / client:.3f}"
+        )
+        assert client < MIN_SPEEDUP, report
+        assert abs(operator_speedup / client - 1) <= AGREEMENT, report
         listed = re.search(r"\(speedups ([0-9.x, ]+)\)", event["message"])
         assert listed, event["message"]
         windows = [float(v.strip().removesuffix("x")) for v in listed.group(1).split(",")]
-        assert len(windows) == WINDOWS, event["message"]
-        operator_speedup = sum(windows) / len(windows)
-        report["operator_speedup"] = round(operator_speedup, 3)
-        print(
-            f"\nother-family draft at k=4 against its control group, the two deciding windows: operator "
-            f"{operator_speedup:.3f}x {windows}, client {client:.3f}x {report['client_speedups_by_window'][-WINDOWS:]} "
-            f"(ratio {operator_speedup / client:.2f}); client's earlier windows "
-            f"{report['client_speedups_by_window'][:-WINDOWS]}; status.performance.speedup as published {published}"
-        )
-        assert client < MIN_SPEEDUP, report
-        assert 1 / AGREEMENT_FACTOR <= operator_speedup / client <= AGREEMENT_FACTOR, report
-        assert operator_speedup < MIN_SPEEDUP, report
+        assert len(windows) == WINDOWS and max(windows) < MIN_SPEEDUP, event["message"]
 
         rolled = condition(st, "RolledBack")
         assert rolled["reason"] == "SlowerThanControl", rolled

@@ -101,7 +101,7 @@ def control_plane_bin() -> Path:
     return Path(proc.stdout.strip().splitlines()[-1])
 
 
-# Ports handed out by free_port() in this process under xdist: never the same one twice.
+# Ports handed out by free_port() in this process: never the same one twice.
 _HANDED_OUT: set[int] = set()
 # Below Linux's default ephemeral range (32768-60999), so neither bind(0) nor an outgoing connection lands there.
 _XDIST_PORTS = range(20000, 32768)
@@ -121,13 +121,13 @@ def worker_ports(env: Mapping[str, str]) -> range | None:
 
 
 def free_port() -> int:
-    """A loopback TCP port free right now (the kernel's pick; under xdist, one from this worker's own slice)."""
-    ports = worker_ports(os.environ)
-    if ports is None:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind(("127.0.0.1", 0))
-            port: int = s.getsockname()[1]
-            return port
+    """A loopback TCP port free right now and never handed out before by this process.
+
+    Under xdist it comes from this worker's own slice. Outside xdist it still comes from ``_XDIST_PORTS`` rather
+    than the kernel's ``bind(0)`` pick: the kernel may hand the same port to two probes in a row once the first
+    probe socket is closed (seen in CI: an operator given one port for both its liveness and its metrics server).
+    """
+    ports = worker_ports(os.environ) or _XDIST_PORTS
     rng = random.SystemRandom()
     for _ in range(200):
         candidate = rng.choice(ports)

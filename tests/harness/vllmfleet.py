@@ -27,6 +27,7 @@ import json
 import shutil
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -125,11 +126,21 @@ class PodServer:
     # after each request's first (their ratio is the client's time per output token, as vLLM defines its own).
     decode_seconds: float = 0.0
     decode_tokens: int = 0
+    #: The same per request, with the wall-clock time it finished: (finished, decode seconds, tokens after the first).
+    finished: deque[tuple[float, float, int]] = field(default_factory=lambda: deque(maxlen=100_000))
     counting: threading.Lock = field(default_factory=threading.Lock)  # the traffic threads add up here
     request_errors: list[str] = field(default_factory=list)
     stopping: threading.Event = field(default_factory=threading.Event)
     process_lock: threading.Lock = field(default_factory=threading.Lock)  # start vs stop of the vLLM process
     obj: Any = None  # the pod as read when its server started (the harness kubelet marks it Ready)
+
+    def decode_between(self, start: float, end: float) -> tuple[float, int, int]:
+        """(decode seconds, tokens after each request's first, requests) of the timed requests that finished between
+        the wall-clock times ``start`` and ``end``: what the client saw of the requests vLLM's request histogram
+        counted over that span."""
+        with self.counting:
+            inside = [(s, n) for at, s, n in self.finished if start < at <= end]
+        return sum(s for s, _ in inside), sum(n for _, n in inside), len(inside)
 
     @property
     def startup_seconds(self) -> float | None:
@@ -403,6 +414,7 @@ class VllmFleet:
                 if traffic.timed and tokens > 1:
                     ps.decode_seconds += decode
                     ps.decode_tokens += tokens - 1
+                    ps.finished.append((time.time(), decode, tokens - 1))
 
 
 T = TypeVar("T")

@@ -3,7 +3,7 @@ at high load, the operator chooses a schedule with no speculation above the cros
 new revision, promotes it, and the pods' --speculative-config carries it; the spec is never edited.
 
 Scripted vLLM pages (tests/harness/fakevllm.py): every pod runs 6 requests at once; the speculative pods take
-0.05 s per output token, the control pods (no --speculative-config) 0.03 s: at 5-8 running requests speculation
+0.05 s per output token, the control pods (no --speculative-config) 0.03 s: at 4-7 running requests speculation
 serves at 0.6x the control's speed. No load below that is measured, so the schedule keeps the spec's depth there.
 """
 
@@ -81,8 +81,8 @@ def test_adaptive_turns_speculation_off_above_the_crossover_through_a_promoted_c
 
     st = wait_for("a schedule in status.adaptive", chosen, timeout=90)
     adaptive = st["adaptive"]
-    assert adaptive["schedule"] == [{"start": 1, "end": 4, "tokens": 4}, {"start": 5, "end": 65536, "tokens": 0}]
-    assert "0.60x at 5-8" in adaptive["reason"], adaptive
+    assert adaptive["schedule"] == [{"start": 1, "end": 3, "tokens": 4}, {"start": 4, "end": 65536, "tokens": 0}]
+    assert "0.60x at 4-7" in adaptive["reason"], adaptive
     assert adaptive["base"] == base and adaptive["revision"] != base and adaptive["changedAt"]
     new = adaptive["revision"]
     assert st["revision"]["current"] == new
@@ -104,7 +104,7 @@ def test_adaptive_turns_speculation_off_above_the_crossover_through_a_promoted_c
     deployments = {d["metadata"]["name"]: d for d in kubectl.deployments("adapt", namespace)}
     config = speculative_config(deployments[f"adapt-{new}"])
     assert config is not None
-    assert config["num_speculative_tokens_per_batch_size"] == [[1, 4, 4], [5, 65536, 0]]
+    assert config["num_speculative_tokens_per_batch_size"] == [[1, 3, 4], [4, 65536, 0]]
     assert config["num_speculative_tokens"] == 4
     assert "adapt-control" in deployments and f"adapt-{base}" not in deployments
     live = kubectl.get("sd", "adapt", namespace)

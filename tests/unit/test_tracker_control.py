@@ -10,10 +10,11 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import pytest
 from tests.unit.test_tracker import REV, T0, deployment, judge, windows
 
 from specdeploy.api import SpeculativeDeploymentSpec
-from specdeploy.monitor.control import ControlGroup, compare, performance_speedup, speed_decision
+from specdeploy.monitor.control import ControlGroup, compare, speed_decision
 from specdeploy.monitor.decision import Verdict
 from specdeploy.monitor.speed import Speed
 from specdeploy.monitor.window import Window, WindowAccumulator
@@ -114,14 +115,17 @@ def test_time_per_output_token_is_compared_like_with_like() -> None:
     assert not compare(ours, missing_load, 500).qualifies
 
 
-def test_the_published_speedup_is_per_load() -> None:
+def test_the_measured_speedup_pools_the_windows_the_decision_judged() -> None:
     tracker = slow_tracker(0.58)
-    _, latest = speed_decision(SPEC, tracker.control, tracker.windows, tracker.ready_since)
-    assert performance_speedup(latest) == {
-        "speedup": 0.58,
-        "speedupByLoad": [{"running": "8-15", "speedup": 0.58, "tokens": 1000}],
-    }
-    assert performance_speedup(None) == {"speedup": None, "speedupByLoad": None}
+    # A first judged window at 0.29x: the pooled speedup is over all three windows' tokens, the last three judged.
+    tracker.windows[0] = with_speed(tracker.windows[0], speed(CONTROL_TPOT / 0.29))
+    decision, pooled = speed_decision(SPEC, tracker.control, tracker.windows, tracker.ready_since)
+    assert decision is not None and decision.verdict is Verdict.ROLLBACK
+    assert pooled is not None and pooled.windows == 3 and pooled.tokens == 3000
+    assert pooled.speedup == pytest.approx(CONTROL_TPOT / ((CONTROL_TPOT / 0.29 + 2 * CONTROL_TPOT / 0.58) / 3))
+    assert (pooled.start, pooled.end) == (tracker.windows[0].start, tracker.windows[-1].end)
+    [bucket] = [b for b in pooled.by_load if b.speedup is not None]
+    assert (bucket.start, bucket.end, bucket.tokens) == (8, 15, 3000)
 
 
 def test_a_new_serving_revision_drops_the_control_windows() -> None:
@@ -137,4 +141,6 @@ def test_status_performance_publishes_the_speedup_against_the_control() -> None:
     assert finding is not None and finding.performance is not None
     assert finding.performance["speedup"] == 0.58
     [at_load] = finding.performance["speedupByLoad"]
-    assert at_load["speedup"] == 0.58 and at_load["runningMin"] <= 8
+    assert at_load == {"runningMin": 8, "runningMax": 15, "speedup": 0.58, "tokens": 3000}
+    assert finding.performance["speedupTo"] is not None and finding.performance["speedupFrom"] is not None
+    assert "in the last 3 qualifying window(s)" in finding.performance["message"]

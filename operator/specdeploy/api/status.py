@@ -190,11 +190,18 @@ class PerformanceStatus(StatusModel):
         None,
         ge=0,
         le=1000,
-        description="Measured speedup against a control group with speculation off (null until one exists).",
+        description="Measured speedup against a control group with speculation off: control time per output token "
+        "over the speculative pods', per load, weighted by speculative tokens (null until measured).",
     )
     speedup_by_load: list[SpeedupByLoad] = Field(
         default_factory=list, max_length=16, description="Measured speedup per range of running requests."
     )
+    speedup_from: Timestamp | None = Field(
+        None,
+        description="Start of the span the speedup was measured over: the last rollback.consecutiveWindows windows "
+        "that qualified, pooled (the scrape times their data lies between, to the millisecond).",
+    )
+    speedup_to: Timestamp | None = Field(None, description="End of the span the speedup was measured over.")
     window_end: Timestamp | None = Field(None, description="End of the window.")
     message: str | None = Field(None, max_length=1024, description="What was measured, in words.")
 

@@ -5,7 +5,8 @@ The tracker (the monitor's stateful shell) keeps one :class:`ControlGroup` while
 accumulated into windows that tile time exactly like the serving revision's (same length, same start), so a serving
 window and the control window with the same start cover the same span of the same traffic. Each pair becomes one
 ``monitor.payoff.measure`` comparison; ``monitor.payoff.decide_speed`` turns the comparisons since warm-up into the
-``spec.rollback.minSpeedup`` verdict.
+``spec.rollback.minSpeedup`` verdict, and the windows it judged (the last ``consecutiveWindows`` that qualified),
+pooled, are the speedup status.performance publishes and the adaptive schedule is computed from: one computation.
 
 Time per output token is compared like with like: the request histogram's mean when both windows have one, else the
 inter-token latency's when both have that (with speculation one engine step gives several tokens, so the two series
@@ -19,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from specdeploy.api.spec import SpeculativeDeploymentSpec
-from specdeploy.monitor.payoff import Payoff, SpeedDecision, SpeedObservation, decide_speed, measure
+from specdeploy.monitor.payoff import Payoff, SpeedDecision, SpeedObservation, decide_speed, measure, pool
 from specdeploy.monitor.speed import Speed
 from specdeploy.monitor.window import PodSample, Window, WindowAccumulator
 
@@ -31,25 +32,28 @@ def _observations(ours: Speed | None, theirs: Speed | None) -> tuple[list[SpeedO
     """The two sides of one window pair as observations, with the same latency series on both sides."""
     if ours is None or theirs is None:
         return [], []
-    if ours.request_tpot_seconds is not None and theirs.request_tpot_seconds is not None:
-        mine, other = ours.request_tpot_seconds, theirs.request_tpot_seconds
-    elif ours.inter_token_seconds is not None and theirs.inter_token_seconds is not None:
-        mine, other = ours.inter_token_seconds, theirs.inter_token_seconds
-    else:
+    requests = ours.request_tpot_seconds is not None and theirs.request_tpot_seconds is not None
+    if not requests and (ours.inter_token_seconds is None or theirs.inter_token_seconds is None):
         return [], []
 
-    def one(speed: Speed, tpot: float) -> list[SpeedObservation]:
-        if speed.output_tokens is None or speed.running_requests is None:
+    def one(speed: Speed) -> list[SpeedObservation]:
+        tpot = speed.request_tpot_seconds if requests else speed.inter_token_seconds
+        if speed.output_tokens is None or speed.running_requests is None or tpot is None:
             return []
-        return [SpeedObservation(running=speed.running_requests, tpot=tpot, tokens=speed.output_tokens)]
+        samples = speed.requests if requests else speed.steps
+        return [SpeedObservation(speed.running_requests, tpot, speed.output_tokens, samples)]
 
-    return one(ours, mine), one(theirs, other)
+    return one(ours), one(theirs)
 
 
 def compare(serving: Window, control: Window, min_tokens: float) -> Payoff:
-    """One pair of windows over the same span: the speculative pods' speed against the control pods'."""
+    """One pair of windows over the same span: the speculative pods' speed against the control pods'. Its span is
+    the scrapes the speculative pods' increase lies between (the window's bounds when those are not known)."""
     ours, theirs = _observations(serving.speed, control.speed)
-    return measure(ours, theirs, min_tokens, start=serving.start, end=serving.end)
+    speed = serving.speed
+    start = speed.since if speed is not None and speed.since is not None else serving.start
+    end = speed.until if speed is not None and speed.until is not None else serving.end
+    return measure(ours, theirs, min_tokens, start=start, end=end)
 
 
 @dataclass
@@ -89,38 +93,14 @@ class ControlGroup:
 def speed_decision(
     spec: SpeculativeDeploymentSpec, group: ControlGroup | None, serving: Sequence[Window], ready_since: float | None
 ) -> tuple[SpeedDecision | None, Payoff | None]:
-    """The minSpeedup verdict (None when minSpeedup is unset or nothing is compared yet) and the latest comparison
-    that qualified (for status.performance), from the serving windows since warm-up and their control twins."""
+    """The minSpeedup verdict (None when minSpeedup is unset or nothing is compared yet) and the measured speedup:
+    the last ``consecutiveWindows`` qualifying comparisons since warm-up, pooled (None before the first)."""
     control = spec.speculation.control
     if group is None or control is None or ready_since is None:
         return None, None
     payoffs = group.payoffs(serving, control.min_output_tokens, ready_since + spec.rollback.warmup_seconds)
-    latest = next((p for p in reversed(payoffs) if p.qualifies), None)
+    judged = [p for p in payoffs if p.qualifies][-spec.rollback.consecutive_windows :]
+    pooled = pool(judged, control.min_output_tokens) if judged else None
     if spec.rollback.min_speedup is None or not payoffs:
-        return None, latest
-    return decide_speed(spec.rollback.min_speedup, spec.rollback.consecutive_windows, payoffs), latest
-
-
-def paired_speeds(group: ControlGroup | None, serving: Sequence[Window]) -> tuple[list[Speed], list[Speed]]:
-    """The speeds of the serving windows that have a control twin with speed, and their twins', aligned (for
-    ``monitor.performance.measured_speedup``, which pairs them by position)."""
-    if group is None:
-        return [w.speed for w in serving if w.speed is not None], []
-    ours: list[Speed] = []
-    theirs: list[Speed] = []
-    for window in serving:
-        twin = group.closed.get(window.start)
-        if window.speed is not None and twin is not None and twin.speed is not None:
-            ours.append(window.speed)
-            theirs.append(twin.speed)
-    return ours, theirs
-
-
-def performance_speedup(latest: Payoff | None) -> dict[str, object]:
-    """The ``speedup`` and ``speedupByLoad`` of status.performance from the latest qualifying comparison."""
-    if latest is None or latest.speedup is None:
-        return {"speedup": None, "speedupByLoad": None}
-    return {
-        "speedup": round(latest.speedup, 3),
-        "speedupByLoad": [b.status() for b in latest.by_load if b.speedup is not None],
-    }
+        return None, pooled
+    return decide_speed(spec.rollback.min_speedup, spec.rollback.consecutive_windows, payoffs), pooled

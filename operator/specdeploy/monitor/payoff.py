@@ -15,6 +15,8 @@ ranges of vLLM's ``num_speculative_tokens_per_batch_size``, so a measurement per
 Three pure parts, each a function of data:
 
 * :func:`measure`: one window's observations of both groups -> speedup overall and per bucket (``Payoff``).
+* :func:`pool`: several windows' comparisons -> one over all their observations (status.performance publishes the
+  windows the decision judged, pooled: one number over all their tokens rather than the last window's alone).
 * :func:`decide_speed`: the last ``consecutiveWindows`` qualifying windows all below ``rollback.minSpeedup`` ->
   roll back with reason ``SlowerThanControl`` (the same rules as the acceptance decision in ``decision.py``:
   windows that do not qualify hold, they neither count nor clear).
@@ -53,11 +55,15 @@ LOAD_TOLERANCE: Final = 2.0
 
 @dataclass(frozen=True)
 class SpeedObservation:
-    """One pod over one window: mean running requests, mean time per output token (seconds), output tokens."""
+    """One pod (or group) over one window: mean running requests, mean time per output token (seconds), output
+    tokens, and how many histogram observations the mean is over (``samples``: finished requests for the request
+    histogram, engine steps for the inter-token one). Means of several observations are weighted by ``samples``,
+    which makes them the histogram's own mean over all of them (sum over count); without it, by ``tokens``."""
 
     running: float
     tpot: float
     tokens: float
+    samples: float | None = None
 
 
 @dataclass(frozen=True)
@@ -83,8 +89,9 @@ class BucketSpeedup:
 
 @dataclass(frozen=True)
 class Payoff:
-    """One window's comparison. ``qualifies`` when both groups generated at least the minimum of tokens and met at
-    one load level at least; ``speedup`` is then the speculative-token-weighted mean of the bucket speedups."""
+    """One window's comparison (or several pooled). ``qualifies`` when both groups generated at least the minimum
+    of tokens and met at one load level at least; ``speedup`` is then the speculative-token-weighted mean of the
+    bucket speedups. ``start``/``end``: the span the observations cover; ``windows``: how many were pooled."""
 
     speedup: float | None
     by_load: tuple[BucketSpeedup, ...]
@@ -94,6 +101,9 @@ class Payoff:
     message: str
     start: float | None = None
     end: float | None = None
+    observations: tuple[SpeedObservation, ...] = ()
+    control_observations: tuple[SpeedObservation, ...] = ()
+    windows: int = 1
 
 
 def _bucket_of(running: float, buckets: Sequence[tuple[int, int]]) -> int:
@@ -106,9 +116,10 @@ def _bucket_of(running: float, buckets: Sequence[tuple[int, int]]) -> int:
 
 def _mean_tpot(observations: Sequence[SpeedObservation]) -> tuple[float | None, float]:
     tokens = sum(o.tokens for o in observations)
-    if tokens <= 0:
+    weights = [o.samples if o.samples is not None and o.samples > 0 else o.tokens for o in observations]
+    if tokens <= 0 or sum(weights) <= 0:
         return None, 0.0
-    return sum(o.tpot * o.tokens for o in observations) / tokens, tokens
+    return sum(o.tpot * w for o, w in zip(observations, weights, strict=True)) / sum(weights), tokens
 
 
 def _usable(observations: Sequence[SpeedObservation]) -> list[SpeedObservation]:
@@ -131,6 +142,7 @@ def measure(
     buckets: Sequence[tuple[int, int]] = DEFAULT_BUCKETS,
     start: float | None = None,
     end: float | None = None,
+    windows: int = 1,
 ) -> Payoff:
     """Speedup = control's mean time per output token / ours, per bucket of running requests and overall."""
     ours, theirs = _usable(speculative), _usable(control)
@@ -155,14 +167,15 @@ def measure(
     speedup = weighted / weight if weight > 0 else None
     enough = total >= min_tokens and control_total >= min_tokens
     qualifies = enough and speedup is not None
+    span = "in the window" if windows == 1 else f"in {windows} windows"
     if not enough:
         message = (
             f"not compared: {total:,.0f} output tokens from the speculative pods and {control_total:,.0f} from the "
-            f"control pods in the window, {min_tokens:,.0f} each needed"
+            f"control pods {span}, {min_tokens:,.0f} each needed"
         )
     elif speedup is None:
         message = (
-            "not compared: the speculative and control pods never ran at the same load in the window "
+            f"not compared: the speculative and control pods never ran at the same load {span} "
             f"(running requests {_levels(ours)} vs {_levels(theirs)})"
         )
     else:
@@ -172,8 +185,39 @@ def measure(
         message = (
             f"speculation is {speedup:.2f}x the control group's speed (time per output token, same load): {levels}; "
             f"over {total:,.0f} speculative and {control_total:,.0f} control output tokens"
+            + ("" if windows == 1 else f" in {windows} windows")
         )
-    return Payoff(speedup, tuple(by_load), total, control_total, qualifies, message, start, end)
+    return Payoff(
+        speedup,
+        tuple(by_load),
+        total,
+        control_total,
+        qualifies,
+        message,
+        start,
+        end,
+        tuple(ours),
+        tuple(theirs),
+        windows,
+    )
+
+
+def pool(
+    payoffs: Sequence[Payoff], min_tokens: float, *, buckets: Sequence[tuple[int, int]] = DEFAULT_BUCKETS
+) -> Payoff:
+    """One comparison over all the observations of ``payoffs`` (oldest first), spanning from the first's start to
+    the last's end; each bucket's speedup is then over every window's tokens at that load, not a mean of ratios."""
+    if not payoffs:
+        raise ValueError("pool needs at least one comparison")
+    return measure(
+        [o for p in payoffs for o in p.observations],
+        [o for p in payoffs for o in p.control_observations],
+        min_tokens,
+        buckets=buckets,
+        start=payoffs[0].start,
+        end=payoffs[-1].end,
+        windows=sum(p.windows for p in payoffs),
+    )
 
 
 def _near(mine: Sequence[SpeedObservation], theirs: Sequence[SpeedObservation]) -> list[SpeedObservation]:

@@ -2,47 +2,34 @@
 
 Why its own module: ``monitor.payoff.choose_schedule`` is the rule (0 where speculation loses, the modelled depth
 where it pays); this is the adapter from what the tracker holds to that rule's inputs. The measured speedup per load
-comes from ``monitor.performance.measured_speedup`` (the control group's paired windows), whose load ranges are
-``performance.LOAD_BUCKETS``; they become the schedule's ranges (0 -> 1, no upper end -> the largest batch size), so
-a measurement per range maps onto one entry of ``num_speculative_tokens_per_batch_size``. Without a control group
-the model alone decides (``cost_ratio``: the serving revision's own draft cost estimate, or None).
+is the control group's pooled comparison (``monitor.control.speed_decision``: the windows the minSpeedup decision
+judged), measured in ``payoff.DEFAULT_BUCKETS``, which are also the schedule's ranges, so a measurement per range
+maps onto one entry of ``num_speculative_tokens_per_batch_size``. Without a control group the model alone decides
+(``cost_ratio``: the serving revision's own draft cost estimate, or None).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Final
+from typing import Any
 
-from specdeploy.api.payoff import MAX_BATCH_SIZE
 from specdeploy.api.spec import SpeculativeDeploymentSpec
-from specdeploy.monitor.payoff import BucketSpeedup, Schedule, ScheduleChoice, choose_schedule
-from specdeploy.monitor.performance import LOAD_BUCKETS, Speedup
-
-#: The schedule's ranges: the load ranges the speedup is measured in.
-SCHEDULE_BUCKETS: Final[tuple[tuple[int, int], ...]] = tuple(
-    (max(1, low), MAX_BATCH_SIZE if high is None else high) for low, high in LOAD_BUCKETS
-)
-
-
-def _bucket(low: int, high: int | None, speedup: float, tokens: float) -> BucketSpeedup:
-    start, end = max(1, low), MAX_BATCH_SIZE if high is None else high
-    # measured_speedup counted only window pairs where both sides generated at least minOutputTokens
-    return BucketSpeedup(start, end, speedup, tokens, tokens, None, None)
+from specdeploy.monitor.payoff import DEFAULT_BUCKETS, Payoff, Schedule, ScheduleChoice, choose_schedule
 
 
 def propose_schedule(
     spec: SpeculativeDeploymentSpec,
     per_position: Sequence[float],
     cost_ratio: float | None,
-    speedup: Speedup | None,
+    speedup: Payoff | None,
     current: Schedule | None,
 ) -> ScheduleChoice | None:
     """The schedule for ``spec`` from the live per-position acceptance and, with a control group, the measured
     speedup per load; None with nothing measured yet (no acceptance, or a control group that measured nothing)."""
     if spec.speculation.control is not None and spec.speculation.control.replicas > 0:
-        if speedup is None or not speedup.by_load:
+        if speedup is None or not any(b.speedup is not None for b in speedup.by_load):
             return None  # a control group exists: wait for its measurement rather than decide from the model
-        measured = [_bucket(low, high, value, tokens) for low, high, value, tokens in speedup.by_load]
+        measured = list(speedup.by_load)
         min_tokens = float(spec.speculation.control.min_output_tokens)
     else:
         measured, min_tokens = [], 0.0
@@ -53,7 +40,7 @@ def propose_schedule(
         measured=measured,
         min_tokens=min_tokens,
         current=current,
-        buckets=SCHEDULE_BUCKETS,
+        buckets=DEFAULT_BUCKETS,
     )
 
 

@@ -145,12 +145,18 @@ def speed_delta(prev: SpeedCounters, cur: SpeedCounters) -> SpeedCounters | None
 
 @dataclass(frozen=True)
 class PodSpeed:
-    """What one pod contributes to a window: its increase over ``seconds``, and its gauges' mean over the window."""
+    """What one pod contributes to a window: its increase over ``seconds``, and its gauges' mean over the window.
+
+    ``since``/``until``: the scrape times the increase lies between (a window's data spans its scrapes, not its
+    nominal bounds: a request that finished between two scrapes counts in the window of the later one).
+    """
 
     increase: SpeedCounters
     seconds: float
     running: float | None = None
     waiting: float | None = None
+    since: float | None = None
+    until: float | None = None
 
 
 @dataclass(frozen=True)
@@ -160,7 +166,8 @@ class Speed:
     ``request_tpot_seconds``: mean time per output token of the requests that finished (``requests`` of them);
     ``inter_token_seconds``: mean inter-token latency (``steps`` observations); ``output_tokens``: generated tokens;
     ``tokens_per_second``: the pods' output token rates added up; ``running_requests``/``waiting_requests``: mean
-    requests running / waiting per pod; ``tokens_per_step``: mean tokens per engine step.
+    requests running / waiting per pod; ``tokens_per_step``: mean tokens per engine step; ``since``/``until``: the
+    earliest and latest scrape time the pods' increases lie between (None when not known, e.g. from Prometheus).
     """
 
     output_tokens: float | None = None
@@ -173,6 +180,8 @@ class Speed:
     waiting_requests: float | None = None
     tokens_per_step: float | None = None
     pods: int = 0
+    since: float | None = None
+    until: float | None = None
 
     @property
     def time_per_output_token(self) -> float | None:
@@ -201,6 +210,8 @@ def summarize_speed(parts: Sequence[PodSpeed]) -> Speed | None:
     running = [p.running for p in parts if p.running is not None]
     waiting = [p.waiting for p in parts if p.waiting is not None]
     tpot_count, itl_count = total(TPOT_COUNT), total(ITL_COUNT)
+    since = [p.since for p in parts if p.since is not None]
+    until = [p.until for p in parts if p.until is not None]
     return Speed(
         output_tokens=total(GENERATION_TOKENS),
         tokens_per_second=sum(rates) if rates else None,
@@ -212,6 +223,8 @@ def summarize_speed(parts: Sequence[PodSpeed]) -> Speed | None:
         waiting_requests=sum(waiting) / len(waiting) if waiting else None,
         tokens_per_step=_ratio(total(ITERATION_SUM), total(ITERATION_COUNT)),
         pods=len(parts),
+        since=min(since) if since else None,
+        until=max(until) if until else None,
     )
 
 

@@ -204,6 +204,8 @@ class WindowAccumulator:
                 seconds=last.timestamp - base.timestamp,
                 running=readings.running_sum / readings.gauges_running if readings.gauges_running else None,
                 waiting=readings.waiting_sum / readings.gauges_waiting if readings.gauges_waiting else None,
+                since=base.timestamp,
+                until=last.timestamp,
             ),
             keep,
         )

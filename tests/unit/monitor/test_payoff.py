@@ -22,6 +22,7 @@ from specdeploy.monitor.payoff import (
     decide_speed,
     measure,
     next_schedule,
+    pool,
 )
 
 CONTROL_TPOT = {1: 0.040, 8: 0.100}  # seconds per output token of the target alone, by running requests
@@ -81,6 +82,20 @@ def test_a_window_with_too_few_tokens_or_no_common_load_does_not_qualify() -> No
 
 def window(speedup: float | None, qualifies: bool = True) -> Payoff:
     return Payoff(speedup, (), 1000, 1000, qualifies, f"{speedup}x")
+
+
+def test_pooled_windows_give_the_histograms_own_mean_over_all_their_requests() -> None:
+    # Window 1: 2 requests finished at 0.50 s/token; window 2: 6 at 0.10 s/token (the same output tokens each).
+    # The histogram over both says (2 * 0.5 + 6 * 0.1) / 8 = 0.2 s/token: a client timing those eight requests
+    # sees that, not the windows' plain mean 0.3.
+    first = measure([SpeedObservation(2, 0.50, 600, samples=2)], [SpeedObservation(2, 0.05, 600, samples=10)], 100)
+    second = measure([SpeedObservation(2, 0.10, 600, samples=6)], [SpeedObservation(2, 0.05, 600, samples=10)], 100)
+    pooled = pool([first, second], 100)
+    assert pooled.speedup == pytest.approx(0.05 / 0.2)
+    assert pooled.tokens == 1200 and pooled.windows == 2 and pooled.qualifies
+    assert "in 2 windows" in pooled.message
+    with pytest.raises(ValueError, match="at least one"):
+        pool([], 100)
 
 
 def test_k_slow_windows_in_a_row_roll_back_with_the_numbers_in_words() -> None:

@@ -5,14 +5,8 @@ from __future__ import annotations
 import pytest
 
 from specdeploy.api.status import PerformanceStatus
-from specdeploy.monitor.performance import (
-    NO_CONTROL,
-    bucket_of,
-    latest_with_tokens,
-    meaningful,
-    measured_speedup,
-    performance_status,
-)
+from specdeploy.monitor.payoff import SpeedObservation, measure, pool
+from specdeploy.monitor.performance import NO_CONTROL, latest_with_tokens, meaningful, performance_status
 from specdeploy.monitor.speed import Speed
 from specdeploy.monitor.window import Window
 
@@ -77,27 +71,50 @@ def test_noise_is_not_rewritten_a_real_change_is() -> None:
     assert meaningful(base, performance_status("rev1", window(1, speed(0.020, running=None))))
 
 
-# ----------------------------------------------------------------------------------------- the control slot
-def test_the_speedup_is_control_time_over_speculative_time_overall_and_by_load() -> None:
-    spec = [speed(0.010, running=1), speed(0.020, running=3), speed(0.030, running=12)]
-    control = [speed(0.016, running=1), speed(0.024, running=3), speed(0.024, running=12)]
-    got = measured_speedup(spec, control)
-    assert got is not None
-    assert got.overall == pytest.approx((0.016 + 0.024 + 0.024) / (0.010 + 0.020 + 0.030))
-    assert [(lo, hi, round(v, 3)) for lo, hi, v, _ in got.by_load] == [(0, 1, 1.6), (2, 4, 1.2), (9, 16, 0.8)]
-    out = performance_status("rev1", window(0, spec[-1]), got)
-    assert out["speedup"] == pytest.approx(got.overall, abs=0.001)
-    assert out["speedupByLoad"][2] == {"runningMin": 9, "runningMax": 16, "speedup": 0.8, "tokens": 3000}
-    assert "against the control group" in out["message"]
+# ----------------------------------------------------------------------------------------- the control group
+def obs(tpot: float, running: float, tokens: float = 3000) -> SpeedObservation:
+    return SpeedObservation(running=running, tpot=tpot, tokens=tokens)
+
+
+def test_the_published_speedup_is_the_judged_windows_pooled_with_their_span() -> None:
+    # Two windows at three loads: the speedup per load is over both windows' tokens, not a mean of two ratios.
+    first = measure([obs(0.010, 1), obs(0.020, 3)], [obs(0.016, 1), obs(0.024, 3)], 100, start=T0, end=T0 + 60)
+    second = measure([obs(0.030, 1), obs(0.030, 12)], [obs(0.016, 1), obs(0.024, 12)], 100, start=T0 + 60, end=T0 + 120)
+    pooled = pool([first, second], 100)
+    assert pooled.windows == 2 and pooled.start == T0 and pooled.end == T0 + 120
+    out = performance_status("rev1", window(1, speed()), pooled)
     PerformanceStatus.model_validate(out)
+    assert out["speedupByLoad"] == [
+        {"runningMin": 1, "runningMax": 1, "speedup": round(0.016 / 0.020, 3), "tokens": 6000},
+        {"runningMin": 2, "runningMax": 3, "speedup": 1.2, "tokens": 3000},
+        {"runningMin": 8, "runningMax": 15, "speedup": 0.8, "tokens": 3000},
+    ]
+    assert out["speedup"] == pytest.approx((0.8 * 6000 + 1.2 * 3000 + 0.8 * 3000) / 12000, abs=0.001)
+    assert out["speedupFrom"] == "2026-01-01T12:00:00.000Z" and out["speedupTo"] == "2026-01-01T12:02:00.000Z"
+    assert "against the control group over 12,000 speculative and 12,000 control output tokens" in out["message"]
+    assert "last 2 qualifying window(s)" in out["message"]
 
 
-def test_no_control_or_no_traffic_gives_no_speedup() -> None:
-    assert measured_speedup([speed()], []) is None
-    assert measured_speedup([speed(tokens=0)], [speed()]) is None
-    assert measured_speedup([speed()], [speed(tokens=10)], min_tokens=100) is None
+def test_the_span_is_published_to_the_millisecond() -> None:
+    one = measure([obs(0.02, 2)], [obs(0.01, 2)], 100, start=T0 + 0.2504, end=T0 + 20.0126)
+    out = performance_status("rev1", window(0, speed()), one)
+    assert (out["speedupFrom"], out["speedupTo"]) == ("2026-01-01T12:00:00.250Z", "2026-01-01T12:00:20.012Z")
+    assert out["speedup"] == 0.5
 
 
-def test_load_ranges_round_to_a_batch_size() -> None:
-    assert bucket_of(0.4) == (0, 1) and bucket_of(1.6) == (2, 4) and bucket_of(100) == (65, None)
-    assert bucket_of(None) is None
+def test_no_comparison_gives_no_speedup_and_says_what_it_needs() -> None:
+    out = performance_status("rev1", window(0, speed()), None)
+    assert out["speedup"] is None and out["speedupByLoad"] == [] and out["speedupFrom"] is None
+    assert NO_CONTROL in out["message"] and "minOutputTokens" in out["message"]
+    short = measure([obs(0.02, 2, tokens=10)], [obs(0.01, 2)], 100)
+    assert not short.qualifies and performance_status("rev1", window(0, speed()), short)["speedup"] is None
+
+
+def test_a_speedup_is_rewritten_when_it_moves_five_percent_not_less() -> None:
+    def at(ratio: float) -> dict[str, object]:
+        return performance_status("rev1", window(0, speed()), measure([obs(0.1, 2)], [obs(0.1 * ratio, 2)], 100))
+
+    assert not meaningful(at(0.10), at(0.104)), "4% of a small speedup: noise"
+    assert meaningful(at(0.10), at(0.106)), "6% of a small speedup is a change (an absolute 0.05 would be half)"
+    assert not meaningful(at(2.0), at(2.09))
+    assert meaningful(at(2.0), at(2.11))

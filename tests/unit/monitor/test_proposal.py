@@ -11,8 +11,8 @@ from tests.unit.rollout.world import windows_at
 
 from specdeploy.api import SpeculativeDeploymentSpec
 from specdeploy.monitor.decision import decide
-from specdeploy.monitor.performance import Speedup
-from specdeploy.monitor.proposal import SCHEDULE_BUCKETS, propose_schedule, revision_schedule
+from specdeploy.monitor.payoff import DEFAULT_BUCKETS, SpeedObservation, measure
+from specdeploy.monitor.proposal import propose_schedule, revision_schedule
 from specdeploy.rollout.history import RevisionRecord, ServingChoice
 from specdeploy.tracker import AcceptanceTracker, policy_of
 
@@ -29,16 +29,20 @@ def spec(*, control: bool, adaptive: bool = True) -> SpeculativeDeploymentSpec:
 
 
 def test_with_a_control_group_speculation_is_off_from_the_first_load_where_it_loses() -> None:
-    measured = Speedup(overall=1.1, by_load=((0, 1, 1.6, 3000.0), (5, 8, 0.8, 3000.0)), tokens=6000.0)
+    measured = measure(
+        [SpeedObservation(1, 0.010, 3000), SpeedObservation(6, 0.030, 3000)],
+        [SpeedObservation(1, 0.016, 3000), SpeedObservation(6, 0.024, 3000)],
+        1000,
+    )
     choice = propose_schedule(spec(control=True), PER_POSITION, None, measured, None)
     assert choice is not None
-    assert choice.schedule == ((1, 4, 4), (5, 65_536, 0))  # 2-4 unmeasured, below the loss: the depth stays
-    assert "0.80x at 5-8" in choice.reason and "1.60x at 1" in choice.reason
+    assert choice.schedule == ((1, 3, 4), (4, 65_536, 0))  # 2-3 unmeasured, below the loss: the depth stays
+    assert "0.80x at 4-7" in choice.reason and "1.60x at 1" in choice.reason
     assert "k=4 from the spec (no cost estimate)" in choice.reason
 
 
 def test_a_bucket_below_the_minimum_of_tokens_decides_nothing_and_no_measurement_proposes_nothing() -> None:
-    thin = Speedup(overall=0.8, by_load=((5, 8, 0.8, 500.0),), tokens=500.0)
+    thin = measure([SpeedObservation(6, 0.030, 500)], [SpeedObservation(6, 0.024, 3000)], 0)
     choice = propose_schedule(spec(control=True), PER_POSITION, None, thin, None)
     assert choice is not None and choice.schedule == ((1, 65_536, 4),)
     assert propose_schedule(spec(control=True), PER_POSITION, None, None, None) is None  # wait for the control
@@ -52,8 +56,8 @@ def test_without_a_control_group_the_model_with_the_revisions_own_cost_decides()
 
 
 def test_schedule_ranges_are_the_measured_load_ranges_and_a_revision_snapshot_reads_back() -> None:
-    assert SCHEDULE_BUCKETS[0] == (1, 1) and SCHEDULE_BUCKETS[-1][1] == 65_536
-    assert all(a[1] + 1 == b[0] for a, b in itertools.pairwise(SCHEDULE_BUCKETS))
+    assert DEFAULT_BUCKETS[0] == (1, 1) and DEFAULT_BUCKETS[-1][1] == 65_536
+    assert all(a[1] + 1 == b[0] for a, b in itertools.pairwise(DEFAULT_BUCKETS))
     snapshot = {"speculation": {"numSpeculativeTokensPerBatchSize": [{"start": 1, "end": 4, "tokens": 4}]}}
     assert revision_schedule(snapshot) == ((1, 4, 4),)
     assert revision_schedule({"speculation": {"numSpeculativeTokens": 4}}) is None

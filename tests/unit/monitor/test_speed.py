@@ -227,4 +227,6 @@ def test_an_errored_scrape_does_not_feed_the_speed() -> None:
         waiting_requests=0.0,
         tokens_per_step=None,
         pods=1,
+        since=T0 + 5,  # the data lies between the two good scrapes, not the window's nominal bounds
+        until=T0 + 50,
     )
