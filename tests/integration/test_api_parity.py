@@ -36,8 +36,8 @@ from tests.unit.api.hostile import ALLOWED_ARGS, HOSTILE_STRINGS, all_reserved_s
 from tests.unit.api.test_pattern_parity import refused_by_pydantic
 
 from specdeploy.api import SpeculativeDeploymentSpec, SpeculativeDeploymentStatus
-from specdeploy.api.constants import GROUP, PLURAL, VERSION
-from specdeploy.api.resource import check_name
+from specdeploy.api.constants import GROUP, MAX_MULTI_NODE_NAME_LENGTH, MAX_NAME_LENGTH, PLURAL, VERSION
+from specdeploy.api.resource import SpeculativeDeployment, check_name
 from specdeploy.api.rules import reserved_flag
 
 pytestmark = pytest.mark.integration
@@ -154,6 +154,35 @@ def test_map_keys_and_names_get_the_same_verdict_from_the_cel_rules_and_pydantic
             pydantic_ok = False
         if server_ok != pydantic_ok:
             disagreements.append(f"name {name}: API server accepts={server_ok}, pydantic accepts={pydantic_ok}")
+    assert disagreements == [], "\n".join(disagreements)
+
+
+def test_a_multi_node_name_gets_the_same_verdict_from_the_cel_rule_and_pydantic(api: Api) -> None:
+    disagreements: list[str] = []
+    shapes = {
+        "one node": {"tensorParallelSize": 8},
+        "a group of 2 nodes": {"tensorParallelSize": 8, "pipelineParallelSize": 2},
+        "a group of 4-GPU nodes": {"tensorParallelSize": 4, "pipelineParallelSize": 2, "gpusPerNode": 4},
+    }
+    for shape, target in shapes.items():
+        serving = {"gpusPerNode": target.pop("gpusPerNode")} if "gpusPerNode" in target else {}
+        spec = {**BASE_SPEC, "target": {**BASE_SPEC["target"], **target}, "serving": serving}
+        for length in (29, 30, 31, 43):
+            obj = manifest("m" * length, spec)
+            answer = api.dry_create(obj)
+            try:
+                SpeculativeDeployment.model_validate(obj)
+                pydantic_ok = True
+            except ValueError:
+                pydantic_ok = False
+            server_ok = answer["_code"] == 201
+            wanted = length <= (MAX_NAME_LENGTH if shape == "one node" else MAX_MULTI_NODE_NAME_LENGTH)
+            if not server_ok == pydantic_ok == wanted:
+                disagreements.append(
+                    f"{shape}, name of {length}: server {server_ok}, pydantic {pydantic_ok}, wanted {wanted}"
+                )
+            if not server_ok and "when one replica spans several nodes" not in str(answer):
+                disagreements.append(f"{shape}, name of {length}: refused without the rule's message: {answer}")
     assert disagreements == [], "\n".join(disagreements)
 
 

@@ -27,6 +27,7 @@ from tests.harness.lws import LWS_NAME_LABEL, LwsController
 from tests.harness.operator import OperatorProcess
 from tests.harness.specs import condition, manifest, sd_status
 
+from specdeploy.api.constants import MAX_MULTI_NODE_NAME_LENGTH
 from specdeploy.api.spec import SpeculativeDeploymentSpec
 from specdeploy.render.groups import GroupStatus, group_status
 from specdeploy.render.leaderworkerset import render_leaderworkerset
@@ -192,6 +193,60 @@ def test_a_tp8_pp2_target_runs_as_one_group_of_two_pods_and_a_dead_worker_recrea
     # Deleting the LeaderWorkerSet removes the group.
     kubectl.run("delete", "leaderworkerset", big, "-n", namespace, "--wait=false")
     wait_for("the group's pods to go", lambda: not group_pods(kubectl, namespace, big), timeout=120, interval=1)
+
+
+def test_a_statefulset_name_of_52_characters_gets_its_pods_and_53_does_not(
+    lws: LwsController, pool: str, kubectl: Kubectl, namespace: str
+) -> None:
+    """Why multi-node names stop at MAX_MULTI_NODE_NAME_LENGTH, on the real LWS and StatefulSet controllers.
+
+    A group's workers are a StatefulSet ``<LeaderWorkerSet>-<group index>``, whose pods carry the label
+    ``controller-revision-hash=<StatefulSet>-<10 characters>``: at 53 characters that label is too long and the pods
+    are never created (kubernetes/kubernetes#64023). The API's limit leaves room for the worst case, a ``-nospec``
+    revision at group index 999 (52 characters); here group 0 stands in for it with an object name 2 characters
+    longer, which reaches exactly 52, and one more character shows the failure the limit prevents.
+    """
+    revision = "0123456789-nospec"
+    at_limit = render_leaderworkerset(
+        "l" * (MAX_MULTI_NODE_NAME_LENGTH + 2), namespace, big_spec(pool), revision, owner=None
+    )
+    name = at_limit["metadata"]["name"]
+    assert len(f"{name}-0") == 52
+    kubectl.apply(at_limit)
+
+    def whole_group_ready() -> list[dict[str, Any]] | None:
+        pods = group_pods(kubectl, namespace, name)
+        return pods if len(pods) == 2 and all(ready(p) for p in pods) else None
+
+    wait_for("the group of a 52-character StatefulSet to be Ready", whole_group_ready, timeout=120, interval=1)
+    kubectl.run("delete", "leaderworkerset", name, "-n", namespace, "--wait=false")
+    wait_for("the group's pods to go", lambda: not group_pods(kubectl, namespace, name), timeout=120, interval=1)
+
+    over = render_leaderworkerset(
+        "l" * (MAX_MULTI_NODE_NAME_LENGTH + 3), namespace, big_spec(pool), revision, owner=None
+    )
+    name = over["metadata"]["name"]
+    workers = f"{name}-0"
+    assert len(workers) == 53
+    kubectl.apply(over)
+
+    def refused() -> str | None:
+        events = kubectl.items("events", namespace)
+        return next(
+            (
+                e["message"]
+                for e in events
+                if e.get("reason") == "FailedCreate" and (e.get("involvedObject") or {}).get("name") == workers
+            ),
+            None,
+        )
+
+    message = wait_for("the StatefulSet controller to refuse the worker pod", refused, timeout=120, interval=1)
+    assert f'"{workers}-' in message and "must be no more than 63" in message, message  # the hash label
+    pods = group_pods(kubectl, namespace, name)
+    assert [p["metadata"]["labels"]["leaderworkerset.sigs.k8s.io/worker-index"] for p in pods] == ["0"], "no worker"
+    kubectl.run("delete", "leaderworkerset", name, "-n", namespace, "--wait=false")
+    wait_for("the group's pods to go", lambda: not group_pods(kubectl, namespace, name), timeout=120, interval=1)
 
 
 @pytest.mark.parametrize(

@@ -28,3 +28,9 @@ DEFAULT_VALIDATOR_IMAGE: Final = "ghcr.io/specdeploy/validator:0.1.0"
 # pods' `job-name` label, which Kubernetes caps at 63 characters: 63 - 20 = 43.
 MAX_NAME_LENGTH: Final = 43
 REVISION_LENGTH: Final = 10
+# A multi-node replica is a LeaderWorkerSet named <name>-<revision>[-nospec]; LWS makes a StatefulSet <lws> for the
+# leaders and one <lws>-<group index> per group for the workers, and the StatefulSet controller labels each pod
+# controller-revision-hash=<statefulset>-<10-character hash>, a label value capped at 63 characters, so a
+# StatefulSet name may have 52 at most (kubernetes/kubernetes#64023: longer ones never get their pods). With the
+# group index up to 999 (spec.replicas <= 1000): 52 - len("-999") - len("-nospec") - 1 - 10 = 30.
+MAX_MULTI_NODE_NAME_LENGTH: Final = 52 - 4 - len("-nospec") - 1 - REVISION_LENGTH

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from specdeploy.api.constants import CATEGORIES, GROUP, KIND, LIST_KIND, PLURAL, SHORT_NAMES, SINGULAR, VERSION
-from specdeploy.api.resource import NAME_MESSAGE, NAME_RULE
+from specdeploy.api.resource import MULTI_NODE_NAME_MESSAGE, MULTI_NODE_NAME_RULE, NAME_MESSAGE, NAME_RULE
 from specdeploy.api.schema import to_structural
 from specdeploy.api.spec import SpeculativeDeploymentSpec
 from specdeploy.api.status import SpeculativeDeploymentStatus
@@ -103,7 +103,10 @@ def openapi_schema() -> dict[str, Any]:
             "spec": spec,
             "status": status,
         },
-        "x-kubernetes-validations": [{"rule": NAME_RULE, "message": NAME_MESSAGE}],
+        "x-kubernetes-validations": [
+            {"rule": NAME_RULE, "message": NAME_MESSAGE},
+            {"rule": MULTI_NODE_NAME_RULE, "message": MULTI_NODE_NAME_MESSAGE},
+        ],
     }
 
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from specdeploy.api.constants import KIND, MAX_NAME_LENGTH
-from specdeploy.api.spec import SpeculativeDeploymentSpec
+from specdeploy.api.constants import KIND, MAX_MULTI_NODE_NAME_LENGTH, MAX_NAME_LENGTH
+from specdeploy.api.spec import GPUS_PER_NODE_CEL, GPUS_PER_REPLICA_CEL, SpeculativeDeploymentSpec
 from specdeploy.api.status import SpeculativeDeploymentStatus
 from specdeploy.api.types import RFC1035_LABEL_PATTERN
 
@@ -24,6 +24,16 @@ NAME_MESSAGE = (
     "name Kubernetes caps at 63 characters"
 )
 NAME_RULE = f"size(self.metadata.name) <= {MAX_NAME_LENGTH} && self.metadata.name.matches('{RFC1035_LABEL_PATTERN}')"
+MULTI_NODE_NAME_MESSAGE = (
+    f"metadata.name must be at most {MAX_MULTI_NODE_NAME_LENGTH} characters when one replica spans several nodes "
+    "(spec.target.tensorParallelSize x pipelineParallelSize above spec.serving.gpusPerNode): its LeaderWorkerSet "
+    "<name>-<revision>-nospec makes StatefulSets <LeaderWorkerSet>-<group>, whose pods Kubernetes never creates when "
+    "that name is longer than 52 characters"
+)
+MULTI_NODE_NAME_RULE = (
+    f"!has(self.spec) || {GPUS_PER_REPLICA_CEL.replace('self.', 'self.spec.')} <= "
+    f"{GPUS_PER_NODE_CEL.replace('self.', 'self.spec.')} || size(self.metadata.name) <= {MAX_MULTI_NODE_NAME_LENGTH}"
+)
 
 
 def check_name(name: str) -> str:
@@ -52,6 +62,13 @@ class SpeculativeDeployment(BaseModel):
             raise ValueError("metadata.name is required")
         check_name(name)
         return value
+
+    @model_validator(mode="after")
+    def _multi_node_name(self) -> SpeculativeDeployment:
+        multi_node = self.spec.target.gpus_per_replica > self.spec.serving.gpus_per_node_or_default
+        if multi_node and len(self.name) > MAX_MULTI_NODE_NAME_LENGTH:
+            raise ValueError(f"{self.name!r}: {MULTI_NODE_NAME_MESSAGE}")
+        return self
 
     @property
     def name(self) -> str:

@@ -570,11 +570,11 @@ WINDOW_MESSAGE = (
 )
 
 
-_GPUS_PER_REPLICA = (
+GPUS_PER_REPLICA_CEL = (
     "(has(self.target.tensorParallelSize) ? self.target.tensorParallelSize : 1) * "
     "(has(self.target.pipelineParallelSize) ? self.target.pipelineParallelSize : 1)"
 )
-_GPUS_PER_NODE = (
+GPUS_PER_NODE_CEL = (
     "(has(self.serving) && has(self.serving.gpusPerNode) ? self.serving.gpusPerNode : "
     + str(DEFAULT_GPUS_PER_NODE)
     + ")"
@@ -611,8 +611,8 @@ class SpeculativeDeploymentSpec(SpecModel):
                     "message": DRAFT_MODEL_TP_MESSAGE,
                 },
                 {
-                    "rule": _GPUS_PER_REPLICA + " <= " + _GPUS_PER_NODE + " || "
-                    "(" + _GPUS_PER_REPLICA + ") % " + _GPUS_PER_NODE + " == 0",
+                    "rule": GPUS_PER_REPLICA_CEL + " <= " + GPUS_PER_NODE_CEL + " || "
+                    "(" + GPUS_PER_REPLICA_CEL + ") % " + GPUS_PER_NODE_CEL + " == 0",
                     "message": GPUS_PER_NODE_MESSAGE,
                 },
                 {

@@ -432,6 +432,26 @@ def test_object_names_that_would_break_children_are_refused(name: str) -> None:
     assert error_lines(info.value)[0].startswith("metadata")
 
 
+@pytest.mark.parametrize(
+    ("target", "serving", "longest"),
+    [
+        ({"tensorParallelSize": 8, "pipelineParallelSize": 2}, {}, 30),  # 16 GPUs on 8-GPU nodes: a group
+        ({"tensorParallelSize": 4, "pipelineParallelSize": 2}, {"gpusPerNode": 4}, 30),
+        ({"tensorParallelSize": 8}, {}, 43),  # one node: a Deployment, the general limit
+    ],
+)
+def test_a_multi_node_object_name_leaves_room_for_its_statefulsets(
+    target: dict[str, Any], serving: dict[str, Any], longest: int
+) -> None:
+    def obj(name: str) -> dict[str, Any]:
+        return _object(name) | {"spec": {**MINIMAL, "target": {**MINIMAL["target"], **target}, "serving": serving}}
+
+    SpeculativeDeployment.model_validate(obj("a" * longest))
+    with pytest.raises(ValidationError) as info:
+        SpeculativeDeployment.model_validate(obj("a" * (longest + 1)))
+    assert f"metadata.name must be at most {longest} characters" in str(info.value)
+
+
 def test_object_defaults_namespace_and_reads_uid() -> None:
     sd = SpeculativeDeployment.model_validate(_object("a" * 43))
     assert (sd.namespace, sd.uid) == ("default", None)
