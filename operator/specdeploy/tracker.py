@@ -296,16 +296,19 @@ class AcceptanceTracker:
         if self.accumulator is None or self.accumulator.window_seconds != window_seconds:
             self.accumulator = WindowAccumulator(window_seconds, start=now)
             self.windows = []
-        if str(spec.metrics.source) == "Prometheus" and spec.metrics.prometheus is not None:
+        prometheus = str(spec.metrics.source) == "Prometheus" and spec.metrics.prometheus is not None
+        self._keep_control(spec)  # issue 14 (payoff)
+        if prometheus:
             await self._query_prometheus(namespace, name, spec, pods, now)
         else:
             await self._scrape_pods(namespace, name, spec, pods, now)
-        await self._scrape_control(namespace, name, spec, pods, now)  # issue 14 (payoff)
+        if not prometheus:
+            await self._scrape_control(namespace, name, spec, pods, now)
         later = time.time()
         self.windows.extend(self.accumulator.advance(later))
         del self.windows[:-MAX_WINDOWS]
-        if self.control is not None:
-            self.control.advance(later)
+        if self.control is not None and not prometheus:
+            self.control.advance(later)  # with Prometheus, each control window is queried whole (_query_prometheus)
         if self.pair_canary is not None and self.pair_serving is not None:
             self._pair_up("canary", self.pair_canary.advance(later))
             self._pair_up("serving", self.pair_serving.advance(later))
@@ -318,21 +321,26 @@ class AcceptanceTracker:
         self.judge_canary(spec)
 
     # ------------------------------------------------------------------ issue 14 (payoff): the control group
-    async def _scrape_control(
-        self, namespace: str, name: str, spec: SpeculativeDeploymentSpec, pods: Sequence[Mapping[str, Any]], now: float
-    ) -> None:
-        """Scrape the control pods into windows tiled like the serving revision's (monitor.control); Pods source
-        only (with Prometheus, no control comparison yet)."""
+    def _keep_control(self, spec: SpeculativeDeploymentSpec) -> None:
+        """The control group's windows, tiled like the serving revision's (monitor.control), while the serving
+        revision speculates and spec.speculation.control has pods; dropped otherwise."""
         control = spec.speculation.control
         wanted = self.speculation and control is not None and control.replicas > 0 and self.accumulator is not None
-        if not wanted or str(spec.metrics.source) == "Prometheus" or self.serving_id is None:
+        if not wanted or self.serving_id is None:
             self.control = None
             return
         assert self.accumulator is not None
         revision = control_revision(self.serving_id)
         if self.control is None or self.control.revision != revision:
             self.control = ControlGroup.beside(revision, self.accumulator)
-        targets = self._targets(spec, pods, revision)
+
+    async def _scrape_control(
+        self, namespace: str, name: str, spec: SpeculativeDeploymentSpec, pods: Sequence[Mapping[str, Any]], now: float
+    ) -> None:
+        """Scrape the control pods (metrics.source Pods) into the control group's accumulator."""
+        if self.control is None:
+            return
+        targets = self._targets(spec, pods, self.control.revision)
         if not targets:
             return
         outcomes = await scrape_object(POOLS, namespace, name, targets.values(), timeout=spec.metrics.timeout_seconds)
@@ -434,6 +442,10 @@ class AcceptanceTracker:
             self.accumulator.advance(now)
             pod_names = tuple(sorted(self._targets(spec, pods)))
             self.windows.append(await self._prometheus_window(namespace, name, spec, pod_names, start, end))
+            if self.control is not None:  # issue 14 (payoff): the control pods over the same span, queried apart
+                control_pods = tuple(sorted(self._targets(spec, pods, self.control.revision)))
+                if control_pods:
+                    self.control.put(await self._prometheus_window(namespace, name, spec, control_pods, start, end))
         for side, acc, revision in (
             ("serving", self.pair_serving, self.serving_id),
             ("canary", self.pair_canary, self.canary_id),

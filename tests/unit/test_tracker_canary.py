@@ -190,10 +190,12 @@ def test_a_canary_that_is_not_ready_is_starting_and_a_new_canary_starts_over(clo
 
 # ----------------------------------------------------------------------------------------- metrics.source Prometheus
 class ScriptedPrometheus:
-    """Answers the operator's PromQL per side: a query naming the canary's pod gets the canary's numbers."""
+    """Answers the operator's PromQL per side: a query naming the other side's pod (the canary's, or the control
+    group's) gets that side's numbers."""
 
-    def __init__(self, serving: dict[str, float], canary: dict[str, float]) -> None:
+    def __init__(self, serving: dict[str, float], canary: dict[str, float], other: str = "sd-bbbbbbbbbb-0") -> None:
         self.sides = {"serving": serving, "canary": canary}
+        self.other = other
         self.asked: list[str] = []
 
     async def query(self, request: Any) -> Any:
@@ -201,7 +203,7 @@ class ScriptedPrometheus:
 
         q = request.query["query"]
         self.asked.append(q)
-        numbers = self.sides["canary" if "sd-bbbbbbbbbb-0" in q else "serving"]
+        numbers = self.sides["canary" if self.other in q else "serving"]
         value = next((v for name, v in numbers.items() if f"({name}{{" in q), None)
         result = [] if value is None else [{"metric": {}, "value": [0, str(value)]}]
         return web.json_response({"status": "success", "data": {"resultType": "vector", "result": result}})
@@ -258,3 +260,63 @@ async def test_with_prometheus_the_canary_and_serving_windows_are_queried_per_si
     assert "30.0 ms is 50% above the serving revision's 20.0 ms" in found.canary.message
     assert any("sd-bbbbbbbbbb-0" in q for q in fake.asked) and any("sd-aaaaaaaaaa-0" in q for q in fake.asked)
     assert not any("sd-bbbbbbbbbb-0" in q and "sd-aaaaaaaaaa-0" in q for q in fake.asked), "never both sides at once"
+
+
+async def test_with_prometheus_the_control_group_is_queried_over_the_serving_windows_and_trips_min_speedup(
+    clock: Clock,
+) -> None:
+    from aiohttp import web
+
+    from specdeploy.render.control import control_revision
+
+    counters = {
+        "vllm:spec_decode_num_drafts_total": 1000.0,
+        "vllm:spec_decode_num_draft_tokens_total": 4000.0,
+        "vllm:spec_decode_num_accepted_tokens_total": 3000.0,
+        "vllm:request_time_per_output_token_seconds_count": 10.0,
+        "vllm:generation_tokens_total": 5000.0,
+        "vllm:num_requests_running": 2.0,
+    }
+    speculative = {**counters, "vllm:request_time_per_output_token_seconds_sum": 0.3}  # 30 ms per output token
+    control = {**counters, "vllm:request_time_per_output_token_seconds_sum": 0.2}  # 20 ms: speculation 0.67x
+    fake = ScriptedPrometheus(speculative, control, other="sd-control-0")
+    app = web.Application()
+    app.add_routes([web.get("/api/v1/query", fake.query)])
+    runner = web.AppRunner(app, shutdown_timeout=0.1)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    s = SpeculativeDeploymentSpec.model_validate(
+        {
+            "target": {"model": "org/target-8b"},
+            "draft": {"model": "org/draft-1b"},
+            "speculation": {"control": {"replicas": 1, "minOutputTokens": 100}},
+            "metrics": {
+                "scrapeIntervalSeconds": 5,
+                "source": "Prometheus",
+                "prometheus": {"url": f"http://{host}:{port}"},
+            },
+            "rollback": {"windowSeconds": 10, "consecutiveWindows": 2, "warmupSeconds": 20, "minSpeedup": 0.9},
+        }
+    )
+    pods = [
+        pod("sd-aaaaaaaaaa-0", "127.0.0.2", SERVING.id),
+        pod("sd-control-0", "127.0.0.3", control_revision(SERVING.id)),
+    ]
+    t = AcceptanceTracker()
+    t.set_serving(ServingChoice(SERVING, True), deployment(SERVING.id), now=clock.now)
+    found = None
+    try:
+        for _ in range(12):
+            clock.now += 5
+            await t.scrape("llm", "sd", s, pods)
+            found = t.finding(s, "llm", "sd")
+    finally:
+        await runner.cleanup()
+        await POOLS.close()
+    assert found is not None and found.trip and found.trip_reason == "SlowerThanControl", found
+    assert "0.67x" in found.message
+    assert found.performance is not None and found.performance["speedup"] == pytest.approx(0.667, abs=0.001)
+    assert any("sd-control-0" in q for q in fake.asked), "the control pods were queried"
+    assert not any("sd-control-0" in q and "sd-aaaaaaaaaa-0" in q for q in fake.asked), "never both groups at once"

@@ -3,7 +3,9 @@
 The tracker (the monitor's stateful shell) keeps one :class:`ControlGroup` while the serving revision speculates and
 ``spec.speculation.control`` has pods. The control pods are scraped in the same interval as the serving pods and
 accumulated into windows that tile time exactly like the serving revision's (same length, same start), so a serving
-window and the control window with the same start cover the same span of the same traffic. Each pair becomes one
+window and the control window with the same start cover the same span of the same traffic. With metrics.source
+Prometheus each control window is one set of queries over the serving window's span, selecting the control pods
+(:meth:`ControlGroup.put`). Each pair becomes one
 ``monitor.payoff.measure`` comparison; ``monitor.payoff.decide_speed`` turns the comparisons since warm-up into the
 ``spec.rollback.minSpeedup`` verdict, and the windows it judged (the last ``consecutiveWindows`` that qualified),
 pooled, are the speedup status.performance publishes and the adaptive schedule is computed from: one computation.
@@ -74,6 +76,10 @@ class ControlGroup:
 
     def advance(self, now: float) -> None:
         self._keep(self.accumulator.advance(now))
+
+    def put(self, window: Window) -> None:
+        """A control window made elsewhere over a serving window's span (metrics.source Prometheus)."""
+        self._keep([window])
 
     def _keep(self, windows: Sequence[Window]) -> None:
         for window in windows:
