@@ -144,6 +144,10 @@ def test_a_draft_slower_than_the_control_group_is_rolled_back_on_real_vllm(
         client = (control_s / control_n) / (spec_s / spec_n)
         operator_speedup = float(last["speedup"])
         report.update(
+            client_tpot_ms={
+                "speculative": round(1000 * spec_s / spec_n, 2),
+                "control": round(1000 * control_s / control_n, 2),
+            },
             client_speedup=round(client, 4),
             operator_speedup=operator_speedup,
             client_requests={"speculative": spec_requests, "control": control_requests},

@@ -87,6 +87,10 @@ class BucketSpeedup:
         }
 
 
+#: Per bucket (its index), our observations and the control observations compared with them.
+Matched = tuple[tuple[int, tuple[SpeedObservation, ...], tuple[SpeedObservation, ...]], ...]
+
+
 @dataclass(frozen=True)
 class Payoff:
     """One window's comparison (or several pooled). ``qualifies`` when both groups generated at least the minimum
@@ -101,8 +105,7 @@ class Payoff:
     message: str
     start: float | None = None
     end: float | None = None
-    observations: tuple[SpeedObservation, ...] = ()
-    control_observations: tuple[SpeedObservation, ...] = ()
+    matched: Matched = ()
     windows: int = 1
 
 
@@ -142,19 +145,69 @@ def measure(
     buckets: Sequence[tuple[int, int]] = DEFAULT_BUCKETS,
     start: float | None = None,
     end: float | None = None,
-    windows: int = 1,
 ) -> Payoff:
     """Speedup = control's mean time per output token / ours, per bucket of running requests and overall."""
     ours, theirs = _usable(speculative), _usable(control)
-    by_load: list[BucketSpeedup] = []
-    weighted, weight = 0.0, 0.0
-    for index, (low, high) in enumerate(buckets):
+    matched: list[tuple[int, tuple[SpeedObservation, ...], tuple[SpeedObservation, ...]]] = []
+    for index in range(len(buckets)):
         mine = [o for o in ours if _bucket_of(o.running, buckets) == index]
         other = [o for o in theirs if _bucket_of(o.running, buckets) == index]
         if mine and not other:
             other = _near(mine, theirs)
         elif not mine:
             continue
+        matched.append((index, tuple(mine), tuple(other)))
+    return _compare(
+        tuple(matched),
+        sum(o.tokens for o in ours),
+        sum(o.tokens for o in theirs),
+        min_tokens,
+        buckets,
+        (start, end, 1),
+        levels=(_levels(ours), _levels(theirs)),
+    )
+
+
+def pool(
+    payoffs: Sequence[Payoff], min_tokens: float, *, buckets: Sequence[tuple[int, int]] = DEFAULT_BUCKETS
+) -> Payoff:
+    """One comparison over ``payoffs`` (oldest first, measured with the same ``buckets``), spanning from the
+    first's start to the last's end: each bucket's speedup is over every window's observations at that load, each
+    compared with the control observations its own window matched to it (the same pairs the windows judged), not
+    a mean of the windows' ratios."""
+    if not payoffs:
+        raise ValueError("pool needs at least one comparison")
+    merged: dict[int, tuple[list[SpeedObservation], list[SpeedObservation]]] = {}
+    for payoff in payoffs:
+        for index, mine, other in payoff.matched:
+            ours, theirs = merged.setdefault(index, ([], []))
+            ours.extend(mine)
+            theirs.extend(other)
+    return _compare(
+        tuple((index, tuple(mine), tuple(other)) for index, (mine, other) in sorted(merged.items())),
+        sum(p.tokens for p in payoffs),
+        sum(p.control_tokens for p in payoffs),
+        min_tokens,
+        buckets,
+        (payoffs[0].start, payoffs[-1].end, sum(p.windows for p in payoffs)),
+    )
+
+
+def _compare(  # noqa: PLR0917 - private
+    matched: Matched,
+    total: float,
+    control_total: float,
+    min_tokens: float,
+    buckets: Sequence[tuple[int, int]],
+    span: tuple[float | None, float | None, int],
+    *,
+    levels: tuple[str, str] | None = None,
+) -> Payoff:
+    """The comparison of matched observations: per bucket, control's mean time per output token over ours."""
+    by_load: list[BucketSpeedup] = []
+    weighted, weight = 0.0, 0.0
+    for index, mine, other in matched:
+        low, high = buckets[index]
         tpot, tokens = _mean_tpot(mine)
         control_tpot, control_tokens = _mean_tpot(other)
         ratio = control_tpot / tpot if tpot and control_tpot else None
@@ -162,62 +215,27 @@ def measure(
         if ratio is not None:
             weighted += ratio * tokens
             weight += tokens
-    total = sum(o.tokens for o in ours)
-    control_total = sum(o.tokens for o in theirs)
+    start, end, windows = span
     speedup = weighted / weight if weight > 0 else None
     enough = total >= min_tokens and control_total >= min_tokens
     qualifies = enough and speedup is not None
-    span = "in the window" if windows == 1 else f"in {windows} windows"
+    where = "in the window" if windows == 1 else f"in {windows} windows"
     if not enough:
         message = (
             f"not compared: {total:,.0f} output tokens from the speculative pods and {control_total:,.0f} from the "
-            f"control pods {span}, {min_tokens:,.0f} each needed"
+            f"control pods {where}, {min_tokens:,.0f} each needed"
         )
     elif speedup is None:
-        message = (
-            f"not compared: the speculative and control pods never ran at the same load {span} "
-            f"(running requests {_levels(ours)} vs {_levels(theirs)})"
-        )
+        seen = f" (running requests {levels[0]} vs {levels[1]})" if levels is not None else ""
+        message = f"not compared: the speculative and control pods never ran at the same load {where}{seen}"
     else:
-        levels = ", ".join(
-            f"{b.speedup:.2f}x at {b.status()['running']} running" for b in by_load if b.speedup is not None
-        )
+        at = ", ".join(f"{b.speedup:.2f}x at {b.status()['running']} running" for b in by_load if b.speedup is not None)
         message = (
-            f"speculation is {speedup:.2f}x the control group's speed (time per output token, same load): {levels}; "
+            f"speculation is {speedup:.2f}x the control group's speed (time per output token, same load): {at}; "
             f"over {total:,.0f} speculative and {control_total:,.0f} control output tokens"
             + ("" if windows == 1 else f" in {windows} windows")
         )
-    return Payoff(
-        speedup,
-        tuple(by_load),
-        total,
-        control_total,
-        qualifies,
-        message,
-        start,
-        end,
-        tuple(ours),
-        tuple(theirs),
-        windows,
-    )
-
-
-def pool(
-    payoffs: Sequence[Payoff], min_tokens: float, *, buckets: Sequence[tuple[int, int]] = DEFAULT_BUCKETS
-) -> Payoff:
-    """One comparison over all the observations of ``payoffs`` (oldest first), spanning from the first's start to
-    the last's end; each bucket's speedup is then over every window's tokens at that load, not a mean of ratios."""
-    if not payoffs:
-        raise ValueError("pool needs at least one comparison")
-    return measure(
-        [o for p in payoffs for o in p.observations],
-        [o for p in payoffs for o in p.control_observations],
-        min_tokens,
-        buckets=buckets,
-        start=payoffs[0].start,
-        end=payoffs[-1].end,
-        windows=sum(p.windows for p in payoffs),
-    )
+    return Payoff(speedup, tuple(by_load), total, control_total, qualifies, message, start, end, matched, windows)
 
 
 def _near(mine: Sequence[SpeedObservation], theirs: Sequence[SpeedObservation]) -> list[SpeedObservation]:

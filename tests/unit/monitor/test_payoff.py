@@ -98,6 +98,20 @@ def test_pooled_windows_give_the_histograms_own_mean_over_all_their_requests() -
         pool([], 100)
 
 
+def test_pooled_windows_keep_the_control_observations_each_window_matched() -> None:
+    # Seen on real vLLM: in the second window the control pod ran 1.4 requests (bucket 1) while the speculative one
+    # ran 1.8 (bucket 2-3); that window compared them (within a factor 2). The pooled figure must compare the same
+    # pairs, not drop the second control window because the first one had an observation in bucket 2-3.
+    first = measure([SpeedObservation(1.8, 0.0233, 1587, 34)], [SpeedObservation(1.9, 0.0116, 3276, 68)], 100)
+    second = measure([SpeedObservation(1.8, 0.0350, 1098, 22)], [SpeedObservation(1.4, 0.0063, 5254, 109)], 100)
+    assert second.speedup == pytest.approx(0.0063 / 0.0350)
+    pooled = pool([first, second], 100)
+    control = (68 * 0.0116 + 109 * 0.0063) / 177
+    speculative = (34 * 0.0233 + 22 * 0.0350) / 56
+    assert pooled.speedup == pytest.approx(control / speculative)  # 0.30x; dropping the second control gave 0.42x
+    assert (pooled.tokens, pooled.control_tokens) == (2685, 8530)
+
+
 def test_k_slow_windows_in_a_row_roll_back_with_the_numbers_in_words() -> None:
     decision = decide_speed(1.0, 3, [window(0.94), window(0.58), window(0.61)])
     assert decision.verdict is Verdict.ROLLBACK
