@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import types
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
+from tests.harness import loopback
 from tests.harness.fakevllm import Behaviour, FakeVllm
 from tests.harness.localcluster import free_port
 
@@ -189,6 +191,16 @@ def test_a_canary_that_is_not_ready_is_starting_and_a_new_canary_starts_over(clo
 
 
 # ----------------------------------------------------------------------------------------- metrics.source Prometheus
+@asynccontextmanager
+async def serving_prometheus(fake: ScriptedPrometheus) -> AsyncIterator[str]:
+    from aiohttp import web
+
+    app = web.Application()
+    app.add_routes([web.get("/api/v1/query", fake.query)])
+    async with loopback.serving(app) as url:
+        yield url
+
+
 class ScriptedPrometheus:
     """Answers the operator's PromQL per side: a query naming the other side's pod (the canary's, or the control
     group's) gets that side's numbers."""
@@ -210,8 +222,6 @@ class ScriptedPrometheus:
 
 
 async def test_with_prometheus_the_canary_and_serving_windows_are_queried_per_side(clock: Clock) -> None:
-    from aiohttp import web
-
     acceptance = {
         "vllm:spec_decode_num_drafts_total": 1000.0,
         "vllm:spec_decode_num_draft_tokens_total": 4000.0,
@@ -229,30 +239,19 @@ async def test_with_prometheus_the_canary_and_serving_windows_are_queried_per_si
         "vllm:request_time_per_output_token_seconds_sum": 0.3,  # 30 ms vs 20 ms per output token
     }
     fake = ScriptedPrometheus(serving, canary)
-    app = web.Application()
-    app.add_routes([web.get("/api/v1/query", fake.query)])
-    runner = web.AppRunner(app, shutdown_timeout=0.1)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    s = SpeculativeDeploymentSpec.model_validate(
-        {
-            **spec(8000).model_dump(by_alias=True, exclude_unset=True, mode="json"),
-            "metrics": {
-                "scrapeIntervalSeconds": 5,
-                "source": "Prometheus",
-                "prometheus": {"url": f"http://{host}:{port}"},
-            },
-        }
-    )
     pods = [pod("sd-aaaaaaaaaa-0", "127.0.0.2", SERVING.id), pod("sd-bbbbbbbbbb-0", "127.0.0.3", CANARY.id)]
     t = AcceptanceTracker()
     started(t, clock)
     try:
-        found = await run(clock, t, s, pods, 11)
+        async with serving_prometheus(fake) as url:
+            s = SpeculativeDeploymentSpec.model_validate(
+                {
+                    **spec(8000).model_dump(by_alias=True, exclude_unset=True, mode="json"),
+                    "metrics": {"scrapeIntervalSeconds": 5, "source": "Prometheus", "prometheus": {"url": url}},
+                }
+            )
+            found = await run(clock, t, s, pods, 11)
     finally:
-        await runner.cleanup()
         await POOLS.close()
     assert found.acceptance is not None and found.acceptance["rate"] == 0.75, "serving windows from its own pods"
     assert found.canary is not None and found.canary.verdict is CanaryVerdict.FAILED, found.canary.message
@@ -265,8 +264,6 @@ async def test_with_prometheus_the_canary_and_serving_windows_are_queried_per_si
 async def test_with_prometheus_the_control_group_is_queried_over_the_serving_windows_and_trips_min_speedup(
     clock: Clock,
 ) -> None:
-    from aiohttp import web
-
     from specdeploy.render.control import control_revision
 
     counters = {
@@ -280,26 +277,6 @@ async def test_with_prometheus_the_control_group_is_queried_over_the_serving_win
     speculative = {**counters, "vllm:request_time_per_output_token_seconds_sum": 0.3}  # 30 ms per output token
     control = {**counters, "vllm:request_time_per_output_token_seconds_sum": 0.2}  # 20 ms: speculation 0.67x
     fake = ScriptedPrometheus(speculative, control, other="sd-control-0")
-    app = web.Application()
-    app.add_routes([web.get("/api/v1/query", fake.query)])
-    runner = web.AppRunner(app, shutdown_timeout=0.1)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    s = SpeculativeDeploymentSpec.model_validate(
-        {
-            "target": {"model": "org/target-8b"},
-            "draft": {"model": "org/draft-1b"},
-            "speculation": {"control": {"replicas": 1, "minOutputTokens": 100}},
-            "metrics": {
-                "scrapeIntervalSeconds": 5,
-                "source": "Prometheus",
-                "prometheus": {"url": f"http://{host}:{port}"},
-            },
-            "rollback": {"windowSeconds": 10, "consecutiveWindows": 2, "warmupSeconds": 20, "minSpeedup": 0.9},
-        }
-    )
     pods = [
         pod("sd-aaaaaaaaaa-0", "127.0.0.2", SERVING.id),
         pod("sd-control-0", "127.0.0.3", control_revision(SERVING.id)),
@@ -308,12 +285,21 @@ async def test_with_prometheus_the_control_group_is_queried_over_the_serving_win
     t.set_serving(ServingChoice(SERVING, True), deployment(SERVING.id), now=clock.now)
     found = None
     try:
-        for _ in range(12):
-            clock.now += 5
-            await t.scrape("llm", "sd", s, pods)
-            found = t.finding(s, "llm", "sd")
+        async with serving_prometheus(fake) as url:
+            s = SpeculativeDeploymentSpec.model_validate(
+                {
+                    "target": {"model": "org/target-8b"},
+                    "draft": {"model": "org/draft-1b"},
+                    "speculation": {"control": {"replicas": 1, "minOutputTokens": 100}},
+                    "metrics": {"scrapeIntervalSeconds": 5, "source": "Prometheus", "prometheus": {"url": url}},
+                    "rollback": {"windowSeconds": 10, "consecutiveWindows": 2, "warmupSeconds": 20, "minSpeedup": 0.9},
+                }
+            )
+            for _ in range(12):
+                clock.now += 5
+                await t.scrape("llm", "sd", s, pods)
+                found = t.finding(s, "llm", "sd")
     finally:
-        await runner.cleanup()
         await POOLS.close()
     assert found is not None and found.trip and found.trip_reason == "SlowerThanControl", found
     assert "0.67x" in found.message

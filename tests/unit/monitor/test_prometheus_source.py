@@ -9,6 +9,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from tests.harness import loopback
 
 from specdeploy.monitor.acceptance import summarize
 from specdeploy.monitor.prometheus_source import (
@@ -116,14 +117,9 @@ async def prometheus() -> AsyncIterator[FakePrometheus]:
     fake = FakePrometheus()
     app = web.Application()
     app.add_routes([web.get("/api/v1/query", fake.query)])
-    runner = web.AppRunner(app, shutdown_timeout=0.1)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    fake.base = f"http://{host}:{port}/"
-    yield fake
-    await runner.cleanup()
+    async with loopback.serving(app) as url:
+        fake.base = f"{url}/"
+        yield fake
 
 
 async def test_query_window_against_a_prometheus_shaped_server(prometheus: FakePrometheus) -> None:
@@ -193,14 +189,9 @@ async def hostile() -> AsyncIterator[HostilePrometheus]:
         ("many", fake.many),
     ]:
         app.router.add_get(f"/{prefix}/api/v1/query", handler)
-    runner = web.AppRunner(app, shutdown_timeout=0.1)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    fake.base = f"http://{host}:{port}"
-    yield fake
-    await runner.cleanup()
+    async with loopback.serving(app) as url:
+        fake.base = url
+        yield fake
 
 
 @pytest.mark.parametrize(
