@@ -274,17 +274,18 @@ def test_the_api_server_refuses_a_replica_that_is_not_whole_nodes(
 
 
 # ---------------------------------------------------------------------- through the operator (issue 16)
-GOOD, BAD = "org/good-draft", "org/bad-draft"
+GOOD, BAD, GOOD2 = "org/good-draft", "org/bad-draft", "org/good-draft-2"
+REPLACE = {"strategy": "Replace"}  # the pool holds one group: no room for a canary group beside it
 
 
-def sd_spec(pool: str, draft: str) -> dict[str, Any]:
+def sd_spec(pool: str, draft: str, rollout: dict[str, Any] = REPLACE) -> dict[str, Any]:
     """TP 8 x PP 2 on 8-GPU nodes (a group of 2 pods), judged on short windows so that a bad draft trips fast."""
     return {
         "target": {"model": "org/target-405b", "tensorParallelSize": 8, "pipelineParallelSize": 2},
         "draft": {"model": draft},
         "speculation": {"method": "draft_model", "numSpeculativeTokens": 4},
         "validation": {"policy": "Skip"},
-        "rollout": {"strategy": "Replace"},  # the pool holds one group: no room for a canary group beside it
+        "rollout": rollout,
         "serving": {
             "gpusPerNode": 8,
             "nodeSelector": {POOL_LABEL: pool},
@@ -316,8 +317,9 @@ def lws_operator(cluster: LocalCluster, crd: str, namespace: str, tmp_path: Path
 
 @pytest.fixture
 def leaders(cluster: LocalCluster) -> Iterator[Fleet]:
-    """A scripted vLLM /metrics on every Ready leader (component server): 80% accepted for GOOD, 20% for BAD."""
-    rates = {GOOD: 0.8, BAD: 0.2}
+    """A scripted vLLM /metrics on every Ready leader (component server): 80% accepted for GOOD and GOOD2, 20% for
+    BAD (and, with a 40 ms engine step, a time per output token that follows: BAD's is the slower)."""
+    rates = {GOOD: 0.8, BAD: 0.2, GOOD2: 0.8}
     fleet = Fleet(cluster.kubeconfig, lambda draft: Behaviour(rate=rates.get(draft or "", 0.7) if draft else None))
     fleet.start()
     yield fleet
@@ -458,3 +460,92 @@ def test_without_leaderworkerset_support_a_multi_node_spec_is_refused_and_nothin
     assert len(warnings) == 1 and warnings[0]["type"] == "Warning"
     assert kubectl.items("deployments", namespace) == []
     assert not kubectl.items("pods", namespace)
+
+
+@pytest.fixture(scope="module")
+def wide_pool(cluster: LocalCluster, kubectl: Kubectl) -> str:
+    """Four fresh 8-GPU kwok nodes for this module's canary test: the serving group and a canary group beside it."""
+    pool = f"lws-{uuid.uuid4().hex[:6]}"
+    nodes = len(cluster.get("/api/v1/nodes")["items"])
+    for node in cluster.add_gpu_nodes(4, start=nodes, gpus=8):
+        kubectl.run("label", "node", node, f"{POOL_LABEL}={pool}")
+        kubectl.run("taint", "node", node, f"{TAINT}={pool}:NoSchedule")
+    return pool
+
+
+def test_a_multi_node_canary_is_an_extra_group_aborted_beside_the_serving_one_or_promoted_group_by_group(
+    lws: LwsController,
+    wide_pool: str,
+    kubectl: Kubectl,
+    namespace: str,
+    lws_operator: OperatorProcess,
+    leaders: Fleet,
+) -> None:
+    canary = {"strategy": "Canary", "canary": {"replicas": 1, "analysisWindows": 2}}
+    kubectl.apply(manifest("big", sd_spec(wide_pool, GOOD, canary)), "-n", namespace)
+
+    def stable() -> dict[str, Any] | None:
+        st = sd_status(kubectl, "big", namespace)
+        return st if st.get("revision", {}).get("stable") and st.get("readyReplicas") == 1 else None
+
+    st = wait_for("the first revision to serve as one group and become stable", stable, timeout=120, interval=0.5)
+    good = f"big-{st['revision']['serving']}"
+    serving_uids = {p["metadata"]["uid"] for p in group_pods(kubectl, namespace, good)}
+    assert len(serving_uids) == 2
+
+    low: list[str] = []  # moments the object had no ready group (it must never happen)
+
+    def watch(until: Any) -> Any:
+        def step() -> Any:
+            st = sd_status(kubectl, "big", namespace)
+            if (st.get("readyReplicas") or 0) < 1:
+                low.append(str(st.get("ready")))
+            return until(st)
+
+        return step
+
+    # A bad draft under Canary: a second group starts beside the serving one, is judged, and is aborted.
+    kubectl.apply(manifest("big", sd_spec(wide_pool, BAD, canary)), "-n", namespace)
+    beside = wait_for(
+        "a canary group beside the serving one",
+        watch(
+            lambda st: (
+                workloads(kubectl, namespace, "leaderworkersets")
+                if len(workloads(kubectl, namespace, "leaderworkersets")) == 2
+                else None
+            )
+        ),
+        timeout=60,
+        interval=0.5,
+    )
+    [bad] = [n for n in beside if n != good]
+    assert leader_draft(kubectl, bad, namespace) == BAD
+    aborted = wait_for(
+        "the canary group to be aborted",
+        watch(lambda st: st if condition(st, "RolledBack").get("reason") == "CanaryAborted" else None),
+        timeout=120,
+        interval=0.5,
+    )
+    assert aborted["canary"]["phase"] == "Aborted", aborted["canary"]
+    wait_for(
+        "the canary's LeaderWorkerSet to go",
+        watch(lambda st: workloads(kubectl, namespace, "leaderworkersets") == [good]),
+        timeout=60,
+        interval=0.5,
+    )
+    assert {p["metadata"]["uid"] for p in group_pods(kubectl, namespace, good)} == serving_uids, "serving untouched"
+
+    # A good second draft: its group is judged beside the serving one, promoted, and the old group removed.
+    kubectl.apply(manifest("big", sd_spec(wide_pool, GOOD2, canary)), "-n", namespace)
+
+    def promoted(st: dict[str, Any]) -> dict[str, Any] | None:
+        names = workloads(kubectl, namespace, "leaderworkersets")
+        done = (st.get("canary") or {}).get("phase") == "Promoted" and len(names) == 1 and names != [good]
+        return st if done and st.get("readyReplicas") == 1 else None
+
+    st = wait_for(
+        "the second draft's group to be promoted and the old one removed", watch(promoted), timeout=180, interval=0.5
+    )
+    [new] = workloads(kubectl, namespace, "leaderworkersets")
+    assert leader_draft(kubectl, new, namespace) == GOOD2
+    assert low == [], f"the object had no ready group at some point: {low}"
