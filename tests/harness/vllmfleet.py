@@ -25,6 +25,8 @@ import hashlib
 import itertools
 import json
 import shutil
+import subprocess
+import sys
 import threading
 import time
 from collections import deque
@@ -387,34 +389,72 @@ class VllmFleet:
 
     # ------------------------------------------------------------------ traffic
     def _send(self, ps: PodServer, traffic: Traffic) -> None:
-        """Greedy completions, one after another, until the server is stopped."""
+        """Greedy completions, one after another, until the server is stopped (timed: in a client process)."""
         assert ps.server is not None
+        if traffic.timed:
+            self._send_timed(ps, traffic)
+            return
         while not ps.stopping.is_set() and not self._stop.is_set():
             prompt = traffic.prompts[next(self._prompt_counter) % len(traffic.prompts)]
             try:
-                if traffic.timed:
-                    timing = ps.server.complete_timed(prompt, traffic.max_tokens)
-                    tokens, decode = timing.output_tokens, timing.last_token_s - timing.first_token_s
-                else:
-                    reply = ps.server.complete(prompt, traffic.max_tokens)
-                    tokens, decode = int((reply.get("usage") or {}).get("completion_tokens") or 0), 0.0
+                reply = ps.server.complete(prompt, traffic.max_tokens)
             except ServerError as err:
-                if ps.stopping.is_set():
+                if self._request_failed(ps, str(err)):
                     return
-                ps.request_errors.append(str(err)[:500])
-                if not ps.server.running():
-                    ps.state, ps.error = "failed", str(err)
-                    self.failures.append(f"{ps.namespace}/{ps.pod} (draft {ps.draft}) died: {err}")
-                    return
-                ps.stopping.wait(1)
                 continue
             with ps.counting:
                 ps.requests += 1
-                ps.completion_tokens += tokens
-                if traffic.timed and tokens > 1:
-                    ps.decode_seconds += decode
-                    ps.decode_tokens += tokens - 1
-                    ps.finished.append((time.time(), decode, tokens - 1))
+                ps.completion_tokens += int((reply.get("usage") or {}).get("completion_tokens") or 0)
+
+    def _request_failed(self, ps: PodServer, error: str) -> bool:
+        """Note a failed request; True when sending should stop (the pod is stopping, or its server died)."""
+        assert ps.server is not None
+        if ps.stopping.is_set():
+            return True
+        ps.request_errors.append(error[:500])
+        if not ps.server.running():
+            ps.state, ps.error = "failed", error
+            self.failures.append(f"{ps.namespace}/{ps.pod} (draft {ps.draft}) died: {error}")
+            return True
+        ps.stopping.wait(1)
+        return False
+
+    def _send_timed(self, ps: PodServer, traffic: Traffic) -> None:
+        """The same traffic, streamed and timed by ``tests.harness.timedclient`` in its own process (see there why);
+        each request it reports is counted here with the time it finished by its clock."""
+        assert ps.server is not None and ps.server.model_id is not None
+        argv = [
+            sys.executable, "-m", "tests.harness.timedclient", "--host", ps.server.host, "--port", str(ps.server.port),
+            "--model", ps.server.model_id, "--max-tokens", str(traffic.max_tokens),
+            "--offset", str(next(self._prompt_counter)),
+        ]  # fmt: skip
+        root = Path(__file__).resolve().parents[2]  # where ``tests`` is a package
+        with subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=root) as client:
+            assert client.stdin is not None and client.stdout is not None
+            client.stdin.write(json.dumps(list(traffic.prompts)))
+            client.stdin.close()
+            stop = threading.Thread(target=self._stop_client, args=(ps, client), daemon=True)
+            stop.start()
+            for line in client.stdout:
+                done = json.loads(line)
+                if "error" in done:
+                    if self._request_failed(ps, str(done["error"])):
+                        break
+                    continue
+                tokens, decode = int(done["tokens"]), float(done["decode"])
+                with ps.counting:
+                    ps.requests += 1
+                    ps.completion_tokens += tokens
+                    if tokens > 1:
+                        ps.decode_seconds += decode
+                        ps.decode_tokens += tokens - 1
+                        ps.finished.append((float(done["finished"]), decode, tokens - 1))
+            client.terminate()
+
+    def _stop_client(self, ps: PodServer, client: subprocess.Popen[str]) -> None:
+        while not ps.stopping.wait(0.5) and not self._stop.is_set() and client.poll() is None:
+            pass
+        client.terminate()
 
 
 T = TypeVar("T")
