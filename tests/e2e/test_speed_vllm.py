@@ -11,14 +11,16 @@ streamed).
 The operator's number is the speedup it publishes in status.performance before the rollback: the windows the
 minSpeedup rule judged, pooled, over the span ``speedupFrom``..``speedupTo`` (the scrapes the data lies between, to
 the millisecond). The client's number is over the same span: the requests that finished in it, each timed by the
-client from its first to its last streamed token, summed over the tokens after each request's first (vLLM's own
-definition of time per output token), control over speculative. The two must agree within the issue's 15%.
+client (``tests.harness.timedclient``, a process per sender) from its first to its last streamed token, summed over
+the tokens after each request's first (vLLM's own definition of time per output token), control over speculative.
+The two must agree within the issue's 15%.
 
 Earlier this test compared per-window figures aligned on the moment the rollback was seen, and over ten runs the
 ratio operator/client ranged from 0.77 to 3.44: the speculative pod's speed swings several-fold from one 20 s window
 to the next, so a misaligned edge or a window mean weighted differently from the client's moved a figure near 0.05x
 by half or more. Measuring the same requests on both sides, weighted the same way (the histogram's own mean over all
-the pooled windows, not a mean of window means), removes both. Timings and numbers go to
+the pooled windows, not a mean of window means), removes both; timing them outside the harness's process removes a
+client that read its first chunk late (see ``timedclient``). Timings and numbers go to
 ``$SPECDEPLOY_E2E_OUT/speed-vllm.json``.
 """
 
@@ -51,9 +53,8 @@ AGREEMENT = 0.15
 WARMUP_SECONDS = 20
 WINDOWS = 2
 WINDOW_SECONDS = 20
-#: Tokens per request. The client's clock starts at the first streamed token, vLLM's at the engine's; the two differ
-#: by tens of milliseconds per request on this busy machine (the control pod's figure came out 10-15% above the
-#: client's at 48 tokens, 5 ms per token), a share of each request's decode time that longer requests make small.
+#: Tokens per request: long enough that a few milliseconds of scheduling delay on either side of a request are a small
+#: share of its decode time (the control pod decodes 128 tokens in well under a second).
 MAX_TOKENS = 128
 STARTUP_TIMEOUT = 420
 VERDICT_TIMEOUT = 300
@@ -166,7 +167,9 @@ def test_a_draft_slower_than_the_control_group_is_rolled_back_on_real_vllm(
             f"({spec_requests} speculative and {control_requests} control requests), "
             f"ratio {operator_speedup / client:.3f}"
         )
-        assert client < MIN_SPEEDUP, report
+        # The client saw speculation slower than no speculation by its own clock. (Not "below minSpeedup": the
+        # published span may be one window that was just under 0.80 by vLLM's clock, a hair over by the client's.)
+        assert client < 1.0, report
         assert abs(operator_speedup / client - 1) <= AGREEMENT, report
         listed = re.search(r"\(speedups ([0-9.x, ]+)\)", event["message"])
         assert listed, event["message"]
