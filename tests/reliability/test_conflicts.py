@@ -80,7 +80,11 @@ class SecondWriter:
         for name in OBJECTS:
             self._status(name, f"round {n}", phase="Degraded" if n % 2 else "Pending")
             marks = {"metadata": {"labels": {LABEL: "ml-platform"}, "annotations": {ANNOTATION: str(n)}}}
-            dep_name = sd_deployment(self.apps, self.namespace, name).metadata.name
+            self.core.patch_namespaced_service(name, self.namespace, marks)
+            try:
+                dep_name = sd_deployment(self.apps, self.namespace, name).metadata.name
+            except AssertionError:
+                continue  # Replace deletes the old revision's Deployment before it creates the new one: none now
             try:
                 self.apps.patch_namespaced_deployment(dep_name, self.namespace, marks)
                 if n % 3 == 0:
@@ -88,7 +92,6 @@ class SecondWriter:
             except ApiException as e:
                 if e.status != 404:
                     raise  # 404: that revision's Deployment went away with it (one Deployment per revision)
-            self.core.patch_namespaced_service(name, self.namespace, marks)
 
     def _status(self, name: str, message: str, phase: str | None) -> None:
         """Read-modify-write of the status with the resourceVersion; retried on 409 Conflict."""
