@@ -195,58 +195,71 @@ def test_a_tp8_pp2_target_runs_as_one_group_of_two_pods_and_a_dead_worker_recrea
     wait_for("the group's pods to go", lambda: not group_pods(kubectl, namespace, big), timeout=120, interval=1)
 
 
-def test_a_statefulset_name_of_52_characters_gets_its_pods_and_53_does_not(
+def test_a_statefulset_name_of_52_characters_gets_its_pods_and_a_longer_one_loses_them_to_its_revision_label(
     lws: LwsController, pool: str, kubectl: Kubectl, namespace: str
 ) -> None:
     """Why multi-node names stop at MAX_MULTI_NODE_NAME_LENGTH, on the real LWS and StatefulSet controllers.
 
     A group's workers are a StatefulSet ``<LeaderWorkerSet>-<group index>``, whose pods carry the label
-    ``controller-revision-hash=<StatefulSet>-<10 characters>``: at 53 characters that label is too long and the pods
-    are never created (kubernetes/kubernetes#64023). The API's limit leaves room for the worst case, a ``-nospec``
-    revision at group index 999 (52 characters); here group 0 stands in for it with an object name 2 characters
-    longer, which reaches exactly 52, and one more character shows the failure the limit prevents.
+    ``controller-revision-hash=<StatefulSet>-<hash>``, the StatefulSet's ``status.updateRevision``: the hash is a
+    32-bit number's decimal digits re-encoded, 10 characters for about three values in four and fewer for the rest.
+    Past 63 characters the label is invalid and the pods are never created (kubernetes/kubernetes#64023). The API's
+    limit leaves room for the worst case, a ``-nospec`` revision at group index 999 with a 10-character hash (52 + 11);
+    here group 0 stands in for index 999 with an object name 2 characters longer, which reaches exactly 52. One more
+    character: the workers exist exactly when their revision label fits (usually it does not).
     """
     revision = "0123456789-nospec"
-    at_limit = render_leaderworkerset(
-        "l" * (MAX_MULTI_NODE_NAME_LENGTH + 2), namespace, big_spec(pool), revision, owner=None
-    )
-    name = at_limit["metadata"]["name"]
-    assert len(f"{name}-0") == 52
-    kubectl.apply(at_limit)
+
+    def group(extra: int) -> tuple[str, str]:
+        obj = render_leaderworkerset(
+            "l" * (MAX_MULTI_NODE_NAME_LENGTH + extra), namespace, big_spec(pool), revision, owner=None
+        )
+        kubectl.apply(obj)
+        name = obj["metadata"]["name"]
+        return name, f"{name}-0"
+
+    def update_revision(workers: str) -> str | None:
+        sts = kubectl.get("statefulset", workers, namespace) or {}
+        return (sts.get("status") or {}).get("updateRevision")
+
+    def delete(name: str) -> None:
+        kubectl.run("delete", "leaderworkerset", name, "-n", namespace, "--wait=false")
+        wait_for("the group's pods to go", lambda: not group_pods(kubectl, namespace, name), timeout=120, interval=1)
+
+    name, workers = group(2)
+    assert len(workers) == 52
 
     def whole_group_ready() -> list[dict[str, Any]] | None:
         pods = group_pods(kubectl, namespace, name)
         return pods if len(pods) == 2 and all(ready(p) for p in pods) else None
 
     wait_for("the group of a 52-character StatefulSet to be Ready", whole_group_ready, timeout=120, interval=1)
-    kubectl.run("delete", "leaderworkerset", name, "-n", namespace, "--wait=false")
-    wait_for("the group's pods to go", lambda: not group_pods(kubectl, namespace, name), timeout=120, interval=1)
+    label = update_revision(workers)
+    assert label is not None and label.startswith(f"{workers}-") and len(label) <= 63, label
+    delete(name)
 
-    over = render_leaderworkerset(
-        "l" * (MAX_MULTI_NODE_NAME_LENGTH + 3), namespace, big_spec(pool), revision, owner=None
-    )
-    name = over["metadata"]["name"]
-    workers = f"{name}-0"
+    name, workers = group(3)
     assert len(workers) == 53
-    kubectl.apply(over)
+    label = wait_for("the worker StatefulSet's revision", lambda: update_revision(workers), timeout=120, interval=1)
+    if len(label) <= 63:  # a hash of fewer than 10 characters this time: the label fits, the worker is created
+        wait_for("the group of a 53-character StatefulSet to be Ready", whole_group_ready, timeout=120, interval=1)
+    else:
 
-    def refused() -> str | None:
-        events = kubectl.items("events", namespace)
-        return next(
-            (
-                e["message"]
-                for e in events
-                if e.get("reason") == "FailedCreate" and (e.get("involvedObject") or {}).get("name") == workers
-            ),
-            None,
-        )
+        def refused() -> str | None:
+            return next(
+                (
+                    e["message"]
+                    for e in kubectl.items("events", namespace)
+                    if e.get("reason") == "FailedCreate" and (e.get("involvedObject") or {}).get("name") == workers
+                ),
+                None,
+            )
 
-    message = wait_for("the StatefulSet controller to refuse the worker pod", refused, timeout=120, interval=1)
-    assert f'"{workers}-' in message and "must be no more than 63" in message, message  # the hash label
-    pods = group_pods(kubectl, namespace, name)
-    assert [p["metadata"]["labels"]["leaderworkerset.sigs.k8s.io/worker-index"] for p in pods] == ["0"], "no worker"
-    kubectl.run("delete", "leaderworkerset", name, "-n", namespace, "--wait=false")
-    wait_for("the group's pods to go", lambda: not group_pods(kubectl, namespace, name), timeout=120, interval=1)
+        message = wait_for("the StatefulSet controller to refuse the worker pod", refused, timeout=120, interval=1)
+        assert f'"{label}"' in message and "must be no more than 63" in message, message
+        pods = group_pods(kubectl, namespace, name)
+        assert [p["metadata"]["labels"]["leaderworkerset.sigs.k8s.io/worker-index"] for p in pods] == ["0"]
+    delete(name)
 
 
 @pytest.mark.parametrize(
