@@ -46,15 +46,21 @@ def lws(cluster: LocalCluster, kubectl: Kubectl, tmp_path_factory: pytest.TempPa
         controller.stop()
 
 
-@pytest.fixture(scope="module")
-def pool(cluster: LocalCluster, kubectl: Kubectl) -> str:
-    """Two fresh 8-GPU kwok nodes, labelled and tainted so that only this module's pods use them."""
+def node_pool(cluster: LocalCluster, kubectl: Kubectl, count: int) -> str:
+    """``count`` fresh 8-GPU kwok nodes, labelled and tainted with a new pool name so that only pods asking for
+    that pool use them; returns the name."""
     pool = f"lws-{uuid.uuid4().hex[:6]}"
     nodes = len(cluster.get("/api/v1/nodes")["items"])
-    for node in cluster.add_gpu_nodes(2, start=nodes, gpus=8):
+    for node in cluster.add_gpu_nodes(count, start=nodes, gpus=8):
         kubectl.run("label", "node", node, f"{POOL_LABEL}={pool}")
         kubectl.run("taint", "node", node, f"{TAINT}={pool}:NoSchedule")
     return pool
+
+
+@pytest.fixture(scope="module")
+def pool(cluster: LocalCluster, kubectl: Kubectl) -> str:
+    """Two nodes for this module's one-group tests."""
+    return node_pool(cluster, kubectl, 2)
 
 
 def big_spec(pool: str) -> SpeculativeDeploymentSpec:
@@ -477,13 +483,8 @@ def test_without_leaderworkerset_support_a_multi_node_spec_is_refused_and_nothin
 
 @pytest.fixture(scope="module")
 def wide_pool(cluster: LocalCluster, kubectl: Kubectl) -> str:
-    """Four fresh 8-GPU kwok nodes for this module's canary test: the serving group and a canary group beside it."""
-    pool = f"lws-{uuid.uuid4().hex[:6]}"
-    nodes = len(cluster.get("/api/v1/nodes")["items"])
-    for node in cluster.add_gpu_nodes(4, start=nodes, gpus=8):
-        kubectl.run("label", "node", node, f"{POOL_LABEL}={pool}")
-        kubectl.run("taint", "node", node, f"{TAINT}={pool}:NoSchedule")
-    return pool
+    """Four nodes for this module's canary test: the serving group and a canary group beside it."""
+    return node_pool(cluster, kubectl, 4)
 
 
 def test_a_multi_node_canary_is_an_extra_group_aborted_beside_the_serving_one_or_promoted_group_by_group(
